@@ -1,0 +1,190 @@
+"""`feedsvc serve|scan|check|export`: thin commands over the library.
+
+Exit status: 0 done, 1 problems found (check) or the scan could not run, 2 bad settings or usage.
+Heavy modules are imported inside each command: `serve` must set up the metrics directory
+before anything imports prometheus-client."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from feedsvc import __version__
+from feedsvc.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("feedsvc")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", metavar="DIR", help="seeds directory (default ./seeds)")
+    parser.add_argument(
+        "--db", metavar="URL", help="database URL (default sqlite:///./data/feedsvc.sqlite3)"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", type=Path, help="config file (default config/feedsvc.toml)"
+    )
+    parser.add_argument("--base-url", metavar="URL", help="public URL feeds are served under")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedsvc",
+        description="Serve a directory of seed files as Atom, RSS and JSON feeds.",
+        epilog="Every option can also be set in the config file or as FEEDSVC_<NAME> in the environment.",
+    )
+    parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve feeds over HTTP and watch the seeds directory")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", help="port to listen on (default 8080)")
+    serve.add_argument("--workers", help="worker processes (default 2)")
+    serve.add_argument(
+        "--scan-interval", metavar="SECONDS", help="seconds between scans (default 10)"
+    )
+
+    scan = commands.add_parser("scan", help="scan the seeds directory once into the database")
+    _common(scan)
+
+    check = commands.add_parser("check", help="validate seed files without writing anything")
+    _common(check)
+
+    export = commands.add_parser("export", help="write every feed as a static file")
+    _common(export)
+    export.add_argument("outdir", metavar="OUTDIR", type=Path, help="directory to write into")
+    export.add_argument(
+        "--no-scan",
+        action="store_true",
+        help="export the database as it is, without scanning first",
+    )
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    cli: dict[str, Any] = {}
+    for name in ("seeds", "db", "host", "port", "workers", "base_url", "scan_interval"):
+        value = getattr(args, name, None)
+        if value is not None:
+            cli[name] = value
+    return load_settings(cli, config_file=args.config)
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+    from feedsvc.server import serve
+
+    serve(settings)
+    return 0
+
+
+def _progress_bar() -> Any:
+    """A tqdm progress callback on a terminal, None elsewhere."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(unit="file", desc="scanning", leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    return update
+
+
+def _run_scan(settings: Settings, progress: Any = None) -> Any:
+    from feedsvc.scan import Scanner
+    from feedsvc.store import Store
+
+    store = Store(settings.db)
+    try:
+        return Scanner(store, settings).scan(progress)
+    finally:
+        store.close()
+
+
+def cmd_scan(settings: Settings, _args: argparse.Namespace) -> int:
+    from feedsvc.scan import ScanError
+
+    try:
+        report = _run_scan(settings, _progress_bar())
+    except ScanError as exc:
+        print(f"feedsvc: error: {exc}", file=sys.stderr)
+        return 1
+    for path, reason in report.errors:
+        print(f"{path}: {reason}")
+    print(
+        f"added {report.added}, updated {report.updated}, removed {report.removed}, "
+        f"unchanged {report.unchanged}, errors {report.files_with_errors} "
+        f"({len(report.errors)} new)"
+    )
+    return 0
+
+
+def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
+    from feedsvc.check import check_seeds
+    from feedsvc.scan import ScanError
+
+    try:
+        result = check_seeds(settings)
+    except ScanError as exc:
+        print(f"feedsvc: error: {exc}", file=sys.stderr)
+        return 1
+    for line in result.lines():
+        print(line)
+    print(
+        f"{result.files} files: {result.ok} ok, {result.drafts} drafts, {len(result.errors)} errors, "
+        f"{len(result.warnings)} warnings",
+        file=sys.stderr,
+    )
+    return 1 if result.errors else 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from feedsvc.export import export_site
+    from feedsvc.scan import ScanError
+    from feedsvc.store import Store
+
+    if not args.no_scan:
+        try:
+            _run_scan(settings)
+        except ScanError as exc:
+            print(f"feedsvc: error: {exc}", file=sys.stderr)
+            return 1
+    store = Store(settings.db)
+    try:
+        written = export_site(store, settings, args.outdir)
+    finally:
+        store.close()
+    print(f"wrote {written} files to {args.outdir}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "scan": cmd_scan, "check": cmd_check, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"feedsvc: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    return COMMANDS[args.command](settings, args)

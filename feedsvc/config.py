@@ -1,0 +1,209 @@
+"""Settings: defaults < config file < environment (FEEDSVC_*) < command line.
+
+Every setting is declared once in ``FIELDS``; the config file, the environment and the
+command line all go through the same converter, so a bad value reads the same wherever
+it came from and stops start-up with one line naming its source.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
+ENV_PREFIX = "FEEDSVC_"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message is one line naming its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    seeds: Path = Path("seeds")
+    db: str = "sqlite:///./data/feedsvc.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 2
+    threads: int = 4
+    base_url: str = ""
+    site_title: str = "feedsvc"
+    timezone: str = "UTC"
+    scan_interval: int = 10
+    feed_limit: int = 20
+    max_limit: int = 100
+    max_file_bytes: int = 5 * 1024 * 1024
+    websub_hubs: tuple[str, ...] = ()
+    log_level: str = "INFO"
+
+    @property
+    def public_url(self) -> str:
+        """The absolute URL feeds and pages are published under, without a trailing slash."""
+        if self.base_url:
+            return self.base_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **values)
+
+
+def _int(low: int, high: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        try:
+            number = int(str(value).strip(), 10) if not isinstance(value, int) else value
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}, got {number}")
+        return number
+
+    return convert
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value.strip()
+
+
+def _path(value: Any) -> Path:
+    text = _text(value)
+    if not text:
+        raise ValueError("expected a directory path, got an empty string")
+    return Path(text)
+
+
+def _db_url(value: Any) -> str:
+    text = _text(value)
+    if not text.startswith(("sqlite://", "postgresql")):
+        raise ValueError(f"expected a sqlite:/// or postgresql+psycopg:// URL, got {text!r}")
+    return text
+
+
+def _http_url(value: Any) -> str:
+    text = _text(value).rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    return text
+
+
+def _hubs(value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected a list of URLs, got {value!r}")
+    hubs = tuple(_http_url(item) for item in items if _text(item))
+    return tuple(dict.fromkeys(hubs))
+
+
+def _timezone(value: Any) -> str:
+    name = _text(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _log_level(value: Any) -> str:
+    level = _text(value).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
+
+
+def _title(value: Any) -> str:
+    text = _text(value)
+    if not text:
+        raise ValueError("expected a non-empty title")
+    return text
+
+
+FIELDS: dict[str, Callable[[Any], Any]] = {
+    "seeds": _path,
+    "db": _db_url,
+    "host": _text,
+    "port": _int(1, 65535),
+    "workers": _int(1, 64),
+    "threads": _int(1, 256),
+    "base_url": _http_url,
+    "site_title": _title,
+    "timezone": _timezone,
+    "scan_interval": _int(1, 86400),
+    "feed_limit": _int(1, 10000),
+    "max_limit": _int(1, 10000),
+    "max_file_bytes": _int(1, 1 << 40),
+    "websub_hubs": _hubs,
+    "log_level": _log_level,
+}
+assert set(FIELDS) == {f.name for f in fields(Settings)}
+
+
+def _convert(key: str, value: Any, source: str) -> Any:
+    try:
+        return FIELDS[key](value)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a TOML file gives; unknown keys are errors (they are usually typos)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    values = {}
+    for key, value in data.items():
+        if key not in FIELDS:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        values[key] = _convert(key, value, f"config file {path}: {key}")
+    return values
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the four sources; ``cli`` holds only the options given on the command line."""
+    environ = os.environ if environ is None else environ
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    values: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    for key in FIELDS:
+        name = ENV_PREFIX + key.upper()
+        if name in environ:
+            values[key] = _convert(key, environ[name], name)
+    for key, value in cli.items():
+        values[key] = _convert(key, value, "--" + key.replace("_", "-"))
+    settings = Settings(**values)
+    if settings.feed_limit > settings.max_limit:
+        raise ConfigError(
+            f"feed_limit ({settings.feed_limit}) is larger than max_limit ({settings.max_limit})"
+        )
+    return settings

@@ -1,0 +1,71 @@
+"""`feedsvc export`: every feed, the index, the OPML and the entry pages as static files.
+
+Files are laid out so that a static web server answers the same URLs feedsvc serves (first
+pages at the default limit). Names are written decoded, as servers look them up; a name that
+could climb out of the directory ('..', a leading dot, '/' or NUL) is percent-encoded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+from feedsvc.config import Settings
+from feedsvc.model import Format, Scope, ScopeKind
+from feedsvc.opml import render_opml
+from feedsvc.pages import render_entry, render_index
+from feedsvc.service import FeedService
+from feedsvc.store import Store
+
+
+def safe_segment(name: str) -> str:
+    name = name.replace("%", "%25").replace("/", "%2F").replace("\x00", "%00")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    return name
+
+
+def feed_file(outdir: Path, scope: Scope, fmt: Format) -> Path:
+    if scope.kind is ScopeKind.ALL:
+        parts = ["all"]
+    else:
+        parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.path)]
+    parts[-1] = f"{parts[-1]}.{fmt.value}"
+    return outdir.joinpath("feeds", *parts)
+
+
+def _write(outdir: Path, path: Path, data: bytes) -> None:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(outdir.resolve()):
+        raise ValueError(f"refusing to write outside {outdir}: {path}")
+    resolved.parent.mkdir(parents=True, exist_ok=True)
+    tmp = resolved.with_name(resolved.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, resolved)
+
+
+def export_site(store: Store, settings: Settings, outdir: Path) -> int:
+    """Write everything; returns the number of files written."""
+    service = FeedService(store, settings)
+    service.refresh()
+    summaries = service.summaries()
+    scopes = [s.scope for s in summaries] or [Scope.all()]
+    written = 0
+    for scope in scopes:
+        for fmt in Format:
+            rendered = service.feed(scope, fmt, 1, settings.feed_limit)
+            _write(outdir, feed_file(outdir, scope, fmt), rendered.body)
+            written += 1
+    _write(outdir, outdir / "index.html", render_index(settings, summaries).encode("utf-8"))
+    _write(outdir, outdir / "opml", render_opml(settings, summaries))
+    for entry in store.all_entries():
+        page = render_entry(settings, entry).encode("utf-8")
+        _write(outdir, outdir / "entries" / entry.id / "index.html", page)
+        written += 1
+    static = outdir / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    for item in files("feedsvc.web").joinpath("static").iterdir():
+        with item.open("rb") as source, (static / item.name).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return written + 2 + len(list(static.iterdir()))

@@ -1,0 +1,264 @@
+"""Scope + entries -> feed bytes, in Atom 1.0, RSS 2.0 (both via feedgen) or JSON Feed 1.1.
+
+The output is a pure function of its inputs: no clock, no randomness, no dict-order accidents.
+The same stored entries give the same bytes in every process and after every restart."""
+
+from __future__ import annotations
+
+import json
+import math
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from feedsvc import __version__
+from feedsvc.config import Settings
+from feedsvc.model import Entry, Format, Scope, ScopeKind
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+STYLESHEET_PATH = "/static/feed.xsl"
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    """One page of one scope's feed: what a single feed document shows."""
+
+    scope: Scope
+    entries: list[Entry]
+    page: int
+    last_page: int
+    limit: int
+
+    @property
+    def updated(self) -> datetime:
+        """The newest update among the entries shown: the feed's updated and Last-Modified."""
+        return max((entry.updated for entry in self.entries), default=EPOCH)
+
+
+def page_count(total: int, limit: int) -> int:
+    return max(1, math.ceil(total / limit))
+
+
+def feed_url(
+    settings: Settings, scope: Scope, fmt: Format, page: int = 1, limit: int | None = None
+) -> str:
+    """The canonical URL of a feed page: default page and limit are left out of the query."""
+    query = {}
+    if limit is not None and limit != settings.feed_limit:
+        query["limit"] = str(limit)
+    if page != 1:
+        query["page"] = str(page)
+    suffix = "?" + urlencode(query) if query else ""
+    return settings.public_url + scope.url_path(fmt) + suffix
+
+
+def entry_url(settings: Settings, entry: Entry) -> str:
+    """Where the entry is read: its original link, else feedsvc's own page for it."""
+    return entry.link or f"{settings.public_url}/entries/{entry.id}"
+
+
+def feed_title(settings: Settings, scope: Scope) -> str:
+    if scope.kind is ScopeKind.ALL:
+        return settings.site_title
+    kind = {ScopeKind.CATEGORY: "Category", ScopeKind.AUTHOR: "Author", ScopeKind.TAG: "Tag"}
+    return f"{kind[scope.kind]}: {scope.label} · {settings.site_title}"
+
+
+def feed_description(settings: Settings, scope: Scope) -> str:
+    if scope.kind is ScopeKind.ALL:
+        return f"Every entry published by {settings.site_title}"
+    what = {
+        ScopeKind.CATEGORY: f"in the category {scope.label} and its sub-categories",
+        ScopeKind.AUTHOR: f"by {scope.label}",
+        ScopeKind.TAG: f"tagged {scope.label}",
+    }
+    return f"Entries {what[scope.kind]} on {settings.site_title}"
+
+
+def ttl_minutes(settings: Settings) -> int:
+    """RSS <ttl>: how long a reader may cache, consistent with Cache-Control's max-age."""
+    return max(1, math.ceil(settings.scan_interval / 60))
+
+
+def paging_links(settings: Settings, page: FeedPage, fmt: Format) -> dict[str, str]:
+    """RFC 5005 paged-feed links (first, last, previous, next) for this page."""
+
+    def url(number: int) -> str:
+        return feed_url(settings, page.scope, fmt, number, page.limit)
+
+    links = {"first": url(1), "last": url(page.last_page)}
+    if page.page > 1:
+        links["previous"] = url(page.page - 1)
+    if page.page < page.last_page:
+        links["next"] = url(page.page + 1)
+    return links
+
+
+def image_type(url: str) -> str:
+    guessed, _ = mimetypes.guess_type(urlsplit(url).path)
+    return guessed if guessed and guessed.startswith("image/") else "image/jpeg"
+
+
+def category_terms(entry: Entry) -> list[tuple[str, str]]:
+    """(term, label) per category level and tag: every level is a category readers can filter by."""
+    terms: dict[str, str] = {}
+    for hierarchy in entry.categories:
+        for depth in range(1, len(hierarchy) + 1):
+            terms.setdefault(hierarchy[depth - 1], " › ".join(hierarchy[:depth]))
+    for tag in entry.tags:
+        terms.setdefault(tag, tag)
+    return list(terms.items())
+
+
+class _RssAtomLinks(BaseExtension):
+    """atom:link elements in an RSS channel (paging and hubs), which feedgen has no API for."""
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"atom": ATOM_NS}
+
+    def extend_rss(self, rss_feed: Any) -> Any:
+        channel = rss_feed[0]
+        for rel, href in self.links:
+            xml_elem(f"{{{ATOM_NS}}}link", channel, rel=rel, href=href)
+        return rss_feed
+
+
+class _EntryMedia(BaseEntryExtension):
+    """The lead image as an enclosure: <link rel="enclosure"> in Atom, <enclosure> in RSS.
+
+    feedgen's own entry links lose their rel and type attributes (it shadows the dict it
+    reads them from), which would turn an enclosure into a second alternate link."""
+
+    def __init__(self) -> None:
+        self.image: str | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        if self.image:
+            # feedgen writes Atom elements without a namespace under a literal xmlns attribute.
+            attrs = {"rel": "enclosure", "type": image_type(self.image), "href": self.image}
+            xml_elem("link", entry, **attrs)
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.image:
+            xml_elem("enclosure", item, url=self.image, length="0", type=image_type(self.image))
+        return item
+
+
+def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
+    fg = FeedGenerator()
+    fg.load_extension("media", atom=True, rss=True)
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.register_extension("rsslinks", _RssAtomLinks, None, atom=False, rss=True)
+    fg.register_extension("lead", BaseExtension, _EntryMedia, atom=True, rss=True)
+    fg.id(page.scope.feed_id)
+    fg.title(feed_title(settings, page.scope))
+    fg.subtitle(feed_description(settings, page.scope))
+    fg.author({"name": settings.site_title})
+    fg.generator("feedsvc", __version__)
+    fg.updated(page.updated)
+    self_url = feed_url(settings, page.scope, fmt, page.page, page.limit)
+    fg.link(href=self_url, rel="self", type=fmt.media_type)
+    extra_links = [(rel, href) for rel, href in paging_links(settings, page, fmt).items()]
+    extra_links += [("hub", hub) for hub in settings.websub_hubs]
+    if fmt is Format.ATOM:
+        for rel, href in extra_links:
+            fg.link(href=href, rel=rel)
+    else:
+        fg.rsslinks.links = extra_links
+        fg.ttl(ttl_minutes(settings))
+    # RSS takes the last link added as <link>: the HTML index goes last.
+    fg.link(href=settings.public_url + "/", rel="alternate", type="text/html")
+
+    for entry in page.entries:
+        fe = fg.add_entry(order="append")
+        fe.id(entry.urn)
+        fe.title(entry.title)
+        fe.link(href=entry_url(settings, entry))
+        fe.published(entry.published)
+        fe.updated(entry.updated)
+        if entry.summary:
+            fe.summary(entry.summary)
+        fe.content(entry.content or entry.summary or entry.title, type="html")
+        for term, label in category_terms(entry):
+            fe.category(term=term, label=label)
+        if fmt is Format.ATOM:
+            for author in entry.authors:
+                fe.author(
+                    {
+                        k: v
+                        for k, v in (
+                            ("name", author.name),
+                            ("email", author.email),
+                            ("uri", author.url),
+                        )
+                        if v
+                    }
+                )
+        for author in entry.authors:
+            fe.dc.dc_creator(author.name)
+        if entry.image:
+            fe.media.thumbnail(url=entry.image, group=None)
+            fe.lead.image = entry.image
+    body = fg.atom_str(pretty=True) if fmt is Format.ATOM else fg.rss_str(pretty=True)
+    declaration, _, rest = body.partition(b"\n")
+    stylesheet = f'<?xml-stylesheet href="{settings.public_url}{STYLESHEET_PATH}" type="text/xsl"?>'
+    return declaration + b"\n" + stylesheet.encode() + b"\n" + rest
+
+
+def _json_feed(settings: Settings, page: FeedPage) -> bytes:
+    """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
+    feed: dict[str, Any] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed_title(settings, page.scope),
+        "home_page_url": settings.public_url + "/",
+        "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit),
+        "description": feed_description(settings, page.scope),
+        "authors": [{"name": settings.site_title}],
+    }
+    links = paging_links(settings, page, Format.JSON)
+    if "next" in links:
+        feed["next_url"] = links["next"]
+    if settings.websub_hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in settings.websub_hubs]
+    items = []
+    for entry in page.entries:
+        item: dict[str, Any] = {
+            "id": entry.urn,
+            "url": entry_url(settings, entry),
+            "title": entry.title,
+            "content_html": entry.content or entry.summary or entry.title,
+            "date_published": entry.published.isoformat(),
+            "date_modified": entry.updated.isoformat(),
+        }
+        if entry.summary:
+            item["summary"] = entry.summary
+        if entry.image:
+            item["image"] = entry.image
+        if entry.authors:
+            item["authors"] = [
+                {k: v for k, v in (("name", a.name), ("url", a.url)) if v} for a in entry.authors
+            ]
+        terms = [term for term, _label in category_terms(entry)]
+        if terms:
+            item["tags"] = terms
+        items.append(item)
+    feed["items"] = items
+    return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+
+
+def render(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
+    """The feed document for one page of one scope."""
+    if fmt is Format.JSON:
+        return _json_feed(settings, page)
+    return _xml_feed(settings, page, fmt)

@@ -1,0 +1,139 @@
+"""Cross-process locks that keep scans from overlapping, whatever runs them.
+
+Two locks per database: the *leader* lock, which one serving process wins and keeps for its
+whole life (it is the replica that scans on schedule: ``"scanner": true`` in /status), and
+the *scan* lock, held for the length of each scan by whoever scans (the leader, or a
+``feedsvc scan`` run by hand). SQLite uses flock(2) on files beside the database; PostgreSQL
+uses advisory locks, so replicas on different hosts exclude each other too. Both are released
+by the operating system or the server when a process dies, even by kill -9."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection, make_url
+
+_PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
+
+
+class ScanLocks:
+    """The leader lock and the scan lock of one database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        url = make_url(str(engine.url))
+        self._pg = engine.dialect.name == "postgresql"
+        self._dir: Path | None = None
+        if not self._pg and url.database and url.database != ":memory:":
+            self._dir = Path(url.database).resolve().parent
+            self._stem = Path(url.database).name
+        self._leader_fd: int | None = None
+        self._leader_conn: Connection | None = None
+        self._local = threading.Lock()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader_fd is not None or self._leader_conn is not None
+
+    def try_lead(self) -> bool:
+        """Win the leader lock if nobody holds it; once won it is kept until release()."""
+        if self.is_leader:
+            return True
+        if self._pg:
+            conn = self._engine.connect()
+            got = conn.execute(
+                text(f"select pg_try_advisory_lock({_PG_KEY})"), {"role": "leader"}
+            ).scalar()
+            conn.commit()
+            if got:
+                self._leader_conn = conn
+            else:
+                conn.close()
+            return bool(got)
+        fd = self._open("leader")
+        if fd is None:
+            self._leader_fd = -1
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._leader_fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._leader_conn is not None:
+            try:
+                self._leader_conn.close()
+            finally:
+                self._leader_conn = None
+        if self._leader_fd is not None:
+            if self._leader_fd >= 0:
+                os.close(self._leader_fd)
+            self._leader_fd = None
+
+    @contextmanager
+    def scanning(self, timeout: float = 600.0) -> Iterator[None]:
+        """Hold the scan lock for the block, waiting up to ``timeout`` for a running scan."""
+        if not self._local.acquire(timeout=timeout):
+            raise TimeoutError("another scan in this process is still running")
+        try:
+            if self._pg:
+                with self._pg_scan_lock(timeout):
+                    yield
+            else:
+                with self._file_scan_lock(timeout):
+                    yield
+        finally:
+            self._local.release()
+
+    @contextmanager
+    def _pg_scan_lock(self, timeout: float) -> Iterator[None]:
+        with self._engine.connect() as conn:
+            deadline = time.monotonic() + timeout
+            query = text(f"select pg_try_advisory_lock({_PG_KEY})")
+            while not conn.execute(query, {"role": "scan"}).scalar():
+                conn.commit()
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another process is still scanning")
+                time.sleep(0.2)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text(f"select pg_advisory_unlock({_PG_KEY})"), {"role": "scan"})
+                conn.commit()
+
+    @contextmanager
+    def _file_scan_lock(self, timeout: float) -> Iterator[None]:
+        fd = self._open("scan")
+        if fd is None:
+            yield
+            return
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("another process is still scanning") from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+    def _open(self, role: str) -> int | None:
+        if self._dir is None:
+            return None
+        self._dir.mkdir(parents=True, exist_ok=True)
+        return os.open(self._dir / f"{self._stem}.{role}.lock", os.O_RDWR | os.O_CREAT, 0o644)

@@ -1,0 +1,199 @@
+"""The values that flow through feedsvc: an Entry made from one seed file, and the Scope
+(site, category path, author or tag) a feed is built for."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from urllib.parse import quote, unquote
+
+# Fixed namespace for every id feedsvc derives: ids must never depend on anything but input.
+NAMESPACE = uuid.UUID("6f1d8a52-4c1e-5b7a-9d2e-3c8f0b1a7e64")
+
+
+def stable_uuid(kind: str, name: str) -> str:
+    """A name-based (version 5) UUID; works for any str, including undecodable file names."""
+    digest = hashlib.sha1(
+        NAMESPACE.bytes + f"{kind}:".encode() + name.encode("utf-8", "surrogateescape")
+    )
+    return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+class Format(StrEnum):
+    ATOM = "atom"
+    RSS = "rss"
+    JSON = "json"
+
+    @property
+    def media_type(self) -> str:
+        return {
+            Format.ATOM: "application/atom+xml",
+            Format.RSS: "application/rss+xml",
+            Format.JSON: "application/feed+json",
+        }[self]
+
+
+class ScopeKind(StrEnum):
+    ALL = "all"
+    CATEGORY = "category"
+    AUTHOR = "author"
+    TAG = "tag"
+
+    @property
+    def url_segment(self) -> str:
+        return {
+            ScopeKind.ALL: "",
+            ScopeKind.CATEGORY: "categories",
+            ScopeKind.AUTHOR: "authors",
+            ScopeKind.TAG: "tags",
+        }[self]
+
+
+@dataclass(frozen=True, order=True)
+class Scope:
+    """What a feed covers. ``path`` is the category hierarchy, or the one author or tag name."""
+
+    kind: ScopeKind
+    path: tuple[str, ...] = ()
+
+    @classmethod
+    def all(cls) -> Scope:
+        return cls(ScopeKind.ALL)
+
+    @property
+    def key(self) -> str:
+        """A unique text key: the kind, then each name percent-encoded (so '/' stays inside)."""
+        if self.kind is ScopeKind.ALL:
+            return "all"
+        return self.kind.value + ":" + "/".join(quote(part, safe="") for part in self.path)
+
+    @classmethod
+    def from_key(cls, key: str) -> Scope:
+        if key == "all":
+            return cls.all()
+        kind, _, rest = key.partition(":")
+        return cls(ScopeKind(kind), tuple(unquote(part) for part in rest.split("/")))
+
+    @property
+    def feed_id(self) -> str:
+        return "urn:uuid:" + stable_uuid("feed", self.key)
+
+    def url_path(self, fmt: Format) -> str:
+        """The feed's path on the site, each name percent-encoded as UTF-8."""
+        if self.kind is ScopeKind.ALL:
+            return f"/feeds/all.{fmt.value}"
+        segments = "/".join(quote(part, safe="") for part in self.path)
+        return f"/feeds/{self.kind.url_segment}/{segments}.{fmt.value}"
+
+    @property
+    def label(self) -> str:
+        """A human name: 'All entries', '新媒体 › 快科技', or the author or tag."""
+        if self.kind is ScopeKind.ALL:
+            return "All entries"
+        return " › ".join(self.path)
+
+    @property
+    def parent(self) -> Scope | None:
+        if self.kind is ScopeKind.CATEGORY and len(self.path) > 1:
+            return Scope(ScopeKind.CATEGORY, self.path[:-1])
+        return None
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One published seed file, normalised: every text field is sanitised and XML-safe."""
+
+    id: str
+    path: str
+    title: str
+    published: datetime
+    updated: datetime
+    authors: tuple[Author, ...]
+    categories: tuple[tuple[str, ...], ...]
+    tags: tuple[str, ...]
+    link: str | None
+    image: str | None
+    summary: str
+    content: str
+
+    @property
+    def urn(self) -> str:
+        return "urn:uuid:" + self.id
+
+    def scopes(self) -> list[Scope]:
+        """Every feed this entry belongs to: the site, each level of each hierarchy, authors, tags."""
+        found = {Scope.all()}
+        for hierarchy in self.categories:
+            for depth in range(1, len(hierarchy) + 1):
+                found.add(Scope(ScopeKind.CATEGORY, hierarchy[:depth]))
+        found.update(Scope(ScopeKind.AUTHOR, (author.name,)) for author in self.authors)
+        found.update(Scope(ScopeKind.TAG, (tag,)) for tag in self.tags)
+        return sorted(found)
+
+    def to_json(self) -> str:
+        """Canonical JSON of the entry's fields (sorted keys), stored and hashed as it is."""
+        data = asdict(self)
+        data["published"] = int(self.published.timestamp())
+        data["updated"] = int(self.updated.timestamp())
+        return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Entry:
+        data = json.loads(text)
+        return cls(
+            id=data["id"],
+            path=data["path"],
+            title=data["title"],
+            published=datetime.fromtimestamp(data["published"], UTC),
+            updated=datetime.fromtimestamp(data["updated"], UTC),
+            authors=tuple(Author(**a) for a in data["authors"]),
+            categories=tuple(tuple(h) for h in data["categories"]),
+            tags=tuple(data["tags"]),
+            link=data["link"],
+            image=data["image"],
+            summary=data["summary"],
+            content=data["content"],
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.to_json().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_KINDS_BY_SEGMENT = {kind.url_segment: kind for kind in ScopeKind if kind is not ScopeKind.ALL}
+
+
+def parse_feed_path(raw: str) -> tuple[Scope, Format]:
+    """The scope and format a percent-encoded path under /feeds/ names (the inverse of
+    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed."""
+    rest = raw.removeprefix("/feeds/")
+    stem, dot, ext = rest.rpartition(".")
+    if not dot or ext not in Format.__members__.values():
+        raise ValueError("unknown feed format")
+    fmt = Format(ext)
+    if stem == "all":
+        return Scope.all(), fmt
+    kind_segment, _, names = stem.partition("/")
+    kind = _KINDS_BY_SEGMENT.get(kind_segment)
+    if kind is None or not names:
+        raise ValueError("unknown feed kind")
+    path = tuple(
+        unicodedata.normalize("NFC", unquote(part, errors="strict")) for part in names.split("/")
+    )
+    if any(not part.strip() for part in path):
+        raise ValueError("empty name in feed path")
+    if kind is not ScopeKind.CATEGORY and len(path) != 1:
+        raise ValueError("author and tag feeds take one name")
+    return Scope(kind, path), fmt

@@ -1,0 +1,122 @@
+"""Make untrusted seed text safe to publish: HTML through nh3, text stripped of what XML 1.0
+forbids, URLs made absolute. Everything that leaves feedsvc passes through here first."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urljoin, urlsplit
+
+import markdown
+import nh3
+
+SUMMARY_CHARS = 200
+
+# Characters XML 1.0 does not allow anywhere, even escaped (C0 controls, surrogates, U+FFFE/F).
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_SPACE = re.compile(r"\s+")
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_LAZY_SRC = re.compile(
+    r"""\bdata-(?:original|src|lazy-src|actualsrc)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE
+)
+_SRC_ATTR = re.compile(r"""\bsrc\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
+_IFRAME = re.compile(r"<iframe\b([^>]*)>(?:.*?</iframe\s*>)?", re.IGNORECASE | re.DOTALL)
+
+_TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio"}
+_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["img"] = _ATTRIBUTES["img"] | {"title", "referrerpolicy"}
+_ATTRIBUTES["a"] = _ATTRIBUTES["a"] | {"title"}
+_ATTRIBUTES["source"] = {"src", "type", "srcset"}
+_ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
+_ATTRIBUTES["audio"] = {"src", "controls"}
+_URL_SCHEMES = {"http", "https", "mailto", "magnet", "ftp"}
+_CLEAN_CONTENT = {"script", "style", "template", "noscript", "textarea", "select", "object"}
+
+
+def strip_invalid_xml(text: str) -> str:
+    return _XML_INVALID.sub("", text)
+
+
+def clean_text(value: str) -> str:
+    """A one-line plain-text field (title, name): XML-safe, whitespace collapsed, trimmed."""
+    return _SPACE.sub(" ", strip_invalid_xml(value)).strip()
+
+
+def absolute_url(url: str | None, base_url: str) -> str | None:
+    """``url`` resolved against the site's base URL; None for empty or non-web URLs."""
+    if url is None:
+        return None
+    url = clean_text(url)
+    if not url or url.lower() in ("none", "null"):
+        return None
+    resolved = urljoin(base_url + "/", url)
+    parts = urlsplit(resolved)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return resolved
+
+
+def _promote_lazy_image(match: re.Match[str]) -> str:
+    tag = match.group(0)
+    lazy = _LAZY_SRC.search(tag)
+    if not lazy:
+        return tag
+    real = lazy.group(1)
+    if _SRC_ATTR.search(tag):
+        return _SRC_ATTR.sub(lambda _m: "src=" + real, tag, count=1)
+    return tag[:4] + " src=" + real + tag[4:]
+
+
+def _iframe_as_link(match: re.Match[str]) -> str:
+    src = _SRC_ATTR.search(match.group(1))
+    if not src:
+        return ""
+    url = html.unescape(src.group(1).strip("\"'")).strip()
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    url = html.escape(url)
+    return f'<p><a href="{url}">{url}</a></p>'
+
+
+def render_body(body: str) -> str:
+    """HTML bodies stay HTML; anything else is read as Markdown (as Hexo would)."""
+    stripped = body.lstrip()
+    if not stripped or stripped.startswith("<"):
+        return body
+    return markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html")
+
+
+def clean_html(fragment: str, base_url: str) -> str:
+    """Sanitised HTML: no scripts, styles, frames, handlers or javascript: URLs; lazy-loaded
+    images show their real source, embedded frames become links, relative URLs become absolute."""
+    fragment = strip_invalid_xml(fragment)
+    fragment = _IMG_TAG.sub(_promote_lazy_image, fragment)
+    fragment = _IFRAME.sub(_iframe_as_link, fragment)
+    cleaned = nh3.clean(
+        fragment,
+        tags=_TAGS,
+        clean_content_tags=_CLEAN_CONTENT,
+        attributes=_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+        url_relative=("rewrite_with_base", base_url + "/"),
+    )
+    return strip_invalid_xml(cleaned).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """The readable text of sanitised HTML, whitespace collapsed."""
+    text = nh3.clean(fragment, tags=set(), clean_content_tags=_CLEAN_CONTENT)
+    return clean_text(html.unescape(text))
+
+
+def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:
+    """About ``limit`` characters of plain text, cut at a word boundary where there is one."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:，。；：、") + "…"

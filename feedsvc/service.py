@@ -1,0 +1,157 @@
+"""The read side: which feeds exist, their validators, and their rendered bytes, kept in memory.
+
+Feeds are read far more often than seeds change, so a request should cost a dictionary
+look-up. The service keeps every scope's summary (loaded when the store's generation moves)
+and an LRU of rendered feeds keyed by the scope's fingerprint, so a changed scope simply
+misses and an unchanged one is never rendered twice. ETags are derived from fingerprints,
+not from bytes, so a 304 needs no rendering, and every replica computes the same ones."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedsvc import __version__
+from feedsvc.config import Settings
+from feedsvc.feeds import EPOCH, FeedPage, page_count, render
+from feedsvc.model import Format, Scope
+from feedsvc.store import ScopeSummary, Store
+
+CACHE_ENTRIES = 4096
+RENDER_VERSION = "1"
+
+
+class FeedNotFound(LookupError):
+    """No such scope, or a page past its end."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A feed document ready to send, with its compressed form computed once."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+    last_modified: datetime
+    media_type: str
+
+
+def settings_key(settings: Settings) -> str:
+    """Every setting that shows in a feed's bytes: part of each ETag."""
+    return "|".join(
+        (
+            RENDER_VERSION,
+            __version__,
+            settings.public_url,
+            settings.site_title,
+            str(settings.feed_limit),
+            str(settings.scan_interval),
+            ",".join(settings.websub_hubs),
+        )
+    )
+
+
+class FeedService:
+    """Answers 'what is this feed's ETag / bytes' from memory, refreshing from the store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._settings_key = settings_key(settings)
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._summaries: dict[str, ScopeSummary] = {}
+        self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
+        self._last_modified: dict[tuple[str, ...], datetime] = {}
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def refresh(self) -> bool:
+        """Reload scope summaries if a scan changed anything; True when it did."""
+        generation = self.store.generation()
+        if generation == self._generation:
+            return False
+        summaries = {s.scope.key: s for s in self.store.scope_summaries()}
+        with self._lock:
+            self._summaries = summaries
+            self._generation = generation
+            live = {s.fingerprint for s in summaries.values()}
+            for key in [k for k in self._cache if k[1] not in live]:
+                del self._cache[key]
+            for key in [k for k in self._last_modified if k[1] not in live]:
+                del self._last_modified[key]
+        return True
+
+    def summaries(self) -> list[ScopeSummary]:
+        return sorted(self._summaries.values(), key=lambda s: s.scope)
+
+    def summary(self, scope: Scope) -> ScopeSummary | None:
+        return self._summaries.get(scope.key)
+
+    def _locate(self, scope: Scope, page: int, limit: int) -> tuple[ScopeSummary, int]:
+        summary = self._summaries.get(scope.key)
+        if summary is None:
+            if scope != Scope.all():
+                raise FeedNotFound(f"no feed for {scope.label}")
+            summary = ScopeSummary(scope, 0, EPOCH, "empty")
+        last = page_count(summary.count, limit)
+        if page > last:
+            raise FeedNotFound(f"page {page} is past the last page ({last})")
+        return summary, last
+
+    def _key(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> tuple[str, ...]:
+        return (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
+
+    def etag(self, scope: Scope, fmt: Format, page: int, limit: int) -> str:
+        """The strong ETag of a feed page, known without rendering it."""
+        summary, _last = self._locate(scope, page, limit)
+        material = "\n".join((self._settings_key, *self._key(summary, fmt, page, limit)))
+        return '"' + hashlib.sha256(material.encode()).hexdigest()[:32] + '"'
+
+    def last_modified(self, scope: Scope, fmt: Format, page: int, limit: int) -> datetime:
+        """The newest update among a page's entries, from one query, without rendering."""
+        summary, _last = self._locate(scope, page, limit)
+        key = self._key(summary, fmt, page, limit)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.last_modified
+        value = self._last_modified.get(key)
+        if value is None:
+            entries = self.store.page(scope, (page - 1) * limit, limit)
+            value = FeedPage(scope, entries, page, page, limit).updated
+            with self._lock:
+                if len(self._last_modified) >= CACHE_ENTRIES:
+                    self._last_modified.clear()
+                self._last_modified[key] = value
+        return value
+
+    def feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered:
+        """The rendered page, from the cache or rendered once now."""
+        summary, last = self._locate(scope, page, limit)
+        key = self._key(summary, fmt, page, limit)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        entries = self.store.page(scope, (page - 1) * limit, limit)
+        feed_page = FeedPage(scope, entries, page, last, limit)
+        body = render(self.settings, feed_page, fmt)
+        rendered = Rendered(
+            body=body,
+            gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+            etag=self.etag(scope, fmt, page, limit),
+            last_modified=feed_page.updated,
+            media_type=fmt.media_type,
+        )
+        with self._lock:
+            self._cache[key] = rendered
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return rendered

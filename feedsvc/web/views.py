@@ -1,0 +1,219 @@
+"""Thin views: each one asks the service or the store and wraps the answer in HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote, urlsplit
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from feedsvc.feeds import EPOCH
+from feedsvc.model import Format, Scope, parse_feed_path
+from feedsvc.opml import render_opml
+from feedsvc.pages import render_entry, render_index
+from feedsvc.service import FeedNotFound
+from feedsvc.web.http import (
+    MAX_PAGE,
+    BadQuery,
+    accepts_gzip,
+    not_modified,
+    not_modified_response,
+    query_int,
+    validators,
+)
+from feedsvc.web.metrics import exposition
+from feedsvc.web.state import AppState
+
+bp = Blueprint("feedsvc", __name__)
+
+HTML_SECURITY = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src http: https: data:; media-src http: https:; "
+        "style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def state() -> AppState:
+    return current_app.extensions["feedsvc"]
+
+
+def text_response(status: int, message: str) -> Response:
+    return Response(message + "\n", status=status, mimetype="text/plain")
+
+
+def raw_path() -> str:
+    """The request path still percent-encoded, so '%2F' inside a name is not a separator.
+    (HTTP allows only ASCII in a request target: gunicorn answers 400 to raw UTF-8.)"""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        return quote(request.path, safe="/")
+    if raw.startswith(("http://", "https://")):
+        raw = urlsplit(raw).path
+    return raw.split("?", 1)[0]
+
+
+def not_ready() -> Response:
+    response = text_response(503, "feeds are not loaded yet: the first scan is running")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+@bp.before_app_request
+def wait_for_first_scan() -> Response | None:
+    """Before the first scan is loaded, content answers 503 (retry), never a false 404."""
+    if request.endpoint in ("feedsvc.healthz", "feedsvc.readyz", "feedsvc.metrics", "static"):
+        return None
+    return None if state().ensure_ready() else not_ready()
+
+
+@bp.get("/feeds/<path:_rest>")
+def feed(_rest: str) -> Response:
+    app = state()
+    try:
+        scope, fmt = parse_feed_path(raw_path())
+    except ValueError:
+        return text_response(404, "no such feed")
+    try:
+        page = query_int(request, "page", 1, MAX_PAGE)
+        limit = query_int(request, "limit", app.settings.feed_limit, app.settings.max_limit)
+    except BadQuery as exc:
+        return text_response(400, str(exc))
+    service = app.service
+    try:
+        etag = service.etag(scope, fmt, page, limit)
+        last_modified = service.last_modified(scope, fmt, page, limit)
+        max_age = app.settings.scan_interval
+        if not_modified(request, etag, last_modified):
+            response = not_modified_response(etag, last_modified, max_age)
+        else:
+            rendered = service.feed(scope, fmt, page, limit)
+            gzipped = accepts_gzip(request)
+            response = Response(rendered.gzipped if gzipped else rendered.body)
+            response.headers["Content-Type"] = f"{rendered.media_type}; charset=utf-8"
+            if gzipped:
+                response.headers["Content-Encoding"] = "gzip"
+            response.headers["Vary"] = "Accept-Encoding"
+            validators(response, etag, last_modified, max_age)
+    except FeedNotFound as exc:
+        return text_response(404, str(exc))
+    links = [f'<{app.settings.public_url}{scope.url_path(fmt)}>; rel="self"']
+    links += [f'<{hub}>; rel="hub"' for hub in app.settings.websub_hubs]
+    response.headers["Link"] = ", ".join(links)
+    return response
+
+
+@dataclass(frozen=True)
+class Page:
+    """A generated document and its validators, cached until the store's generation moves."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+
+def _cached_page(name: str, build: callable) -> Page:  # type: ignore[valid-type]
+    app = state()
+    generation = app.service.generation
+    cached = app.pages.get(name)
+    if cached is None or cached[0] != generation:
+        body = build()
+        summaries = app.service.summaries()
+        newest = max((s.newest_updated for s in summaries), default=EPOCH)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        cached = (generation, Page(body, etag, newest))
+        app.pages[name] = cached
+    return cached[1]
+
+
+def _send_page(page: Page, mimetype: str, html: bool = False) -> Response:
+    max_age = state().settings.scan_interval
+    if not_modified(request, page.etag, page.last_modified):
+        return not_modified_response(page.etag, page.last_modified, max_age)
+    response = Response(page.body, mimetype=mimetype)
+    response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"
+    validators(response, page.etag, page.last_modified, max_age)
+    if html:
+        response.headers.update(HTML_SECURITY)
+    return response
+
+
+@bp.get("/")
+def index() -> Response:
+    app = state()
+    page = _cached_page(
+        "index", lambda: render_index(app.settings, app.service.summaries()).encode("utf-8")
+    )
+    return _send_page(page, "text/html", html=True)
+
+
+@bp.get("/opml")
+def opml() -> Response:
+    app = state()
+    page = _cached_page("opml", lambda: render_opml(app.settings, app.service.summaries()))
+    return _send_page(page, "text/x-opml")
+
+
+@bp.get("/entries/<entry_id>")
+def entry(entry_id: str) -> Response:
+    app = state()
+    found = app.store.entry(entry_id) if len(entry_id) == 36 else None
+    if found is None:
+        return text_response(404, "no such entry")
+    body = render_entry(app.settings, found).encode("utf-8")
+    page = Page(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', found.updated)
+    return _send_page(page, "text/html", html=True)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return text_response(200, "ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    if state().ensure_ready():
+        return text_response(200, "ready")
+    return not_ready()
+
+
+@bp.get("/status")
+def status() -> Response:
+    app = state()
+    summaries = app.service.summaries()
+    everything = next((s for s in summaries if s.scope == Scope.all()), None)
+    body = {
+        "entries": everything.count if everything else 0,
+        "feeds": len(summaries),
+        "formats": [fmt.value for fmt in Format],
+        "last_scan": app.store.last_scan(),
+        "errors": [{"path": path, "error": error} for path, error in app.store.errors()],
+        "scanner": bool(app.watcher and app.watcher.is_scanner),
+        "scan_error": app.watcher.last_error if app.watcher else None,
+        "generation": app.service.generation,
+    }
+    response = current_app.json.response(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    app = state()
+    body, content_type = exposition(app.service, app.watcher)
+    return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+@bp.app_errorhandler(HTTPException)
+def http_error(exc: HTTPException) -> Response:
+    return text_response(exc.code or 500, exc.description or exc.name)
+
+
+@bp.app_errorhandler(Exception)
+def server_error(exc: Exception) -> Response:
+    current_app.logger.exception("unhandled error on %s", request.path)
+    return text_response(500, "internal error")

@@ -1,0 +1,90 @@
+"""Shared fixtures: the real corpus, settings on a temporary directory, and databases.
+
+Every database test runs on SQLite and on PostgreSQL. PostgreSQL is reached at
+FEEDSVC_TEST_PG (CI sets it; there those tests must run): each test gets a schema of its own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from feedsvc.config import Settings
+
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+REAL_CORPUS = TESTS / "corpus" / "real"
+SAMPLE_SEEDS = ROOT / "seeds"
+PG_URL = os.environ.get("FEEDSVC_TEST_PG")
+
+
+def copy_corpus(dest: Path, *sources: Path) -> Path:
+    """A writable copy of seed directories (the originals stay untouched)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        for item in source.iterdir():
+            shutil.copy2(item, dest / item.name)
+    for item in dest.iterdir():
+        item.chmod(0o644)
+    return dest
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    return copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+
+
+def _pg_schema_url() -> Iterator[str]:
+    assert PG_URL
+    schema = "t_" + uuid.uuid4().hex[:12]
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f"create schema {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"drop schema {schema} cascade"))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/db/feedsvc.sqlite3"
+        return
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("FEEDSVC_TEST_PG must be set in CI")
+        pytest.skip("FEEDSVC_TEST_PG is not set")
+    yield from _pg_schema_url()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (for tests that only make sense on a shared server)."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail("FEEDSVC_TEST_PG must be set in CI")
+        pytest.skip("FEEDSVC_TEST_PG is not set")
+    yield from _pg_schema_url()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    def make(seeds: Path, db: str | None = None, **values: object) -> Settings:
+        return Settings(
+            seeds=seeds,
+            db=db or f"sqlite:///{tmp_path}/db/feedsvc.sqlite3",
+            base_url="http://feeds.example.test",
+            **values,
+        )
+
+    return make

@@ -1,0 +1,86 @@
+"""Runs `feedsvc serve` as a real process on a free port, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """One `feedsvc serve` process; ``stop()`` sends SIGTERM and waits, as an operator would."""
+
+    def __init__(self, seeds: Path, db: str, workdir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / f"server-{self.port}.log"
+        environ = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "FEEDSVC_SEEDS": str(seeds),
+            "FEEDSVC_DB": db,
+            "FEEDSVC_PORT": str(self.port),
+            "FEEDSVC_BASE_URL": self.url,
+            "FEEDSVC_WORKERS": "2",
+            "FEEDSVC_SCAN_INTERVAL": "1",
+            "FEEDSVC_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self._handle = self.log.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "feedsvc", "serve"],
+            cwd=workdir,
+            env=environ,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until /readyz answers 200 in every worker the client happens to reach."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if all(
+                    requests.get(self.url + "/readyz", timeout=2).status_code == 200
+                    for _ in range(4)
+                ):
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._handle.close()
+        return self.process.returncode
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")

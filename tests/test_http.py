@@ -1,0 +1,280 @@
+"""End to end: a real `feedsvc serve` (gunicorn, two workers, the watcher) on a free port,
+driven over real HTTP with the real corpus on disk."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+from urllib.parse import quote
+from xml.etree import ElementTree as ET
+
+import feedparser
+import pytest
+import requests
+
+from feedsvc.model import stable_uuid
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import ServerProcess, wait_for
+
+CATEGORY = ("新媒体", "快科技（原驱动之家）")
+CATEGORY_PATH = "/feeds/categories/" + "/".join(quote(p, safe="") for p in CATEGORY)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("http")
+    seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    proc = ServerProcess(seeds, f"sqlite:///{workdir}/data/feedsvc.sqlite3", workdir)
+    try:
+        proc.wait_ready()
+        proc.seeds = seeds
+        proc.workdir = workdir
+        yield proc
+    finally:
+        assert proc.stop() == 0
+
+
+def get(server, path, **headers):
+    return requests.get(server.url + path, headers=headers, timeout=10)
+
+
+def raw_request(server, target: bytes) -> tuple[int, bytes]:
+    """Send a request line exactly as given (e.g. raw UTF-8), as some clients do."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def test_category_feed_answers_with_validators(server):
+    response = get(server, CATEGORY_PATH + ".atom")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/atom+xml; charset=utf-8"
+    assert response.headers["ETag"].startswith('"') and not response.headers["ETag"].startswith(
+        "W/"
+    )
+    assert response.headers["Last-Modified"].endswith("GMT")
+    assert response.headers["Cache-Control"] == "public, max-age=1"
+    assert response.headers["Vary"] == "Accept-Encoding"
+    parsed = feedparser.parse(response.content)
+    assert parsed.bozo == 0
+    assert parsed.feed.title == "Category: 新媒体 › 快科技（原驱动之家） · feedsvc"
+    assert len(parsed.entries) == 4
+    assert all("快科技（原驱动之家）" in [t.term for t in e.tags] for e in parsed.entries)
+
+
+def test_readable_and_percent_encoded_paths_name_the_same_feed(server):
+    encoded = get(server, CATEGORY_PATH + ".rss")
+    # A browser or feed reader given the readable URL percent-encodes it (so does requests).
+    readable = requests.get(
+        server.url + "/feeds/categories/" + "/".join(CATEGORY) + ".rss", timeout=10
+    )
+    assert readable.status_code == 200
+    assert readable.content == encoded.content
+    assert readable.headers["ETag"] == encoded.headers["ETag"]
+    # HTTP allows only ASCII in a request line: raw UTF-8 is refused, never a 500.
+    status, _body = raw_request(
+        server, ("/feeds/categories/" + "/".join(CATEGORY) + ".rss").encode()
+    )
+    assert status == 400
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rss", "json"])
+def test_every_format_has_its_own_etag_and_type(server, fmt):
+    response = get(server, "/feeds/all." + fmt)
+    assert response.status_code == 200
+    types = {
+        "atom": "application/atom+xml",
+        "rss": "application/rss+xml",
+        "json": "application/feed+json",
+    }
+    assert response.headers["Content-Type"] == types[fmt] + "; charset=utf-8"
+    others = {get(server, "/feeds/all." + other).headers["ETag"] for other in types if other != fmt}
+    assert response.headers["ETag"] not in others
+
+
+def test_conditional_get_gives_304_with_the_same_validators(server):
+    first = get(server, CATEGORY_PATH + ".atom")
+    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+    by_etag = get(server, CATEGORY_PATH + ".atom", **{"If-None-Match": etag})
+    assert by_etag.status_code == 304 and by_etag.content == b""
+    assert by_etag.headers["ETag"] == etag and by_etag.headers["Last-Modified"] == last_modified
+    by_date = get(server, CATEGORY_PATH + ".atom", **{"If-Modified-Since": last_modified})
+    assert by_date.status_code == 304
+    weak_in_list = get(server, CATEGORY_PATH + ".atom", **{"If-None-Match": f'"nope", W/{etag}'})
+    assert weak_in_list.status_code == 304
+    # If-None-Match decides when both are sent
+    mismatch = get(
+        server,
+        CATEGORY_PATH + ".atom",
+        **{"If-None-Match": '"other"', "If-Modified-Since": last_modified},
+    )
+    assert mismatch.status_code == 200 and mismatch.content == first.content
+
+
+def test_gzip_when_asked_and_head_without_a_body(server):
+    plain = requests.get(
+        server.url + "/feeds/all.rss", headers={"Accept-Encoding": "identity"}, timeout=10
+    )
+    assert "Content-Encoding" not in plain.headers
+    zipped = requests.get(
+        server.url + "/feeds/all.rss", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
+    )
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(zipped.raw.read()) == plain.content
+    head = requests.head(server.url + "/feeds/all.rss", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["ETag"] == plain.headers["ETag"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feeds/categories/%E6%97%A0.atom",
+        "/feeds/authors/nobody.rss",
+        "/feeds/tags/none.json",
+        "/feeds/all.xml",
+        "/feeds/categories/.atom",
+        "/feeds/authors/a/b.atom",
+        "/feeds/categories/%FF%FE.atom",
+        "/feeds/all.atom/extra",
+        "/entries/not-an-id",
+        f"/entries/{stable_uuid('path', 'missing.md')}",
+    ],
+)
+def test_unknown_things_are_404(server, path):
+    response = get(server, path)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("limit=abc", "limit must be a whole number from 1 to 100, got 'abc'"),
+        ("limit=0", "limit must be a whole number from 1 to 100"),
+        ("limit=101", "limit must be a whole number from 1 to 100"),
+        ("page=-1", "page must be a whole number"),
+        ("page=1&page=2", "page is given more than once"),
+        ("page=99999999999999999999", "page must be a whole number"),
+    ],
+)
+def test_bad_query_values_are_400_with_one_line(server, query, reason):
+    response = get(server, "/feeds/all.atom?" + query)
+    assert response.status_code == 400
+    assert response.text.startswith(reason)
+    assert response.text.count("\n") == 1
+
+
+def test_limit_and_paging(server):
+    first = feedparser.parse(get(server, "/feeds/all.atom?limit=5").content)
+    assert len(first.entries) == 5
+    links = {link.rel: link.href for link in first.feed.links}
+    assert links["next"] == server.url + "/feeds/all.atom?limit=5&page=2"
+    assert links["last"] == server.url + "/feeds/all.atom?limit=5&page=10"
+    second = feedparser.parse(get(server, "/feeds/all.atom?limit=5&page=2").content)
+    assert {e.id for e in first.entries}.isdisjoint({e.id for e in second.entries})
+    assert get(server, "/feeds/all.atom?limit=5&page=11").status_code == 404
+
+
+def test_index_lists_the_tree_with_counts_and_autodiscovery(server):
+    response = get(server, "/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    html = response.text
+    assert '<link rel="alternate" type="application/atom+xml"' in html
+    assert "快科技（原驱动之家）" in html and CATEGORY_PATH + ".atom" in html
+    assert '<span class="count">4</span>' in html
+
+
+def test_entry_page_shows_the_sanitised_article(server):
+    entry_id = stable_uuid("path", "001_33e289dd104536e3.txt")
+    response = get(server, f"/entries/{entry_id}")
+    assert response.status_code == 200
+    assert "雷军押上一切打造" in response.text
+    assert "S226f1259-321d-48f5-ac22-d12c7b983521.jpg" in response.text
+    assert "Content-Security-Policy" in response.headers
+
+
+def test_opml_mirrors_the_category_tree(server):
+    response = get(server, "/opml")
+    assert response.status_code == 200
+    root = ET.fromstring(response.content)
+    assert root.tag == "opml" and root.get("version") == "2.0"
+    categories = next(o for o in root.find("body") if o.get("text") == "Categories")
+    top = next(o for o in categories if o.get("text") == "新媒体")
+    child = next(o for o in top if o.get("text") == "快科技（原驱动之家）")
+    assert child.get("xmlUrl") == server.url + CATEGORY_PATH + ".atom"
+    assert any(o.get("text") == "Authors" for o in root.find("body"))
+
+
+def test_health_readiness_status_and_metrics(server):
+    assert get(server, "/healthz").status_code == 200
+    assert get(server, "/readyz").status_code == 200
+    status = get(server, "/status").json()
+    assert status["entries"] == 48
+    assert status["feeds"] > 50
+    assert set(status["last_scan"]) >= {"started", "finished", "added", "updated", "removed"}
+    assert sorted(e["path"] for e in status["errors"]) == sorted(
+        p.name for p in REAL_CORPUS.iterdir() if p.name.startswith('"""')
+    )
+    assert all(not e["path"].startswith("/") for e in status["errors"])
+    scanners = {get(server, "/status").json()["scanner"] for _ in range(20)}
+    assert True in scanners  # one of the two workers holds the scan lock
+    metrics = get(server, "/metrics")
+    assert "feedsvc_entries 48.0" in metrics.text
+    assert "feedsvc_http_requests_total" in metrics.text
+
+
+def test_new_edited_and_deleted_files_reach_the_feeds(server):
+    path = server.seeds / "zz-live.md"
+    path.write_text(
+        "---\ntitle: live one\ncategories: [直播]\ndate: 2030-01-01T00:00:00Z\n---\n<p>x</p>\n"
+    )
+    feed = "/feeds/categories/" + quote("直播") + ".json"
+    wait_for(lambda: get(server, feed).status_code == 200)
+    # both workers must have picked it up
+    wait_for(lambda: all(get(server, feed).status_code == 200 for _ in range(10)))
+    first = get(server, feed)
+    assert json.loads(first.content)["items"][0]["title"] == "live one"
+    path.write_text(path.read_text().replace("live one", "live two"))
+    wait_for(
+        lambda: all(
+            json.loads(get(server, feed).content)["items"][0]["title"] == "live two"
+            for _ in range(10)
+        )
+    )
+    path.unlink()
+    wait_for(lambda: all(get(server, feed).status_code == 404 for _ in range(10)))
+    assert get(server, "/status").json()["entries"] == 48
+
+
+def test_restart_serves_identical_bytes_and_etags(server, tmp_path):
+    paths = [
+        "/feeds/all.atom",
+        CATEGORY_PATH + ".rss",
+        "/feeds/authors/" + quote("Mind42") + ".json",
+        "/opml",
+        "/",
+    ]
+    before = {p: get(server, p) for p in paths}
+    second = ServerProcess(
+        server.seeds,
+        f"sqlite:///{server.workdir}/data/feedsvc.sqlite3",
+        tmp_path,
+        FEEDSVC_BASE_URL=server.url,
+    )
+    try:
+        second.wait_ready()
+        for path in paths:
+            after = requests.get(second.url + path, timeout=10)
+            assert after.content == before[path].content, path
+            assert after.headers["ETag"] == before[path].headers["ETag"], path
+    finally:
+        assert second.stop() == 0

@@ -1,0 +1,220 @@
+"""Scanning real files into a real database (SQLite and PostgreSQL): incremental re-reads,
+last-good versions, deletions, drafts, and ids and bytes that survive a rebuild."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
+from feedsvc.scan import ScanError, Scanner
+from feedsvc.service import FeedService
+from feedsvc.store import Store
+
+SAMPLE = (
+    "---\ntitle: {title}\ncategories: [新媒体, 快科技, 最新新闻]\nauthor: 快科技\n"
+    "date: Sat, 27 Nov 2021 15:42:03 GMT\n---\n<p>{body}</p>\n"
+)
+
+
+def touch_later(path: Path, seconds: int = 5) -> None:
+    """Move a file's mtime forward so a rewrite within the same second is still noticed."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 10**9))
+
+
+@pytest.fixture
+def scanner(corpus_dir, db_url, make_settings):
+    store = Store(db_url)
+    yield Scanner(store, make_settings(corpus_dir, db_url))
+    store.close()
+
+
+def all_feed_bytes(store: Store, settings) -> dict[tuple[str, str], bytes]:
+    service = FeedService(store, settings)
+    service.refresh()
+    return {
+        (summary.scope.key, fmt.value): service.feed(
+            summary.scope, fmt, 1, settings.feed_limit
+        ).body
+        for summary in service.summaries()
+        for fmt in Format
+    }
+
+
+def test_first_scan_serves_48_and_reports_2(scanner):
+    report = scanner.scan()
+    assert (report.added, report.updated, report.removed) == (48, 0, 0)
+    assert len(report.errors) == 2
+    assert scanner.store.entry_count() == 48
+    errors = scanner.store.errors()
+    assert [path for path, _ in errors] == sorted(
+        p for p in os.listdir(scanner.settings.seeds) if p.startswith('"""')
+    )
+    assert all("invalid YAML front matter" in reason for _, reason in errors)
+    summary = scanner.store.last_scan()
+    assert summary["added"] == 48 and summary["errors"] == 2
+
+
+def test_second_scan_reads_nothing_and_changes_nothing(scanner):
+    scanner.scan()
+    generation = scanner.store.generation()
+    report = scanner.scan()
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, 50)
+    assert report.changed_scopes == []
+    assert scanner.store.generation() == generation
+
+
+def test_every_category_level_author_and_site_has_a_feed(scanner):
+    scanner.scan()
+    keys = {s.scope for s in scanner.store.scope_summaries()}
+    assert Scope.all() in keys
+    assert Scope(ScopeKind.CATEGORY, ("新媒体",)) in keys
+    assert Scope(ScopeKind.CATEGORY, ("新媒体", "快科技（原驱动之家）")) in keys
+    assert Scope(ScopeKind.CATEGORY, ("新媒体", "快科技（原驱动之家）", "最新新闻")) in keys
+    assert Scope(ScopeKind.AUTHOR, ("快科技（原驱动之家）",)) in keys
+    counts = {s.scope: s.count for s in scanner.store.scope_summaries()}
+    top = counts[Scope(ScopeKind.CATEGORY, ("新媒体",))]
+    children = [
+        count
+        for scope, count in counts.items()
+        if scope.kind is ScopeKind.CATEGORY and len(scope.path) == 2 and scope.path[0] == "新媒体"
+    ]
+    assert top == sum(children)  # descendants included, each entry once
+    assert counts[Scope.all()] == 48
+
+
+def test_edit_changes_updated_not_id_and_delete_removes_everywhere(scanner):
+    seeds = scanner.settings.seeds
+    path = seeds / "edited.md"
+    path.write_text(SAMPLE.format(title="first", body="one"))
+    scanner.scan()
+    entry_id = stable_uuid("path", "edited.md")
+    before = scanner.store.entry(entry_id)
+    assert before.title == "first"
+
+    path.write_text(SAMPLE.format(title="second", body="two"))
+    touch_later(path)
+    report = scanner.scan()
+    after = scanner.store.entry(entry_id)
+    assert report.updated == 1
+    assert after.id == before.id and after.title == "second"
+    assert after.updated > before.updated
+    assert after.published == before.published
+
+    path.unlink()
+    report = scanner.scan()
+    assert report.removed == 1
+    assert scanner.store.entry(entry_id) is None
+    for summary in scanner.store.scope_summaries():
+        assert entry_id not in {e.id for e in scanner.store.page(summary.scope, 0, 1000)}
+    assert not any(s.scope.path == ("快科技",) for s in scanner.store.scope_summaries())
+
+
+def test_a_file_that_breaks_keeps_its_last_good_version(scanner):
+    path = scanner.settings.seeds / "fragile.md"
+    path.write_text(SAMPLE.format(title="good", body="ok"))
+    scanner.scan()
+    path.write_text("---\ntitle: [unclosed\n---\nbroken\n")
+    touch_later(path)
+    report = scanner.scan()
+    assert report.errors and report.errors[0][0] == "fragile.md"
+    assert scanner.store.entry(stable_uuid("path", "fragile.md")).title == "good"
+    assert ("fragile.md", report.errors[0][1]) in scanner.store.errors()
+    # unchanged broken file: not read again, still reported, still served
+    again = scanner.scan()
+    assert again.errors == [] and again.unchanged == 51
+    assert "fragile.md" in dict(scanner.store.errors())
+    path.write_text(SAMPLE.format(title="fixed", body="ok"))
+    touch_later(path, 10)
+    scanner.scan()
+    assert scanner.store.entry(stable_uuid("path", "fragile.md")).title == "fixed"
+    assert "fragile.md" not in dict(scanner.store.errors())
+
+
+def test_a_file_turned_draft_leaves_the_feeds(scanner):
+    path = scanner.settings.seeds / "soon.md"
+    path.write_text(SAMPLE.format(title="t", body="b"))
+    scanner.scan()
+    path.write_text(
+        SAMPLE.format(title="t", body="b").replace("---\ntitle", "---\ndraft: true\ntitle")
+    )
+    touch_later(path)
+    report = scanner.scan()
+    assert report.removed == 1
+    assert scanner.store.entry(stable_uuid("path", "soon.md")) is None
+    assert scanner.scan().unchanged == 51
+
+
+def test_duplicate_explicit_ids_keep_the_first_and_report_the_second(scanner):
+    seeds = scanner.settings.seeds
+    (seeds / "a-one.md").write_text("---\ntitle: one\nid: same\n---\nx\n")
+    (seeds / "b-two.md").write_text("---\ntitle: two\nid: same\n---\nx\n")
+    report = scanner.scan()
+    assert scanner.store.entry(stable_uuid("id", "same")).title == "one"
+    assert (
+        "b-two.md",
+        f"id {stable_uuid('id', 'same')} is already used by another seed file",
+    ) in report.errors
+    assert report.added == 48 + 1
+
+
+def test_missing_seeds_directory_stops_the_scan_and_keeps_everything(
+    scanner, tmp_path, make_settings
+):
+    scanner.scan()
+    gone = Scanner(scanner.store, make_settings(tmp_path / "nowhere", scanner.store.url))
+    with pytest.raises(ScanError):
+        gone.scan()
+    assert scanner.store.entry_count() == 48
+
+
+def test_ids_and_bytes_survive_a_rescan_into_a_fresh_database(scanner, tmp_path, make_settings):
+    scanner.scan()
+    first = all_feed_bytes(scanner.store, scanner.settings)
+    ids = {e.id for e in scanner.store.all_entries()}
+    fresh_url = f"sqlite:///{tmp_path}/fresh/other.sqlite3"
+    fresh = Store(fresh_url)
+    try:
+        Scanner(fresh, make_settings(scanner.settings.seeds, fresh_url)).scan()
+        assert {e.id for e in fresh.all_entries()} == ids
+        assert all_feed_bytes(fresh, scanner.settings) == first
+    finally:
+        fresh.close()
+    # and after a reset (as when parse settings change) into the same database
+    scanner.store.reset()
+    scanner.scan()
+    assert all_feed_bytes(scanner.store, scanner.settings) == first
+
+
+def test_changing_the_base_url_rebuilds_every_entry(scanner, make_settings):
+    scanner.scan()
+    moved = Scanner(
+        scanner.store,
+        make_settings(scanner.settings.seeds, scanner.store.url).with_overrides(
+            base_url="https://new.example"
+        ),
+    )
+    report = moved.scan()
+    assert report.added == 48
+    entry = scanner.store.entry(stable_uuid("path", "Firefox 870 发布，进一步改善隐私.md"))
+    assert entry.image == "https://new.example/images/404.gif"
+
+
+def test_concurrent_scans_do_not_overlap(scanner):
+    import threading
+
+    results = []
+
+    def run():
+        results.append(scanner.scan())
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.added for r in results) == [0, 0, 48]
+    assert scanner.store.entry_count() == 48
