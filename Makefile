@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian install python3-venv first" >&2; exit 1; }
@@ -35,3 +35,6 @@ format: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) data out .pytest_cache .ruff_cache
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/bench_serve.py

@@ -7,7 +7,7 @@ import hashlib
 import json
 import unicodedata
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import quote, unquote
@@ -144,9 +144,20 @@ class Entry:
 
     def to_json(self) -> str:
         """Canonical JSON of the entry's fields (sorted keys), stored and hashed as it is."""
-        data = asdict(self)
-        data["published"] = int(self.published.timestamp())
-        data["updated"] = int(self.updated.timestamp())
+        data = {
+            "id": self.id,
+            "path": self.path,
+            "title": self.title,
+            "published": int(self.published.timestamp()),
+            "updated": int(self.updated.timestamp()),
+            "authors": [{"name": a.name, "email": a.email, "url": a.url} for a in self.authors],
+            "categories": [list(hierarchy) for hierarchy in self.categories],
+            "tags": list(self.tags),
+            "link": self.link,
+            "image": self.image,
+            "summary": self.summary,
+            "content": self.content,
+        }
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -166,10 +177,6 @@ class Entry:
             summary=data["summary"],
             content=data["content"],
         )
-
-    @property
-    def fingerprint(self) -> str:
-        return hashlib.sha256(self.to_json().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 _KINDS_BY_SEGMENT = {kind.url_segment: kind for kind in ScopeKind if kind is not ScopeKind.ALL}

@@ -119,7 +119,9 @@ class Scanner:
             report.files_with_errors = len(self.store.errors())
             report.finished = datetime.now(UTC).replace(microsecond=0)
             self.store.record_scan(report.summary())
-        log.info(
+        changed = report.added or report.updated or report.removed or report.errors
+        log.log(
+            logging.INFO if changed else logging.DEBUG,
             "scan: %d added, %d updated, %d removed, %d errors, %d feeds changed",
             report.added,
             report.updated,

@@ -12,8 +12,11 @@ import gzip
 import hashlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+
+import brotli
 
 from feedsvc import __version__
 from feedsvc.config import Settings
@@ -29,15 +32,32 @@ class FeedNotFound(LookupError):
     """No such scope, or a page past its end."""
 
 
-@dataclass(frozen=True)
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "br": lambda body: brotli.compress(body, quality=9),
+    "gzip": lambda body: gzip.compress(body, compresslevel=9, mtime=0),
+}
+
+
+@dataclass
 class Rendered:
-    """A feed document ready to send, with its compressed form computed once."""
+    """A feed document ready to send. Each compressed form is computed the first time a
+    client asks for it and kept as long as the document is (deterministically: gzip carries
+    no timestamp), so every replica sends the same bytes for the same encoding."""
 
     body: bytes
-    gzipped: bytes
     etag: str
     last_modified: datetime
     media_type: str
+    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def encoded(self, encoding: str) -> bytes:
+        if encoding == "identity":
+            return self.body
+        with self._lock:
+            if encoding not in self._encoded:
+                self._encoded[encoding] = ENCODERS[encoding](self.body)
+            return self._encoded[encoding]
 
 
 def settings_key(settings: Settings) -> str:
@@ -67,6 +87,7 @@ class FeedService:
         self._summaries: dict[str, ScopeSummary] = {}
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
         self._last_modified: dict[tuple[str, ...], datetime] = {}
+        self.renders = 0  # feed documents rendered by this process (a metric)
 
     @property
     def generation(self) -> int:
@@ -143,9 +164,9 @@ class FeedService:
         entries = self.store.page(scope, (page - 1) * limit, limit)
         feed_page = FeedPage(scope, entries, page, last, limit)
         body = render(self.settings, feed_page, fmt)
+        self.renders += 1
         rendered = Rendered(
             body=body,
-            gzipped=gzip.compress(body, compresslevel=9, mtime=0),
             etag=self.etag(scope, fmt, page, limit),
             last_modified=feed_page.updated,
             media_type=fmt.media_type,

@@ -8,6 +8,7 @@ scopes a scan touched, so readers can tell what changed without reading entries.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -261,137 +262,179 @@ class Store:
         return states
 
     def apply(self, changes: Changes) -> list[str]:
-        """Write one batch; returns the paths whose explicit id clashes with another file's."""
-        clashes: list[str] = []
+        """Write one batch in one transaction, with a handful of set-wise statements.
+        Returns the paths whose explicit id is already another file's (not written)."""
         now = int(time.time())
         with self._write() as conn:
-            for rel in changes.removed_paths:
-                for entry_id in conn.execute(
-                    select(entries.c.id).where(entries.c.path_id == path_id(rel))
-                ).scalars():
-                    self._delete_entry(conn, entry_id)
-                conn.execute(delete(file_errors).where(file_errors.c.id == path_id(rel)))
-            for stored in changes.upserts:
+            dirty: set[str] = set()
+            gone_paths = changes.removed_paths + [rel for rel, _m, _s in changes.drafts]
+            upserts = {stored.entry.path: stored for stored in changes.upserts}
+            # Existing rows for every path this batch touches, and owners of the ids it writes.
+            touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
+            old_rows = self._select_in(
+                conn,
+                select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
+                entries.c.path_id,
+                touched,
+            )
+            owners = {
+                row.id: row.path
+                for row in self._select_in(
+                    conn,
+                    select(entries.c.id, entries.c.path),
+                    entries.c.id,
+                    [stored.entry.id for stored in upserts.values()],
+                )
+            }
+            # An id stays with the file that holds it, unless that file is gone or re-read in
+            # this batch; within a batch the first file (in walk order) wins.
+            leaving = set(gone_paths) | set(upserts)
+            claimed: set[str] = set()
+            clashes = []
+            for rel, stored in list(upserts.items()):
+                owner = owners.get(stored.entry.id)
+                if (owner is not None and owner not in leaving) or stored.entry.id in claimed:
+                    clashes.append(rel)
+                    del upserts[rel]
+                else:
+                    claimed.add(stored.entry.id)
+            first_seen = {row.path: row.first_seen for row in old_rows}
+            doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
+            for row in old_rows:
+                if row.id in doomed:
+                    dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
+            self._delete_in(conn, entry_scopes, entry_scopes.c.entry_id, doomed)
+            self._delete_in(conn, entries, entries.c.id, doomed)
+
+            entry_rows, scope_rows = [], []
+            for rel, stored in upserts.items():
                 entry = stored.entry
-                owner = conn.execute(
-                    select(entries.c.path).where(entries.c.id == entry.id)
-                ).scalar()
-                if owner is not None and owner != entry.path:
-                    clashes.append(entry.path)
-                    continue
-                first_seen = now
-                for old_id, old_first in conn.execute(
-                    select(entries.c.id, entries.c.first_seen).where(
-                        entries.c.path_id == path_id(entry.path)
+                data = entry.to_json()
+                published = int(entry.published.timestamp())
+                entry_rows.append(
+                    {
+                        "id": entry.id,
+                        "path": rel,
+                        "path_id": path_id(rel),
+                        "published": published,
+                        "updated": int(entry.updated.timestamp()),
+                        "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
+                        "content_hash": stored.content_hash,
+                        "mtime_ns": stored.mtime_ns,
+                        "size": stored.size,
+                        "first_seen": min(first_seen.get(rel, now), now),
+                        "data": data,
+                    }
+                )
+                for scope in entry.scopes():
+                    dirty.add(scope.key)
+                    scope_rows.append(
+                        {
+                            "scope_id": scope_id(scope.key),
+                            "entry_id": entry.id,
+                            "published": published,
+                        }
                     )
-                ):
-                    first_seen = min(first_seen, old_first)
-                    self._delete_entry(conn, old_id)
-                self._insert_entry(conn, stored, first_seen)
-            for rel, _mtime_ns, _size in changes.drafts:
-                for entry_id in conn.execute(
-                    select(entries.c.id).where(entries.c.path_id == path_id(rel))
-                ).scalars():
-                    self._delete_entry(conn, entry_id)
+            if entry_rows:
+                conn.execute(insert(entries), entry_rows)
+                conn.execute(insert(entry_scopes), scope_rows)
+
             notes = [(*error, "error") for error in changes.errors]
             notes += [(rel, mtime_ns, size, "", "draft") for rel, mtime_ns, size in changes.drafts]
-            for rel, mtime_ns, size, error, kind in notes:
-                conn.execute(delete(file_errors).where(file_errors.c.id == path_id(rel)))
+            cleared = [
+                *changes.removed_paths,
+                *changes.cleared_errors,
+                *(note[0] for note in notes),
+            ]
+            self._delete_in(conn, file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
+            if notes:
                 conn.execute(
-                    insert(file_errors).values(
-                        id=path_id(rel),
-                        path=rel,
-                        mtime_ns=mtime_ns,
-                        size=size,
-                        kind=kind,
-                        error=error,
-                    )
+                    insert(file_errors),
+                    [
+                        {
+                            "id": path_id(rel),
+                            "path": rel,
+                            "mtime_ns": m,
+                            "size": n,
+                            "kind": kind,
+                            "error": error,
+                        }
+                        for rel, m, n, error, kind in notes
+                    ],
                 )
-            for rel in changes.cleared_errors:
-                conn.execute(delete(file_errors).where(file_errors.c.id == path_id(rel)))
+            self._mark_dirty(conn, dirty)
         return clashes
+
+    @staticmethod
+    def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
+        for start in range(0, len(values), size):
+            yield values[start : start + size]
+
+    def _select_in(self, conn: Connection, query: Any, column: Any, values: list[Any]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in self._chunks(values):
+            rows.extend(conn.execute(query.where(column.in_(chunk))).all())
+        return rows
+
+    def _delete_in(self, conn: Connection, table: Table, column: Any, values: list[Any]) -> None:
+        for chunk in self._chunks(values):
+            conn.execute(delete(table).where(column.in_(chunk)))
 
     def _mark_dirty(self, conn: Connection, keys: Iterable[str]) -> None:
         wanted = {scope_id(key): key for key in keys}
-        if not wanted:
-            return
-        present = set(
-            conn.execute(
-                select(dirty_scopes.c.id).where(dirty_scopes.c.id.in_(list(wanted)))
-            ).scalars()
-        )
+        present = {
+            row.id
+            for row in self._select_in(
+                conn, select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted)
+            )
+        }
         rows = [{"id": sid, "key": key} for sid, key in wanted.items() if sid not in present]
         if rows:
             conn.execute(insert(dirty_scopes), rows)
-
-    def _delete_entry(self, conn: Connection, entry_id: str) -> None:
-        data = conn.execute(select(entries.c.data).where(entries.c.id == entry_id)).scalar()
-        if data is None:
-            return
-        self._mark_dirty(conn, (scope.key for scope in Entry.from_json(data).scopes()))
-        conn.execute(delete(entry_scopes).where(entry_scopes.c.entry_id == entry_id))
-        conn.execute(delete(entries).where(entries.c.id == entry_id))
-
-    def _insert_entry(self, conn: Connection, stored: StoredEntry, first_seen: int) -> None:
-        entry = stored.entry
-        published = int(entry.published.timestamp())
-        conn.execute(
-            insert(entries).values(
-                id=entry.id,
-                path=entry.path,
-                path_id=path_id(entry.path),
-                published=published,
-                updated=int(entry.updated.timestamp()),
-                fingerprint=entry.fingerprint,
-                content_hash=stored.content_hash,
-                mtime_ns=stored.mtime_ns,
-                size=stored.size,
-                first_seen=first_seen,
-                data=entry.to_json(),
-            )
-        )
-        entry_scope_list = entry.scopes()
-        conn.execute(
-            insert(entry_scopes),
-            [
-                {"scope_id": scope_id(scope.key), "entry_id": entry.id, "published": published}
-                for scope in entry_scope_list
-            ],
-        )
-        self._mark_dirty(conn, (scope.key for scope in entry_scope_list))
 
     def refresh_scopes(self) -> list[Scope]:
         """Recompute the summary of every scope a write touched; bump the generation when a
         summary really changed. Returns the scopes whose feeds changed."""
         changed: list[Scope] = []
         with self._write() as conn:
-            dirty = conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all()
-            for sid, key in dirty:
-                rows = conn.execute(
-                    select(entries.c.id, entries.c.fingerprint, entries.c.updated)
-                    .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
-                    .where(entry_scopes.c.scope_id == sid)
-                    .order_by(entries.c.id)
+            dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
+            for chunk in self._chunks(sorted(dirty), 200):
+                old = dict(
+                    conn.execute(
+                        select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
+                    ).all()
+                )
+                members = conn.execute(
+                    select(
+                        entry_scopes.c.scope_id,
+                        entries.c.id,
+                        entries.c.fingerprint,
+                        entries.c.updated,
+                    )
+                    .join(entries, entry_scopes.c.entry_id == entries.c.id)
+                    .where(entry_scopes.c.scope_id.in_(chunk))
+                    .order_by(entry_scopes.c.scope_id, entries.c.id)
                 ).all()
-                old = conn.execute(select(scopes.c.fingerprint).where(scopes.c.id == sid)).scalar()
-                conn.execute(delete(scopes).where(scopes.c.id == sid))
-                new = None
-                if rows:
+                summaries: dict[str, dict[str, Any]] = {}
+                for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
+                    rows = list(group)
                     digest = hashlib.sha256()
                     for row in rows:
                         digest.update(f"{row.id}:{row.fingerprint};".encode())
-                    new = digest.hexdigest()
-                    conn.execute(
-                        insert(scopes).values(
-                            id=sid,
-                            key=key,
-                            count=len(rows),
-                            newest_updated=max(row.updated for row in rows),
-                            fingerprint=new,
-                        )
-                    )
-                if new != old:
-                    changed.append(Scope.from_key(key))
+                    summaries[sid] = {
+                        "id": sid,
+                        "key": dirty[sid],
+                        "count": len(rows),
+                        "newest_updated": max(row.updated for row in rows),
+                        "fingerprint": digest.hexdigest(),
+                    }
+                conn.execute(delete(scopes).where(scopes.c.id.in_(chunk)))
+                if summaries:
+                    conn.execute(insert(scopes), list(summaries.values()))
+                for sid in chunk:
+                    new = summaries.get(sid, {}).get("fingerprint")
+                    if new != old.get(sid):
+                        changed.append(Scope.from_key(dirty[sid]))
             conn.execute(delete(dirty_scopes))
             if changed:
                 generation = conn.execute(
@@ -462,6 +505,13 @@ class Store:
 
     def record_scan(self, summary: dict[str, Any]) -> None:
         self.set_meta("last_scan", json.dumps(summary, sort_keys=True))
+
+    def record_websub(self, counts: dict[str, int]) -> None:
+        self.set_meta("websub", json.dumps(counts, sort_keys=True))
+
+    def websub_counts(self) -> dict[str, int]:
+        value = self.get_meta("websub")
+        return json.loads(value) if value else {"sent": 0, "failed": 0, "retries": 0, "pending": 0}
 
     def all_entries(self) -> Sequence[Entry]:
         with self.engine.connect() as conn:

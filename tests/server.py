@@ -84,3 +84,31 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
+
+
+class HubProcess:
+    """tests/hub.py as a real process; ``pings()`` reads what it has recorded so far."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hub"
+        self.log = workdir / f"hub-{self.port}.jsonl"
+        self.log.touch()
+        script = Path(__file__).with_name("hub.py")
+        self.process = subprocess.Popen(
+            [sys.executable, str(script), str(self.port), str(self.log), *args]
+        )
+        wait_for(self._listening, timeout=10)
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def pings(self) -> list[dict]:
+        import json
+
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

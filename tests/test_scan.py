@@ -218,3 +218,13 @@ def test_concurrent_scans_do_not_overlap(scanner):
         thread.join()
     assert sorted(r.added for r in results) == [0, 0, 48]
     assert scanner.store.entry_count() == 48
+
+
+def test_tags_get_feeds_of_their_own(scanner):
+    (scanner.settings.seeds / "tagged.md").write_text(
+        "---\ntitle: tagged\ntags: [Rust, 开源]\ndate: 2022-01-01T00:00:00Z\n---\n<p>x</p>\n"
+    )
+    report = scanner.scan()
+    assert Scope(ScopeKind.TAG, ("开源",)) in report.changed_scopes
+    page = scanner.store.page(Scope(ScopeKind.TAG, ("Rust",)), 0, 10)
+    assert [entry.title for entry in page] == ["tagged"]

@@ -11,6 +11,7 @@ from feedsvc.store import Store
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
 from feedsvc.web.views import bp
+from feedsvc.websub import WebSubPublisher
 
 
 def create_app(settings: Settings, *, watch: bool = True) -> Flask:
@@ -23,7 +24,12 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     service = FeedService(store, settings)
     service.refresh()
     watcher = Watcher(store, settings, service) if watch else None
-    app.extensions["feedsvc"] = AppState(settings, store, service, watcher)
+    publisher = None
+    if watcher is not None and settings.websub_hubs:
+        publisher = WebSubPublisher(settings, record=store.record_websub)
+        watcher.listeners.append(publisher.feeds_changed)
+        publisher.start()
+    app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
     app.register_blueprint(bp)
 
     @app.after_request
@@ -43,4 +49,6 @@ def stop_app(app: Flask) -> None:
     state: AppState = app.extensions["feedsvc"]
     if state.watcher is not None:
         state.watcher.stop()
+    if state.publisher is not None:
+        state.publisher.stop()
     state.store.close()

@@ -55,8 +55,13 @@ def not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     return False
 
 
-def accepts_gzip(request: Request) -> bool:
-    return request.accept_encodings["gzip"] > 0
+def choose_encoding(request: Request) -> str:
+    """brotli if the client takes it, else gzip, else the plain bytes."""
+    accepted = request.accept_encodings
+    for encoding in ("br", "gzip"):
+        if accepted[encoding] > 0:
+            return encoding
+    return "identity"
 
 
 def validators(response: Response, etag: str, last_modified: datetime, max_age: int) -> None:

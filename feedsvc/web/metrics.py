@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -20,8 +20,6 @@ REQUESTS = Counter(
     "HTTP requests answered, by route and status code",
     ["route", "status"],
 )
-SCANS = Counter("feedsvc_scans", "Scans run by this replica, by outcome", ["outcome"])
-WEBSUB_PINGS = Counter("feedsvc_websub_pings", "WebSub publish pings, by outcome", ["outcome"])
 
 
 class StateCollector(Collector):
@@ -34,6 +32,18 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         summaries = self.service.summaries()
         everything = next((s for s in summaries if s.scope.key == "all"), None)
+        websub = CounterMetricFamily(
+            "feedsvc_websub_pings", "WebSub publish pings, by outcome", labels=["outcome"]
+        )
+        for outcome, count in self.service.store.websub_counts().items():
+            if outcome != "pending":
+                websub.add_metric([outcome], count)
+        yield websub
+        yield CounterMetricFamily(
+            "feedsvc_feed_renders",
+            "Feed documents rendered by this process",
+            value=self.service.renders,
+        )
         yield GaugeMetricFamily(
             "feedsvc_entries", "Published entries", value=everything.count if everything else 0
         )
@@ -56,12 +66,11 @@ class StateCollector(Collector):
 
 
 def exposition(service: FeedService, watcher: Watcher | None) -> tuple[bytes, str]:
-    registry = CollectorRegistry()
+    """The counters (of every worker, in multiprocess mode) and this process's state."""
+    registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
     state = CollectorRegistry()
     state.register(StateCollector(service, watcher))
-    return body + generate_latest(state), CONTENT_TYPE_LATEST
+    return generate_latest(registry) + generate_latest(state), CONTENT_TYPE_LATEST

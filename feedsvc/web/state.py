@@ -10,6 +10,7 @@ from feedsvc.config import Settings
 from feedsvc.schedule import Watcher
 from feedsvc.service import FeedService
 from feedsvc.store import Store
+from feedsvc.websub import WebSubPublisher
 
 
 @dataclass
@@ -18,6 +19,7 @@ class AppState:
     store: Store
     service: FeedService
     watcher: Watcher | None
+    publisher: WebSubPublisher | None = None
     pages: dict[str, Any] = field(default_factory=dict)
 
     def ensure_ready(self) -> bool:

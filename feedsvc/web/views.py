@@ -18,7 +18,7 @@ from feedsvc.service import FeedNotFound
 from feedsvc.web.http import (
     MAX_PAGE,
     BadQuery,
-    accepts_gzip,
+    choose_encoding,
     not_modified,
     not_modified_response,
     query_int,
@@ -92,11 +92,11 @@ def feed(_rest: str) -> Response:
             response = not_modified_response(etag, last_modified, max_age)
         else:
             rendered = service.feed(scope, fmt, page, limit)
-            gzipped = accepts_gzip(request)
-            response = Response(rendered.gzipped if gzipped else rendered.body)
+            encoding = choose_encoding(request)
+            response = Response(rendered.encoded(encoding))
             response.headers["Content-Type"] = f"{rendered.media_type}; charset=utf-8"
-            if gzipped:
-                response.headers["Content-Encoding"] = "gzip"
+            if encoding != "identity":
+                response.headers["Content-Encoding"] = encoding
             response.headers["Vary"] = "Accept-Encoding"
             validators(response, etag, last_modified, max_age)
     except FeedNotFound as exc:
@@ -195,6 +195,7 @@ def status() -> Response:
         "scanner": bool(app.watcher and app.watcher.is_scanner),
         "scan_error": app.watcher.last_error if app.watcher else None,
         "generation": app.service.generation,
+        "websub": {"hubs": list(app.settings.websub_hubs), **app.store.websub_counts()},
     }
     response = current_app.json.response(body)
     response.headers["Cache-Control"] = "no-store"

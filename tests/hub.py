@@ -1,0 +1,51 @@
+"""A minimal WebSub hub for the tests, run as its own process: it records every publish
+ping (one JSON line each) and can be told to answer errors.
+
+    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("log")
+    parser.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N pings")
+    parser.add_argument("--status", type=int, default=204, help="status for every other ping")
+    args = parser.parse_args()
+    lock = threading.Lock()
+    seen = {"count": 0}
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            form = parse_qs(self.rfile.read(length).decode())
+            with lock:
+                seen["count"] += 1
+                status = 503 if seen["count"] <= args.fail_first else args.status
+                with open(args.log, "a", encoding="utf-8") as log:
+                    log.write(
+                        json.dumps(
+                            {"form": form, "status": status, "ua": self.headers.get("User-Agent")}
+                        )
+                        + "\n"
+                    )
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", args.port), Hub).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
