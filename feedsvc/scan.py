@@ -2,11 +2,12 @@
 
 A file is re-read only when its size or modification time differs from what the store saw.
 A file that stops parsing keeps its last good entry served and is reported; a file that is
-being written while read is left alone until the next scan. Work is written in batches, each
-in one transaction, so a scan killed at any point leaves a store the next scan completes."""
+being written while read is left alone until the next scan. Work is written in batches of
+statements inside one transaction, so a scan killed at any point leaves the store as it was."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from feedsvc.seeds import (
     read_seed,
     walk_seeds,
 )
-from feedsvc.store import Changes, Store, StoredEntry
+from feedsvc.store import Changes, Store, StoredEntry, Writer
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +89,26 @@ class Scanner:
         self.locks = locks or ScanLocks(store.engine)
 
     def scan(self, progress: Callable[[int, int], None] | None = None) -> ScanReport:
-        """Scan now (waiting for any scan already running). ``progress(done, total)``."""
+        """Scan now (waiting for any scan already running). ``progress(done, total)``.
+
+        The whole scan is one transaction: readers see the store before it or after it,
+        never half of it, and a scan killed part-way leaves no trace."""
         root = self.settings.seeds
         check_seeds_dir(root)
-        with self.locks.scanning():
+        with self.locks.scanning(), self.store.transaction() as writer:
             report = ScanReport(started=datetime.now(UTC).replace(microsecond=0))
             key = parse_settings_key(self.settings)
-            if self.store.get_meta("parse_settings") != key:
+            if writer.get_meta("parse_settings") != key:
                 log.info("parse settings changed: every seed file will be read again")
-                self.store.reset()
-                self.store.set_meta("parse_settings", key)
-            known = self.store.file_states()
+                writer.reset()
+                writer.set_meta("parse_settings", key)
+            known = writer.file_states()
             seeds = list(walk_seeds(root))
             changes = Changes()
             for done, seed in enumerate(seeds, 1):
                 self._visit(seed, known.get(seed.rel), changes, report)
                 if len(changes.upserts) + len(changes.errors) >= BATCH_FILES:
-                    self._apply(changes, report)
+                    self._apply(writer, changes, report)
                     changes = Changes()
                 if progress:
                     progress(done, len(seeds))
@@ -114,11 +118,11 @@ class Scanner:
                     changes.removed_paths.append(rel)
                     if state.entry_id:
                         report.removed += 1
-            self._apply(changes, report)
-            report.changed_scopes = self.store.refresh_scopes()
-            report.files_with_errors = len(self.store.errors())
+            self._apply(writer, changes, report)
+            report.changed_scopes = writer.refresh_scopes()
+            report.files_with_errors = writer.error_count()
             report.finished = datetime.now(UTC).replace(microsecond=0)
-            self.store.record_scan(report.summary())
+            writer.set_meta("last_scan", json.dumps(report.summary(), sort_keys=True))
         changed = report.added or report.updated or report.removed or report.errors
         log.log(
             logging.INFO if changed else logging.DEBUG,
@@ -168,10 +172,10 @@ class Scanner:
             report.added += 1
             changes.new_paths.add(seed.rel)
 
-    def _apply(self, changes: Changes, report: ScanReport) -> None:
+    def _apply(self, writer: Writer, changes: Changes, report: ScanReport) -> None:
         if not changes:
             return
-        clashes = self.store.apply(changes)
+        clashes = writer.apply(changes)
         if not clashes:
             return
         by_path = {stored.entry.path: stored for stored in changes.upserts}
@@ -185,4 +189,4 @@ class Scanner:
                 report.added -= 1
             else:
                 report.updated -= 1
-        self.store.apply(follow_up)
+        writer.apply(follow_up)

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.store import Store
+from feedsvc.store import Store, is_corruption
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Watcher:
         """Scan if this process leads, then pick up whatever any scan changed."""
         with self._tick_lock:
             try:
+                self._check_database()
                 if self.locks.try_lead():
                     self._scan()
                 self.catch_up()
@@ -65,12 +67,32 @@ class Watcher:
         self.ready = self.ready or scanned
         return self.ready
 
+    def _check_database(self) -> None:
+        """A SQLite file deleted, corrupted or replaced under a running process: the scanner
+        moves a broken file aside and rebuilds from the seeds; every process reconnects to
+        whatever good file is there. Until the rebuild's first scan ends, what this process
+        already holds keeps being served."""
+        problem = self.store.problem()
+        if problem is None:
+            return
+        if problem == "was replaced":
+            log.warning("database %s was replaced: reconnecting", self.store.path)
+            self.store.reopen()
+        elif self.locks.try_lead():
+            self.store.rebuild(problem)
+
     def _scan(self) -> None:
         try:
             report = self.scanner.scan()
         except ScanError as exc:
             self.last_error = str(exc)
             log.error("scan skipped: %s", exc)
+            return
+        except SQLAlchemyError as exc:
+            if is_corruption(exc):
+                self.store.rebuild(f"is corrupt ({exc.orig})")
+            self.last_error = f"database: {getattr(exc, 'orig', exc)}"
+            log.error("scan failed, serving what was there: %s", self.last_error)
             return
         self.last_error = None
         self.last_report = report

@@ -21,7 +21,7 @@ import brotli
 from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.feeds import EPOCH, FeedPage, page_count, render
-from feedsvc.model import Format, Scope
+from feedsvc.model import Entry, Format, Scope
 from feedsvc.store import ScopeSummary, Store
 
 CACHE_ENTRIES = 4096
@@ -30,6 +30,11 @@ RENDER_VERSION = "1"
 
 class FeedNotFound(LookupError):
     """No such scope, or a page past its end."""
+
+
+class StoreBehind(RuntimeError):
+    """The store does not (yet) hold the state this process serves, e.g. while a rebuilt
+    database is being filled: cached feeds are still served, others must wait."""
 
 
 ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -83,20 +88,20 @@ class FeedService:
         self.settings = settings
         self._settings_key = settings_key(settings)
         self._lock = threading.Lock()
-        self._generation = -1
+        self._generation: str | None = None
         self._summaries: dict[str, ScopeSummary] = {}
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
         self._last_modified: dict[tuple[str, ...], datetime] = {}
         self.renders = 0  # feed documents rendered by this process (a metric)
 
     @property
-    def generation(self) -> int:
+    def generation(self) -> str | None:
         return self._generation
 
     def refresh(self) -> bool:
         """Reload scope summaries if a scan changed anything; True when it did."""
         generation = self.store.generation()
-        if generation == self._generation:
+        if generation is None or generation == self._generation:
             return False
         summaries = {s.scope.key: s for s in self.store.scope_summaries()}
         with self._lock:
@@ -129,9 +134,27 @@ class FeedService:
     def _key(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> tuple[str, ...]:
         return (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
 
+    def _read_page(
+        self, scope: Scope, page: int, limit: int
+    ) -> tuple[ScopeSummary, int, list[Entry]]:
+        """A page's entries as of the summary this process holds. If the store has moved on
+        (a scan committed since the last refresh), catch up first: bytes cached under a
+        fingerprint must be exactly the bytes of that fingerprint, in every replica."""
+        for _attempt in range(3):
+            summary, last = self._locate(scope, page, limit)
+            entries, fingerprint = self.store.page(scope, (page - 1) * limit, limit)
+            if (fingerprint or "empty") == summary.fingerprint:
+                return summary, last, entries
+            if not self.refresh():
+                break
+        raise StoreBehind("the database does not hold what this process serves yet")
+
     def etag(self, scope: Scope, fmt: Format, page: int, limit: int) -> str:
         """The strong ETag of a feed page, known without rendering it."""
         summary, _last = self._locate(scope, page, limit)
+        return self._etag(summary, fmt, page, limit)
+
+    def _etag(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> str:
         material = "\n".join((self._settings_key, *self._key(summary, fmt, page, limit)))
         return '"' + hashlib.sha256(material.encode()).hexdigest()[:32] + '"'
 
@@ -144,7 +167,8 @@ class FeedService:
             return cached.last_modified
         value = self._last_modified.get(key)
         if value is None:
-            entries = self.store.page(scope, (page - 1) * limit, limit)
+            summary, _last, entries = self._read_page(scope, page, limit)
+            key = self._key(summary, fmt, page, limit)
             value = FeedPage(scope, entries, page, page, limit).updated
             with self._lock:
                 if len(self._last_modified) >= CACHE_ENTRIES:
@@ -161,13 +185,14 @@ class FeedService:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        entries = self.store.page(scope, (page - 1) * limit, limit)
+        summary, last, entries = self._read_page(scope, page, limit)
+        key = self._key(summary, fmt, page, limit)
         feed_page = FeedPage(scope, entries, page, last, limit)
         body = render(self.settings, feed_page, fmt)
         self.renders += 1
         rendered = Rendered(
             body=body,
-            etag=self.etag(scope, fmt, page, limit),
+            etag=self._etag(summary, fmt, page, limit),
             last_modified=feed_page.updated,
             media_type=fmt.media_type,
         )

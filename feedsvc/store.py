@@ -7,10 +7,14 @@ scopes a scan touched, so readers can tell what changed without reading entries.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import itertools
 import json
+import logging
+import os
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,11 +42,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DatabaseError
 
 from feedsvc.model import Entry, Scope, stable_uuid
 
+log = logging.getLogger(__name__)
+
 metadata = MetaData()
 WRITE_OPTION = "feedsvc_write"
+SQLITE_HEADER = b"SQLite format 3\x00"
+# SQLite messages that mean the file itself is damaged, not that one statement failed.
+_CORRUPT_MARKERS = ("malformed", "not a database", "file is encrypted", "database disk image")
 
 entries = Table(
     "entries",
@@ -139,7 +149,7 @@ class StoredEntry:
 
 @dataclass
 class Changes:
-    """One batch of scan results, written in one transaction."""
+    """One batch of scan results."""
 
     upserts: list[StoredEntry] = field(default_factory=list)
     removed_paths: list[str] = field(default_factory=list)
@@ -194,175 +204,144 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-class Store:
-    """All reads and writes of feedsvc's database."""
+def is_corruption(exc: BaseException) -> bool:
+    """Whether a database error means the SQLite file is damaged (rebuild it from the seeds)."""
+    return isinstance(exc, DatabaseError) and any(
+        m in str(exc.orig).lower() for m in _CORRUPT_MARKERS
+    )
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = make_engine(url)
-        self._create_schema()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction (on SQLite it holds the write lock from its first statement)."""
-        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
-            yield conn
+class Writer:
+    """The write side, bound to one transaction: a whole scan commits at once, so readers
+    (in this process or a replica) never see entries whose feed summaries are not written yet,
+    and a scan killed at any point leaves the store exactly as the last finished scan left it."""
 
-    def _create_schema(self) -> None:
-        """Create missing tables; safe when several processes start at once."""
-        with self._write() as conn:
-            if self.dialect == "postgresql":
-                key = "hashtextextended('feedsvc:schema:' || current_schema(), 0)"
-                conn.execute(text(f"select pg_advisory_xact_lock({key})"))
-            metadata.create_all(conn)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- meta ---------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
-
-    @staticmethod
-    def _set_meta(conn: Connection, key: str, value: str) -> None:
-        changed = conn.execute(update(meta).where(meta.c.key == key).values(value=value))
-        if changed.rowcount == 0:
-            conn.execute(insert(meta).values(key=key, value=value))
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._write() as conn:
-            self._set_meta(conn, key, value)
+        changed = self.conn.execute(update(meta).where(meta.c.key == key).values(value=value))
+        if changed.rowcount == 0:
+            self.conn.execute(insert(meta).values(key=key, value=value))
 
-    def generation(self) -> int:
-        """Bumped by every scan that changed a feed: readers compare it to know when to reload."""
-        return int(self.get_meta("generation") or 0)
-
-    # -- scan side ------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        return self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def file_states(self) -> dict[str, FileState]:
         """Every seed file the store knows, by relative path; an error's stat wins, so a file
         that broke is not re-read until it changes again."""
         states: dict[str, FileState] = {}
-        with self.engine.connect() as conn:
-            for row in conn.execute(
-                select(entries.c.path, entries.c.mtime_ns, entries.c.size, entries.c.id)
-            ):
-                states[row.path] = FileState(row.mtime_ns, row.size, row.id, None)
-            for row in conn.execute(select(file_errors)):
-                kept = states.get(row.path)
-                states[row.path] = FileState(
-                    row.mtime_ns, row.size, kept.entry_id if kept else None, row.error or None
-                )
+        query = select(entries.c.path, entries.c.mtime_ns, entries.c.size, entries.c.id)
+        for row in self.conn.execute(query):
+            states[row.path] = FileState(row.mtime_ns, row.size, row.id, None)
+        for row in self.conn.execute(select(file_errors)):
+            kept = states.get(row.path)
+            entry_id = kept.entry_id if kept else None
+            states[row.path] = FileState(row.mtime_ns, row.size, entry_id, row.error or None)
         return states
 
     def apply(self, changes: Changes) -> list[str]:
         """Write one batch in one transaction, with a handful of set-wise statements.
         Returns the paths whose explicit id is already another file's (not written)."""
         now = int(time.time())
-        with self._write() as conn:
-            dirty: set[str] = set()
-            gone_paths = changes.removed_paths + [rel for rel, _m, _s in changes.drafts]
-            upserts = {stored.entry.path: stored for stored in changes.upserts}
-            # Existing rows for every path this batch touches, and owners of the ids it writes.
-            touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
-            old_rows = self._select_in(
+        conn = self.conn
+        dirty: set[str] = set()
+        gone_paths = changes.removed_paths + [rel for rel, _m, _s in changes.drafts]
+        upserts = {stored.entry.path: stored for stored in changes.upserts}
+        # Existing rows for every path this batch touches, and owners of the ids it writes.
+        touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
+        old_rows = self._select_in(
+            conn,
+            select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
+            entries.c.path_id,
+            touched,
+        )
+        owners = {
+            row.id: row.path
+            for row in self._select_in(
                 conn,
-                select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
-                entries.c.path_id,
-                touched,
+                select(entries.c.id, entries.c.path),
+                entries.c.id,
+                [stored.entry.id for stored in upserts.values()],
             )
-            owners = {
-                row.id: row.path
-                for row in self._select_in(
-                    conn,
-                    select(entries.c.id, entries.c.path),
-                    entries.c.id,
-                    [stored.entry.id for stored in upserts.values()],
-                )
-            }
-            # An id stays with the file that holds it, unless that file is gone or re-read in
-            # this batch; within a batch the first file (in walk order) wins.
-            leaving = set(gone_paths) | set(upserts)
-            claimed: set[str] = set()
-            clashes = []
-            for rel, stored in list(upserts.items()):
-                owner = owners.get(stored.entry.id)
-                if (owner is not None and owner not in leaving) or stored.entry.id in claimed:
-                    clashes.append(rel)
-                    del upserts[rel]
-                else:
-                    claimed.add(stored.entry.id)
-            first_seen = {row.path: row.first_seen for row in old_rows}
-            doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
-            for row in old_rows:
-                if row.id in doomed:
-                    dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
-            self._delete_in(conn, entry_scopes, entry_scopes.c.entry_id, doomed)
-            self._delete_in(conn, entries, entries.c.id, doomed)
+        }
+        # An id stays with the file that holds it, unless that file is gone or re-read in
+        # this batch; within a batch the first file (in walk order) wins.
+        leaving = set(gone_paths) | set(upserts)
+        claimed: set[str] = set()
+        clashes = []
+        for rel, stored in list(upserts.items()):
+            owner = owners.get(stored.entry.id)
+            if (owner is not None and owner not in leaving) or stored.entry.id in claimed:
+                clashes.append(rel)
+                del upserts[rel]
+            else:
+                claimed.add(stored.entry.id)
+        first_seen = {row.path: row.first_seen for row in old_rows}
+        doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
+        for row in old_rows:
+            if row.id in doomed:
+                dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
+        self._delete_in(conn, entry_scopes, entry_scopes.c.entry_id, doomed)
+        self._delete_in(conn, entries, entries.c.id, doomed)
 
-            entry_rows, scope_rows = [], []
-            for rel, stored in upserts.items():
-                entry = stored.entry
-                data = entry.to_json()
-                published = int(entry.published.timestamp())
-                entry_rows.append(
+        entry_rows, scope_rows = [], []
+        for rel, stored in upserts.items():
+            entry = stored.entry
+            data = entry.to_json()
+            published = int(entry.published.timestamp())
+            entry_rows.append(
+                {
+                    "id": entry.id,
+                    "path": rel,
+                    "path_id": path_id(rel),
+                    "published": published,
+                    "updated": int(entry.updated.timestamp()),
+                    "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
+                    "content_hash": stored.content_hash,
+                    "mtime_ns": stored.mtime_ns,
+                    "size": stored.size,
+                    "first_seen": min(first_seen.get(rel, now), now),
+                    "data": data,
+                }
+            )
+            for scope in entry.scopes():
+                dirty.add(scope.key)
+                scope_rows.append(
                     {
-                        "id": entry.id,
-                        "path": rel,
-                        "path_id": path_id(rel),
+                        "scope_id": scope_id(scope.key),
+                        "entry_id": entry.id,
                         "published": published,
-                        "updated": int(entry.updated.timestamp()),
-                        "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
-                        "content_hash": stored.content_hash,
-                        "mtime_ns": stored.mtime_ns,
-                        "size": stored.size,
-                        "first_seen": min(first_seen.get(rel, now), now),
-                        "data": data,
                     }
                 )
-                for scope in entry.scopes():
-                    dirty.add(scope.key)
-                    scope_rows.append(
-                        {
-                            "scope_id": scope_id(scope.key),
-                            "entry_id": entry.id,
-                            "published": published,
-                        }
-                    )
-            if entry_rows:
-                conn.execute(insert(entries), entry_rows)
-                conn.execute(insert(entry_scopes), scope_rows)
+        if entry_rows:
+            conn.execute(insert(entries), entry_rows)
+            conn.execute(insert(entry_scopes), scope_rows)
 
-            notes = [(*error, "error") for error in changes.errors]
-            notes += [(rel, mtime_ns, size, "", "draft") for rel, mtime_ns, size in changes.drafts]
-            cleared = [
-                *changes.removed_paths,
-                *changes.cleared_errors,
-                *(note[0] for note in notes),
-            ]
-            self._delete_in(conn, file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
-            if notes:
-                conn.execute(
-                    insert(file_errors),
-                    [
-                        {
-                            "id": path_id(rel),
-                            "path": rel,
-                            "mtime_ns": m,
-                            "size": n,
-                            "kind": kind,
-                            "error": error,
-                        }
-                        for rel, m, n, error, kind in notes
-                    ],
-                )
-            self._mark_dirty(conn, dirty)
+        notes = [(*error, "error") for error in changes.errors]
+        notes += [(rel, mtime_ns, size, "", "draft") for rel, mtime_ns, size in changes.drafts]
+        cleared = [
+            *changes.removed_paths,
+            *changes.cleared_errors,
+            *(note[0] for note in notes),
+        ]
+        self._delete_in(conn, file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
+        if notes:
+            conn.execute(
+                insert(file_errors),
+                [
+                    {
+                        "id": path_id(rel),
+                        "path": rel,
+                        "mtime_ns": m,
+                        "size": n,
+                        "kind": kind,
+                        "error": error,
+                    }
+                    for rel, m, n, error, kind in notes
+                ],
+            )
+        self._mark_dirty(conn, dirty)
         return clashes
 
     @staticmethod
@@ -396,61 +375,216 @@ class Store:
         """Recompute the summary of every scope a write touched; bump the generation when a
         summary really changed. Returns the scopes whose feeds changed."""
         changed: list[Scope] = []
-        with self._write() as conn:
-            dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
-            for chunk in self._chunks(sorted(dirty), 200):
-                old = dict(
-                    conn.execute(
-                        select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
-                    ).all()
-                )
-                members = conn.execute(
-                    select(
-                        entry_scopes.c.scope_id,
-                        entries.c.id,
-                        entries.c.fingerprint,
-                        entries.c.updated,
-                    )
-                    .join(entries, entry_scopes.c.entry_id == entries.c.id)
-                    .where(entry_scopes.c.scope_id.in_(chunk))
-                    .order_by(entry_scopes.c.scope_id, entries.c.id)
+        conn = self.conn
+        dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
+        for chunk in self._chunks(sorted(dirty), 200):
+            old = dict(
+                conn.execute(
+                    select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
                 ).all()
-                summaries: dict[str, dict[str, Any]] = {}
-                for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
-                    rows = list(group)
-                    digest = hashlib.sha256()
-                    for row in rows:
-                        digest.update(f"{row.id}:{row.fingerprint};".encode())
-                    summaries[sid] = {
-                        "id": sid,
-                        "key": dirty[sid],
-                        "count": len(rows),
-                        "newest_updated": max(row.updated for row in rows),
-                        "fingerprint": digest.hexdigest(),
-                    }
-                conn.execute(delete(scopes).where(scopes.c.id.in_(chunk)))
-                if summaries:
-                    conn.execute(insert(scopes), list(summaries.values()))
-                for sid in chunk:
-                    new = summaries.get(sid, {}).get("fingerprint")
-                    if new != old.get(sid):
-                        changed.append(Scope.from_key(dirty[sid]))
-            conn.execute(delete(dirty_scopes))
-            if changed:
-                generation = conn.execute(
-                    select(meta.c.value).where(meta.c.key == "generation")
-                ).scalar()
-                self._set_meta(conn, "generation", str(int(generation or 0) + 1))
+            )
+            members = conn.execute(
+                select(
+                    entry_scopes.c.scope_id,
+                    entries.c.id,
+                    entries.c.fingerprint,
+                    entries.c.updated,
+                )
+                .join(entries, entry_scopes.c.entry_id == entries.c.id)
+                .where(entry_scopes.c.scope_id.in_(chunk))
+                .order_by(entry_scopes.c.scope_id, entries.c.id)
+            ).all()
+            summaries: dict[str, dict[str, Any]] = {}
+            for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
+                rows = list(group)
+                digest = hashlib.sha256()
+                for row in rows:
+                    digest.update(f"{row.id}:{row.fingerprint};".encode())
+                summaries[sid] = {
+                    "id": sid,
+                    "key": dirty[sid],
+                    "count": len(rows),
+                    "newest_updated": max(row.updated for row in rows),
+                    "fingerprint": digest.hexdigest(),
+                }
+            conn.execute(delete(scopes).where(scopes.c.id.in_(chunk)))
+            if summaries:
+                conn.execute(insert(scopes), list(summaries.values()))
+            for sid in chunk:
+                new = summaries.get(sid, {}).get("fingerprint")
+                if new != old.get(sid):
+                    changed.append(Scope.from_key(dirty[sid]))
+        conn.execute(delete(dirty_scopes))
+        if changed:
+            generation = conn.execute(
+                select(meta.c.value).where(meta.c.key == "generation")
+            ).scalar()
+            self.set_meta("generation", str(int(generation or 0) + 1))
         return sorted(changed)
+
+    def error_count(self) -> int:
+        query = select(func.count()).select_from(file_errors).where(file_errors.c.kind == "error")
+        return int(self.conn.execute(query).scalar() or 0)
 
     def reset(self) -> None:
         """Forget every entry and error (the next scan re-reads every file)."""
+        conn = self.conn
+        for table in (entry_scopes, entries, file_errors, dirty_scopes):
+            conn.execute(delete(table))
+        for key in (row[0] for row in conn.execute(select(scopes.c.key))):
+            self._mark_dirty(conn, [key])
+        conn.execute(delete(scopes))
+
+
+class Store:
+    """All reads and writes of feedsvc's database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        sqlite_file = parsed.get_backend_name() == "sqlite" and parsed.database not in (
+            None,
+            "",
+            ":memory:",
+        )
+        self.path: Path | None = Path(parsed.database).resolve() if sqlite_file else None
+        self.engine = make_engine(url)
+        self._identity: tuple[int, int] | None = None
+        try:
+            self._create_schema()
+        except DatabaseError as exc:
+            if self.path is None or not is_corruption(exc):
+                raise
+            self._repair(f"is unreadable ({exc.orig})", self._file_identity())
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it holds the write lock from its first statement)."""
+        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        """One write transaction: everything done through the Writer commits together."""
         with self._write() as conn:
-            for table in (entry_scopes, entries, file_errors, dirty_scopes):
-                conn.execute(delete(table))
-            for key in (row[0] for row in conn.execute(select(scopes.c.key))):
-                self._mark_dirty(conn, [key])
-            conn.execute(delete(scopes))
+            yield Writer(conn)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one committed state."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def _create_schema(self) -> None:
+        """Create missing tables; safe when several processes start at once."""
+        with self._write() as conn:
+            if self.dialect == "postgresql":
+                key = "hashtextextended('feedsvc:schema:' || current_schema(), 0)"
+                conn.execute(text(f"select pg_advisory_xact_lock({key})"))
+            metadata.create_all(conn)
+            writer = Writer(conn)
+            if writer.get_meta("epoch") is None:
+                writer.set_meta("epoch", uuid.uuid4().hex)
+        self._identity = self._file_identity()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- the SQLite file's health ----------------------------------------------------------
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def problem(self) -> str | None:
+        """What is wrong with the SQLite file under this process, if anything: deleted,
+        replaced by another file, or not an SQLite file any more."""
+        if self.path is None:
+            return None
+        identity = self._file_identity()
+        if identity is None:
+            return "was deleted"
+        try:
+            with open(self.path, "rb") as handle:
+                header = handle.read(len(SQLITE_HEADER))
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror})"
+        if len(header) == len(SQLITE_HEADER) and header != SQLITE_HEADER:
+            return "is corrupt"
+        if identity != self._identity:
+            return "was replaced"
+        return None
+
+    def reopen(self) -> None:
+        """Drop every connection and open the database file that is there now."""
+        self.engine.dispose()
+        self.engine = make_engine(self.url)
+        self._create_schema()
+
+    def rebuild(self, reason: str) -> None:
+        """Move a damaged or vanished database aside and start an empty one; the next scan
+        fills it from the seeds with the same ids (ids derive from paths, not from rows)."""
+        self._repair(reason, self._file_identity())
+
+    def _repair(self, reason: str, broken: tuple[int, int] | None) -> None:
+        """Under a lock shared by every process: move the broken file (if it is still the one
+        that failed) and a stale WAL aside, then open a fresh database."""
+        assert self.path is not None
+        self.engine.dispose()
+        with open(self.path.with_name(self.path.name + ".repair.lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = self._file_identity()
+            if current is None or (broken is not None and current == broken):
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                suffixes = ("-wal", "-shm") if current is None else ("", "-wal", "-shm")
+                for suffix in suffixes:
+                    old = self.path.with_name(self.path.name + suffix)
+                    if old.exists():
+                        os.replace(old, old.with_name(f"{old.name}.broken-{stamp}"))
+                log.error("database %s %s: rebuilding it from the seeds", self.path, reason)
+            self.engine = make_engine(self.url)
+            self._create_schema()
+
+    # -- small writes -----------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as writer:
+            writer.set_meta(key, value)
+
+    def generation(self) -> str | None:
+        """Changes whenever a scan changed a feed, and whenever the database was rebuilt:
+        readers compare it with what they loaded to know when to reload. None until a scan
+        has finished in this database (a rebuilt one is empty until then: keep serving)."""
+        if self.last_scan() is None:
+            return None
+        with self.engine.connect() as conn:
+            values = dict(
+                conn.execute(
+                    select(meta.c.key, meta.c.value).where(meta.c.key.in_(["epoch", "generation"]))
+                ).all()
+            )
+        return f"{values.get('epoch', '')}:{values.get('generation', '0')}"
+
+    def record_websub(self, counts: dict[str, int]) -> None:
+        self.set_meta("websub", json.dumps(counts, sort_keys=True))
 
     # -- read side ------------------------------------------------------------------------
 
@@ -470,18 +604,25 @@ class Store:
             key=lambda s: s.scope,
         )
 
-    def page(self, scope: Scope, offset: int, limit: int) -> list[Entry]:
-        """Entries of a scope, newest published first, then by id (a total, stable order)."""
+    def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
+        """Entries of a scope, newest published first, then by id (a total, stable order),
+        with the scope's fingerprint read in the same snapshot: the caller can tell whether
+        the entries belong to the summary it holds."""
+        sid = scope_id(scope.key)
         query = (
             select(entries.c.data)
             .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
-            .where(entry_scopes.c.scope_id == scope_id(scope.key))
+            .where(entry_scopes.c.scope_id == sid)
             .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
             .offset(offset)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [Entry.from_json(data) for data in conn.execute(query).scalars()]
+        with self._snapshot() as conn:
+            fingerprint = conn.execute(
+                select(scopes.c.fingerprint).where(scopes.c.id == sid)
+            ).scalar()
+            found = [Entry.from_json(data) for data in conn.execute(query).scalars()]
+        return found, fingerprint
 
     def entry(self, entry_id: str) -> Entry | None:
         with self.engine.connect() as conn:
@@ -502,12 +643,6 @@ class Store:
     def last_scan(self) -> dict[str, Any] | None:
         value = self.get_meta("last_scan")
         return json.loads(value) if value else None
-
-    def record_scan(self, summary: dict[str, Any]) -> None:
-        self.set_meta("last_scan", json.dumps(summary, sort_keys=True))
-
-    def record_websub(self, counts: dict[str, int]) -> None:
-        self.set_meta("websub", json.dumps(counts, sort_keys=True))
 
     def websub_counts(self) -> dict[str, int]:
         value = self.get_meta("websub")

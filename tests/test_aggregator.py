@@ -432,3 +432,23 @@ def test_two_processes_on_one_postgresql_database_answer_identically(pg_url, tmp
         assert first.stop() == 0
         assert second.stop() == 0
     shutil.rmtree(seeds)
+
+
+def test_a_scan_invalidates_only_the_feeds_it_changed(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
+    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_WORKERS="1")
+    untouched = "/feeds/categories/" + quote("新媒体") + "/" + quote("高科技行业门户") + ".atom"
+    touched = "/feeds/categories/" + quote("新媒体") + "/" + quote("快科技（原驱动之家）") + ".atom"
+    try:
+        server.wait_ready()
+        before = {path: request(server, path) for path in (untouched, touched)}
+        assert renders(server) == 2
+        path = seeds / "001_33e289dd104536e3.txt"
+        path.write_text(path.read_text().replace("雷军押上一切打造", "雷军押上一切打造（更新）"))
+        wait_for(lambda: request(server, touched)[1]["etag"] != before[touched][1]["etag"])
+        assert renders(server) == 3  # the changed feed, once
+        again = request(server, untouched)
+        assert again[2] == before[untouched][2] and again[1]["etag"] == before[untouched][1]["etag"]
+        assert renders(server) == 3  # the unchanged feed came from the cache
+    finally:
+        assert server.stop() == 0

@@ -46,7 +46,7 @@ def served(tmp_path_factory):
 
 
 def stored(store: Store, scope: Scope):
-    return store.page(scope, 0, 100)
+    return store.page(scope, 0, 100)[0]
 
 
 def parse_date(text: str) -> datetime:

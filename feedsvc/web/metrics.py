@@ -56,9 +56,6 @@ class StateCollector(Collector):
             value=len(self.service.store.errors()),
         )
         yield GaugeMetricFamily(
-            "feedsvc_store_generation", "Store generation loaded", value=self.service.generation
-        )
-        yield GaugeMetricFamily(
             "feedsvc_scanner",
             "1 if this replica holds the scan lock",
             value=int(bool(self.watcher and self.watcher.is_scanner)),

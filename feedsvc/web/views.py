@@ -8,13 +8,14 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.feeds import EPOCH
 from feedsvc.model import Format, Scope, parse_feed_path
 from feedsvc.opml import render_opml
 from feedsvc.pages import render_entry, render_index
-from feedsvc.service import FeedNotFound
+from feedsvc.service import FeedNotFound, StoreBehind
 from feedsvc.web.http import (
     MAX_PAGE,
     BadQuery,
@@ -63,6 +64,14 @@ def not_ready() -> Response:
     return response
 
 
+def unavailable() -> Response:
+    response = text_response(
+        503, "the database is being rebuilt or cannot be reached; retry shortly"
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 @bp.before_app_request
 def wait_for_first_scan() -> Response | None:
     """Before the first scan is loaded, content answers 503 (retry), never a false 404."""
@@ -84,10 +93,10 @@ def feed(_rest: str) -> Response:
     except BadQuery as exc:
         return text_response(400, str(exc))
     service = app.service
+    max_age = app.settings.scan_interval
     try:
         etag = service.etag(scope, fmt, page, limit)
         last_modified = service.last_modified(scope, fmt, page, limit)
-        max_age = app.settings.scan_interval
         if not_modified(request, etag, last_modified):
             response = not_modified_response(etag, last_modified, max_age)
         else:
@@ -98,9 +107,11 @@ def feed(_rest: str) -> Response:
             if encoding != "identity":
                 response.headers["Content-Encoding"] = encoding
             response.headers["Vary"] = "Accept-Encoding"
-            validators(response, etag, last_modified, max_age)
+            validators(response, rendered.etag, rendered.last_modified, max_age)
     except FeedNotFound as exc:
         return text_response(404, str(exc))
+    except StoreBehind:
+        return unavailable()
     links = [f'<{app.settings.public_url}{scope.url_path(fmt)}>; rel="self"']
     links += [f'<{hub}>; rel="hub"' for hub in app.settings.websub_hubs]
     response.headers["Link"] = ", ".join(links)
@@ -212,6 +223,12 @@ def metrics() -> Response:
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
     return text_response(exc.code or 500, exc.description or exc.name)
+
+
+@bp.app_errorhandler(SQLAlchemyError)
+def database_error(exc: SQLAlchemyError) -> Response:
+    current_app.logger.error("database error on %s: %s", request.path, exc)
+    return unavailable()
 
 
 @bp.app_errorhandler(Exception)
