@@ -11,6 +11,12 @@ import markdown
 import nh3
 
 SUMMARY_CHARS = 200
+# HTML nested deeper than this is refused: html5ever's time grows with the square of the
+# depth (100,000 nested <div>s take minutes), and no article needs more than a few dozen.
+MAX_HTML_DEPTH = 512
+# Markdown nested deeper than this (indentation or '>' quoting) is refused for the same reason.
+MAX_MARKDOWN_INDENT = 256
+MAX_MARKDOWN_QUOTES = 32
 
 # Characters XML 1.0 does not allow anywhere, even escaped (C0 controls, surrogates, U+FFFE/F).
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -22,6 +28,16 @@ _LAZY_SRC = re.compile(
 _SRC_ATTR = re.compile(r"""\bsrc\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
 _IFRAME = re.compile(r"<iframe\b([^>]*)>(?:.*?</iframe\s*>)?", re.IGNORECASE | re.DOTALL)
 
+_TAG_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
+# Elements that never nest (void) or whose end tag may be left out: they do not deepen the tree.
+_FLAT_NAMES = (
+    "area base br col embed hr img input link meta param source track wbr "
+    "p li dt dd tr td th thead tbody tfoot option optgroup rb rt rtc rp colgroup caption "
+    "html head body"
+)
+_FLAT_ELEMENTS = frozenset(_FLAT_NAMES.split())
+_MD_PREFIX = re.compile(r"^[ \t>]*", re.MULTILINE)
+
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES["img"] = _ATTRIBUTES["img"] | {"title", "referrerpolicy"}
@@ -31,6 +47,34 @@ _ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
 _ATTRIBUTES["audio"] = {"src", "controls"}
 _URL_SCHEMES = {"http", "https", "mailto", "magnet", "ftp"}
 _CLEAN_CONTENT = {"script", "style", "template", "noscript", "textarea", "select", "object"}
+
+
+class UnsafeInput(ValueError):
+    """Input that would cost far too much to sanitise; the message says what and why."""
+
+
+def html_depth(fragment: str) -> int:
+    """How deeply elements nest, by a linear scan of the tags (no parser involved)."""
+    depth = deepest = 0
+    for closing, name, self_closing in _TAG_TOKEN.findall(fragment):
+        if name.lower() in _FLAT_ELEMENTS or self_closing:
+            continue
+        if closing:
+            depth = max(0, depth - 1)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def _check_markdown_nesting(text: str) -> None:
+    for prefix in _MD_PREFIX.findall(text):
+        if prefix.count(">") > MAX_MARKDOWN_QUOTES or len(
+            prefix.expandtabs(4)
+        ) > MAX_MARKDOWN_INDENT + prefix.count(">"):
+            raise UnsafeInput(
+                f"Markdown nested deeper than {MAX_MARKDOWN_INDENT} columns or {MAX_MARKDOWN_QUOTES} quote levels"
+            )
 
 
 def strip_invalid_xml(text: str) -> str:
@@ -83,6 +127,7 @@ def render_body(body: str) -> str:
     stripped = body.lstrip()
     if not stripped or stripped.startswith("<"):
         return body
+    _check_markdown_nesting(body)
     return markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html")
 
 
@@ -90,6 +135,8 @@ def clean_html(fragment: str, base_url: str) -> str:
     """Sanitised HTML: no scripts, styles, frames, handlers or javascript: URLs; lazy-loaded
     images show their real source, embedded frames become links, relative URLs become absolute."""
     fragment = strip_invalid_xml(fragment)
+    if html_depth(fragment) > MAX_HTML_DEPTH:
+        raise UnsafeInput(f"HTML nested deeper than {MAX_HTML_DEPTH} elements")
     fragment = _IMG_TAG.sub(_promote_lazy_image, fragment)
     fragment = _IFRAME.sub(_iframe_as_link, fragment)
     cleaned = nh3.clean(

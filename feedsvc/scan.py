@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DatabaseError
+
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
@@ -28,7 +30,7 @@ from feedsvc.seeds import (
     read_seed,
     walk_seeds,
 )
-from feedsvc.store import Changes, Store, StoredEntry, Writer
+from feedsvc.store import Changes, Store, StoredEntry, Writer, is_corruption
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,17 @@ class Scanner:
         """Scan now (waiting for any scan already running). ``progress(done, total)``.
 
         The whole scan is one transaction: readers see the store before it or after it,
-        never half of it, and a scan killed part-way leaves no trace."""
+        never half of it, and a scan killed part-way leaves no trace. A SQLite file found
+        corrupt is moved aside and rebuilt from the seeds by scanning again."""
+        try:
+            return self._scan(progress)
+        except DatabaseError as exc:
+            if self.store.path is None or not is_corruption(exc):
+                raise
+            self.store.rebuild(f"is corrupt ({exc.orig})")
+            return self._scan(progress)
+
+    def _scan(self, progress: Callable[[int, int], None] | None) -> ScanReport:
         root = self.settings.seeds
         check_seeds_dir(root)
         with self.locks.scanning(), self.store.transaction() as writer:

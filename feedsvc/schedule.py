@@ -20,7 +20,7 @@ from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.store import Store, is_corruption
+from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,6 @@ class Watcher:
             log.error("scan skipped: %s", exc)
             return
         except SQLAlchemyError as exc:
-            if is_corruption(exc):
-                self.store.rebuild(f"is corrupt ({exc.orig})")
             self.last_error = f"database: {getattr(exc, 'orig', exc)}"
             log.error("scan failed, serving what was there: %s", self.last_error)
             return

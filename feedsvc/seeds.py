@@ -23,6 +23,7 @@ from frontmatter.default_handlers import YAMLHandler
 from feedsvc.dates import DateError, from_timestamp_ns, parse_date
 from feedsvc.model import Author, Entry, stable_uuid
 from feedsvc.sanitize import (
+    UnsafeInput,
     absolute_url,
     clean_html,
     clean_text,
@@ -35,6 +36,7 @@ SEED_SUFFIXES = (".md", ".markdown", ".txt")
 LEFTOVER_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig")
 
 MAX_YAML_NODES = 10_000
+MAX_YAML_DEPTH = 32
 MAX_HIERARCHIES = 100
 MAX_DEPTH = 16
 MAX_NAME_CHARS = 200
@@ -42,7 +44,22 @@ MAX_TITLE_CHARS = 500
 TITLE_FROM_TEXT_CHARS = 80
 
 _NULL_TAG = "tag:yaml.org,2002:null"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _HANDLER = YAMLHandler()
+
+
+class SeedLoader(yaml.CSafeLoader):
+    """PyYAML's C safe loader, except that an impossible timestamp (2021-02-30) stays text:
+    the date falls back like any unreadable date instead of rejecting the whole file."""
+
+    def construct_lenient_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except (ValueError, OverflowError):
+            return node.value
+
+
+SeedLoader.add_constructor(_TIMESTAMP_TAG, SeedLoader.construct_lenient_timestamp)
 
 
 class SeedError(Exception):
@@ -207,12 +224,14 @@ def _count_nodes(root: yaml.Node, rel: str) -> None:
     sizes: dict[int, int] = {}
     active: set[int] = set()
 
-    def size(node: yaml.Node) -> int:
+    def size(node: yaml.Node, depth: int = 0) -> int:
         key = id(node)
         if key in sizes:
             return sizes[key]
         if key in active:
             raise SeedError(rel, "front matter contains a recursive alias")
+        if depth > MAX_YAML_DEPTH:
+            raise SeedError(rel, f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
         active.add(key)
         total = 1
         if isinstance(node, yaml.SequenceNode):
@@ -222,7 +241,7 @@ def _count_nodes(root: yaml.Node, rel: str) -> None:
         else:
             children = []
         for child in children:
-            total += size(child)
+            total += size(child, depth + 1)
             if total > MAX_YAML_NODES:
                 raise SeedError(rel, f"front matter expands to over {MAX_YAML_NODES} values")
         active.discard(key)
@@ -237,7 +256,7 @@ def _load_front_matter(
 ) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """The constructed mapping and, per key, its node (for source text of scalars).
     ``first_line`` is the file's line number of the opening '---', for error messages."""
-    loader = yaml.CSafeLoader(front)
+    loader = SeedLoader(front)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -270,21 +289,28 @@ def _scalar_text(node: yaml.Node | None) -> str | None:
     """The source text of a scalar (so `title: 12_00` stays '12_00'); None for null/absent."""
     if node is None or not isinstance(node, yaml.ScalarNode):
         return None
-    if node.tag == _NULL_TAG and node.style is None:
+    if node.tag == _NULL_TAG and not node.style:  # plain (unquoted) null: ~, null, empty
         return None
     return node.value
 
 
-def _name(node: yaml.Node, field: str, rel: str) -> str:
+def _name(node: yaml.Node, field: str, rel: str, warnings: list[str]) -> str:
+    """A category, tag or author name; '' for names that cannot be one."""
     if not isinstance(node, yaml.ScalarNode):
         raise SeedError(rel, f"{field}: expected a name, got a {node.id}")
     name = clean_text(_scalar_text(node) or "")
     if len(name) > MAX_NAME_CHARS:
         raise SeedError(rel, f"{field}: a name is over {MAX_NAME_CHARS} characters")
+    if name in (".", ".."):
+        # A URL path step of its own: browsers would resolve it away, so no feed could be named.
+        warnings.append(f"{field}: {name!r} cannot be a name, left out")
+        return ""
     return unicodedata.normalize("NFC", name)
 
 
-def _categories(node: yaml.Node | None, rel: str) -> tuple[tuple[str, ...], ...]:
+def _categories(
+    node: yaml.Node | None, rel: str, warnings: list[str]
+) -> tuple[tuple[str, ...], ...]:
     """A string is one category, a list one hierarchy (Hexo), a list of lists several."""
     if node is None or (_scalar_text(node) is None and isinstance(node, yaml.ScalarNode)):
         return ()
@@ -301,7 +327,7 @@ def _categories(node: yaml.Node | None, rel: str) -> tuple[tuple[str, ...], ...]
         raise SeedError(rel, "categories: expected a name, a list or a list of lists")
     hierarchies: list[tuple[str, ...]] = []
     for items in raw:
-        path = tuple(n for n in (_name(item, "categories", rel) for item in items) if n)
+        path = tuple(n for n in (_name(item, "categories", rel, warnings) for item in items) if n)
         if len(path) > MAX_DEPTH:
             raise SeedError(rel, f"categories: a hierarchy is over {MAX_DEPTH} levels deep")
         if path and path not in hierarchies:
@@ -311,18 +337,20 @@ def _categories(node: yaml.Node | None, rel: str) -> tuple[tuple[str, ...], ...]
     return tuple(hierarchies)
 
 
-def _tags(node: yaml.Node | None, rel: str) -> tuple[str, ...]:
+def _tags(node: yaml.Node | None, rel: str, warnings: list[str]) -> tuple[str, ...]:
     if node is None or (isinstance(node, yaml.ScalarNode) and _scalar_text(node) is None):
         return ()
     items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    tags = [_name(item, "tags", rel) for item in items]
+    tags = [_name(item, "tags", rel, warnings) for item in items]
     unique = tuple(dict.fromkeys(tag for tag in tags if tag))
     if len(unique) > MAX_HIERARCHIES:
         raise SeedError(rel, f"tags: over {MAX_HIERARCHIES} tags")
     return unique
 
 
-def _authors(node: yaml.Node | None, value: Any, base_url: str, rel: str) -> tuple[Author, ...]:
+def _authors(
+    node: yaml.Node | None, value: Any, base_url: str, rel: str, warnings: list[str]
+) -> tuple[Author, ...]:
     """A name, a mapping {name, email, url}, or a list of either."""
     if node is None:
         return ()
@@ -331,10 +359,13 @@ def _authors(node: yaml.Node | None, value: Any, base_url: str, rel: str) -> tup
     authors: list[Author] = []
     for item_node, item in zip(nodes, values, strict=True):
         if isinstance(item_node, yaml.ScalarNode):
-            name = _name(item_node, "author", rel)
+            name = _name(item_node, "author", rel, warnings)
             author = Author(name) if name else None
         elif isinstance(item, dict):
             name = clean_text(str(item.get("name") or ""))[:MAX_NAME_CHARS]
+            if name in (".", ".."):
+                warnings.append(f"author: {name!r} cannot be a name, left out")
+                name = ""
             email = clean_text(str(item.get("email") or "")) or None
             url = absolute_url(str(item["url"]), base_url) if item.get("url") else None
             author = Author(unicodedata.normalize("NFC", name), email, url) if name else None
@@ -374,6 +405,8 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     first_line = text[: len(text) - len(text.lstrip())].count("\n") + 1
     text = text.lstrip()
+    if not text.strip():
+        raise SeedError(shown, "empty file")
     if not _HANDLER.detect(text):
         raise SeedError(shown, "no front matter: the file must start with a '---' line")
     try:
@@ -392,7 +425,10 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
     if meta.get("updated") is not None:
         updated = _date_or_mtime(meta["updated"], "updated", updated, zone, warnings)
 
-    content = clean_html(render_body(body.strip()), base_url)
+    try:
+        content = clean_html(render_body(body.strip()), base_url)
+    except UnsafeInput as exc:
+        raise SeedError(shown, str(exc)) from None
     summary = summarize(html_to_text(content))
     title = clean_text(_scalar_text(nodes.get("title")) or "")
     if len(title) > MAX_TITLE_CHARS:
@@ -411,9 +447,9 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
         title=title,
         published=published,
         updated=updated,
-        authors=_authors(nodes.get("author"), meta.get("author"), base_url, shown),
-        categories=_categories(nodes.get("categories"), shown),
-        tags=_tags(nodes.get("tags"), shown),
+        authors=_authors(nodes.get("author"), meta.get("author"), base_url, shown, warnings),
+        categories=_categories(nodes.get("categories"), shown, warnings),
+        tags=_tags(nodes.get("tags"), shown, warnings),
         link=absolute_url(str(link_value), base_url) if link_value else None,
         image=absolute_url(str(image_value), base_url) if image_value else None,
         summary=summary,

@@ -448,10 +448,13 @@ class Store:
             ":memory:",
         )
         self.path: Path | None = Path(parsed.database).resolve() if sqlite_file else None
+        existed = self.path is None or self.path.exists()
         self.engine = make_engine(url)
         self._identity: tuple[int, int] | None = None
         try:
             self._create_schema()
+            if not existed:
+                log.info("created database %s: the first scan fills it from the seeds", self.path)
         except DatabaseError as exc:
             if self.path is None or not is_corruption(exc):
                 raise

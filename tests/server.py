@@ -22,7 +22,9 @@ def free_port() -> int:
 class ServerProcess:
     """One `feedsvc serve` process; ``stop()`` sends SIGTERM and waits, as an operator would."""
 
-    def __init__(self, seeds: Path, db: str, workdir: Path, **env: str) -> None:
+    def __init__(
+        self, seeds: Path, db: str, workdir: Path, command_prefix: list[str] | None = None, **env: str
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
@@ -39,7 +41,7 @@ class ServerProcess:
         }
         self._handle = self.log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "feedsvc", "serve"],
+            [*(command_prefix or []), sys.executable, "-m", "feedsvc", "serve"],
             cwd=workdir,
             env=environ,
             stdout=self._handle,

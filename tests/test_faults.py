@@ -1,0 +1,284 @@
+"""Faults: kill -9 mid-scan, a database deleted or corrupted (between runs and while running),
+and a data directory that fills up or turns read-only. feedsvc keeps serving, loses nothing
+it served, and rebuilds with the same ids and ETags."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from lxml import etree
+
+from feedsvc.config import Settings
+from feedsvc.model import Format
+from feedsvc.scan import Scanner
+from feedsvc.service import FeedService
+from feedsvc.store import Store, entries, entry_scopes
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import ServerProcess, wait_for
+
+TEMPLATES = sorted(p for p in REAL_CORPUS.iterdir() if not p.name.startswith('"""'))
+
+
+def grow_corpus(seeds: Path, count: int, rng: random.Random) -> None:
+    """Real seed files under many names and categories: enough for a scan to take a while."""
+    for index in range(count):
+        text = rng.choice(TEMPLATES).read_text()
+        text = text.replace("categories: \n", f"categories: \n - 分组{index % 7}\n", 1)
+        (seeds / f"item-{index:05d}.md").write_text(text)
+
+
+def mutate(seeds: Path, rng: random.Random, round_: int) -> None:
+    files = sorted(seeds.glob("item-*.md"))
+    for path in rng.sample(files, 10):
+        path.unlink()
+    for path in rng.sample([f for f in files if f.exists()], 10):
+        path.write_text(path.read_text().replace("</div>", f"<p>edit {round_}</p></div>", 1))
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    for index in range(20):
+        (seeds / f"new-{round_:02d}-{index:02d}.md").write_text(rng.choice(TEMPLATES).read_text())
+
+
+def snapshot(db_url: str) -> dict[str, object]:
+    """Everything a reader can observe of a store: entries, memberships, feed summaries, errors."""
+    store = Store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(entries.select().with_only_columns(entries.c.id, entries.c.path, entries.c.fingerprint)).all()
+            members = conn.execute(entry_scopes.select()).all()
+        return {
+            "entries": sorted((row.id, row.path, row.fingerprint) for row in rows),
+            "ids_unique": len({row.id for row in rows}) == len(rows),
+            "paths_unique": len({row.path for row in rows}) == len(rows),
+            "members": sorted((row.scope_id, row.entry_id) for row in members),
+            "scopes": [(s.scope.key, s.count, s.fingerprint) for s in store.scope_summaries()],
+            "errors": store.errors(),
+        }
+    finally:
+        store.close()
+
+
+def scan_command(seeds: Path, db_url: str) -> list[str]:
+    return [sys.executable, "-m", "feedsvc", "scan", "--seeds", str(seeds), "--db", db_url]
+
+
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "INFO"}
+
+
+def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
+    rng = random.Random(20261121)
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    grow_corpus(seeds, 600, rng)
+    outcomes = []
+    for round_ in range(10):
+        mutate(seeds, rng, round_)
+        proc = subprocess.Popen(scan_command(seeds, db_url), env=CLEAN_ENV, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.4, 2.5)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        outcomes.append(proc.wait())
+    # restart: one scan that runs to its end
+    done = subprocess.run(scan_command(seeds, db_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    fresh_url = f"sqlite:///{tmp_path}/fresh.sqlite3"
+    fresh = subprocess.run(scan_command(seeds, fresh_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True, text=True)
+    assert fresh.returncode == 0, fresh.stderr
+    after, expected = snapshot(db_url), snapshot(fresh_url)
+    assert after["ids_unique"] and after["paths_unique"]
+    assert after == expected  # the store matches the seeds exactly: same ids, no duplicates
+    killed = outcomes.count(-signal.SIGKILL)
+    with capsys.disabled():
+        print(f"\nkill -9 rounds: {len(outcomes)}, killed mid-scan: {killed}, finished first: {len(outcomes) - killed}; "
+              f"entries after restart: {len(after['entries'])}, identical to a fresh scan: True")
+    assert killed >= 5
+
+
+def feed_validators(store_url: str, seeds: Path) -> dict[tuple[str, str], tuple[str, bytes]]:
+    settings = Settings(seeds=seeds, db=store_url, base_url="http://feeds.example.test")
+    store = Store(store_url)
+    service = FeedService(store, settings)
+    service.refresh()
+    result = {}
+    for summary in service.summaries():
+        for fmt in Format:
+            rendered = service.feed(summary.scope, fmt, 1, 20)
+            result[(summary.scope.key, fmt.value)] = (rendered.etag, rendered.body)
+    store.close()
+    return result
+
+
+def run_scan(seeds: Path, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**CLEAN_ENV, "FEEDSVC_BASE_URL": "http://feeds.example.test"}
+    return subprocess.run(scan_command(seeds, db_url), env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage", "trash-pages"])
+def test_a_database_damaged_between_runs_is_rebuilt_with_the_same_ids_and_etags(tmp_path, damage):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    db_file = tmp_path / "data" / "feedsvc.sqlite3"
+    db_url = f"sqlite:///{db_file}"
+    assert run_scan(seeds, db_url, tmp_path).returncode == 0
+    before = feed_validators(db_url, seeds)
+    ids_before = snapshot(db_url)["entries"]
+    if damage == "delete":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    elif damage == "garbage":
+        db_file.write_bytes(os.urandom(db_file.stat().st_size))
+    else:
+        with sqlite_checkpoint(db_url):
+            pass
+        with db_file.open("r+b") as handle:  # keep the header, trash every page after the first
+            handle.seek(4096)
+            handle.write(os.urandom(db_file.stat().st_size - 4096))
+    result = run_scan(seeds, db_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    if damage == "delete":
+        assert "created database" in result.stderr
+    else:
+        assert "rebuilding it from the seeds" in result.stderr
+        assert list(db_file.parent.glob("feedsvc.sqlite3.broken-*"))
+    assert snapshot(db_url)["entries"] == ids_before
+    assert feed_validators(db_url, seeds) == before
+
+
+class sqlite_checkpoint:
+    """Fold the WAL into the main file so damage to the file is damage to the data."""
+
+    def __init__(self, url: str) -> None:
+        self.store = Store(url)
+
+    def __enter__(self) -> None:
+        with self.store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def __exit__(self, *_exc: object) -> None:
+        self.store.close()
+
+
+def fetch_all(server: ServerProcess, paths: list[str]) -> dict[str, tuple[int, str | None, bytes]]:
+    result = {}
+    for path in paths:
+        response = requests.get(server.url + path, timeout=10, headers={"Accept-Encoding": "identity"})
+        result[path] = (response.status_code, response.headers.get("ETag"), response.content)
+    return result
+
+
+def feed_paths(server: ServerProcess) -> list[str]:
+    opml = etree.fromstring(requests.get(server.url + "/opml", timeout=10).content)
+    return [urlsplit(o.get("xmlUrl")).path for o in opml.iter("outline") if o.get("xmlUrl")]
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_a_database_damaged_while_running_is_rebuilt_and_serving_never_stops(tmp_path, damage):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    db_file = tmp_path / "data" / "feedsvc.sqlite3"
+    server = ServerProcess(seeds, f"sqlite:///{db_file}", tmp_path, FEEDSVC_WORKERS="2")
+    try:
+        server.wait_ready()
+        paths = feed_paths(server)
+        before = fetch_all(server, paths)
+        epoch = requests.get(server.url + "/status", timeout=10).json()["generation"].split(":")[0]
+        if damage == "delete":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+        else:
+            with db_file.open("r+b") as handle:
+                handle.write(b"this is no longer a database file")
+        statuses = set()
+
+        def rebuilt() -> bool:
+            for path in paths[:5]:
+                statuses.add(requests.get(server.url + path, timeout=10).status_code)
+            status = requests.get(server.url + "/status", timeout=10)
+            return status.status_code == 200 and status.json()["generation"].split(":")[0] != epoch
+
+        wait_for(rebuilt, timeout=30)
+        assert statuses <= {200, 503}  # served throughout (or told to retry), never a 500
+        wait_for(lambda: fetch_all(server, paths) == before, timeout=20)  # every worker caught up
+        log = server.log.read_text()
+        reason = "was deleted" if damage == "delete" else "is corrupt"
+        assert f"{db_file} {reason}: rebuilding it from the seeds" in log
+        assert "Traceback" not in log
+    finally:
+        assert server.stop() == 0
+
+
+def can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def confined_server(tmp_path):
+    """A server whose data directory is a small tmpfs in a mount namespace of its own."""
+    if not can_mount_tmpfs():
+        if os.environ.get("CI"):
+            pytest.fail("this test needs unshare and tmpfs mounts in CI")
+        pytest.skip("cannot mount a tmpfs here")
+    seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
+    data = tmp_path / "data"
+    data.mkdir()
+    wrapper = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=4m tmpfs "{data}" && exec "$@"', "sh"]
+    server = ServerProcess(seeds, f"sqlite:///{data}/feedsvc.sqlite3", tmp_path, FEEDSVC_WORKERS="2", command_prefix=wrapper)
+    server.wait_ready()
+    server.seeds, server.data = seeds, data
+    yield server
+    assert server.stop() == 0
+
+
+def add_seed(seeds: Path, name: str) -> None:
+    (seeds / name).write_text(f"---\ntitle: {name}\ncategories: [新媒体]\ndate: 2030-01-01T00:00:00Z\n---\n<p>x</p>\n")
+
+
+def scan_error(server: ServerProcess) -> str | None:
+    return requests.get(server.url + "/status", timeout=10).json()["scan_error"]
+
+
+def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
+    server = confined_server
+    paths = feed_paths(server)
+    before = fetch_all(server, paths)
+    filler = Path(f"/proc/{server.process.pid}/root{server.data}/filler")
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    add_seed(server.seeds, "during-full.md")
+    error = wait_for(lambda: scan_error(server), timeout=20)
+    assert "full" in error
+    assert fetch_all(server, paths) == before  # what was there is still served, unchanged
+    filler.unlink()
+    wait_for(lambda: scan_error(server) is None, timeout=20)
+    wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] == 3)
+
+
+def test_a_read_only_data_directory_keeps_serving_and_reports(confined_server):
+    server = confined_server
+    paths = feed_paths(server)
+    before = fetch_all(server, paths)
+    remount = ["nsenter", "-t", str(server.process.pid), "-m", "mount", "-o"]
+    subprocess.run([*remount, "remount,ro", str(server.data)], check=True)
+    add_seed(server.seeds, "during-ro.md")
+    error = wait_for(lambda: scan_error(server), timeout=20)
+    assert "readonly" in error or "read-only" in error
+    assert fetch_all(server, paths) == before
+    subprocess.run([*remount, "remount,rw", str(server.data)], check=True)
+    wait_for(lambda: scan_error(server) is None, timeout=20)
+    wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] == 3)
