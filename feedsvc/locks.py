@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection, make_url
@@ -31,9 +32,12 @@ class ScanLocks:
         url = make_url(str(engine.url))
         self._pg = engine.dialect.name == "postgresql"
         self._dir: Path | None = None
-        if not self._pg and url.database and url.database != ":memory:":
-            self._dir = Path(url.database).resolve().parent
-            self._stem = Path(url.database).name
+        database = url.database or ""
+        if database.startswith("file:"):  # a read-only URI (see store.make_engine)
+            database = unquote(database.removeprefix("file:"))
+        if not self._pg and database and database != ":memory:":
+            self._dir = Path(database).resolve().parent
+            self._stem = Path(database).name
         self._leader_fd: int | None = None
         self._leader_conn: Connection | None = None
         self._local = threading.Lock()
@@ -133,7 +137,15 @@ class ScanLocks:
             os.close(fd)
 
     def _open(self, role: str) -> int | None:
+        """The lock file's descriptor (read-only is enough for flock(2)); None when there is
+        no file to lock, as in a directory that cannot be written: nothing can be written
+        there either, so scans fail on their own and say why."""
         if self._dir is None:
             return None
-        self._dir.mkdir(parents=True, exist_ok=True)
-        return os.open(self._dir / f"{self._stem}.{role}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        path = self._dir / f"{self._stem}.{role}.lock"
+        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+            try:
+                return os.open(path, flags, 0o644)
+            except OSError:
+                continue
+        return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -52,6 +53,7 @@ metadata = MetaData()
 WRITE_OPTION = "feedsvc_write"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # SQLite messages that mean the file itself is damaged, not that one statement failed.
+_READ_ONLY_MARKERS = ("readonly", "read-only", "unable to open database file")
 _CORRUPT_MARKERS = ("malformed", "not a database", "file is encrypted", "database disk image")
 
 entries = Table(
@@ -191,17 +193,36 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL; SQLite's directory is created if missing."""
+def _sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for a SQLite or PostgreSQL URL; SQLite's directory is created if missing.
+    ``read_only`` opens an existing SQLite file that cannot be written (nothing is locked
+    or changed, so it works on a read-only file system)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_connect)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if read_only:
+        uri = f"sqlite:///file:{quote(str(Path(parsed.database).resolve()))}?mode=ro&immutable=1&uri=true"
+        engine = create_engine(uri)
+        event.listen(engine, "connect", _sqlite_connect_read_only)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """Whether a database error means the file or its directory cannot be written."""
+    return isinstance(exc, DatabaseError) and any(
+        m in str(exc.orig).lower() for m in _READ_ONLY_MARKERS
+    )
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -451,14 +472,31 @@ class Store:
         existed = self.path is None or self.path.exists()
         self.engine = make_engine(url)
         self._identity: tuple[int, int] | None = None
+        self.read_only = False
         try:
             self._create_schema()
             if not existed:
                 log.info("created database %s: the first scan fills it from the seeds", self.path)
         except DatabaseError as exc:
-            if self.path is None or not is_corruption(exc):
+            if self.path is not None and existed and is_read_only(exc):
+                self._open_read_only(exc)
+            elif self.path is not None and is_corruption(exc):
+                self._repair(f"is unreadable ({exc.orig})", self._file_identity())
+            else:
                 raise
-            self._repair(f"is unreadable ({exc.orig})", self._file_identity())
+
+    def _open_read_only(self, exc: DatabaseError) -> None:
+        """Serve what an unwritable database holds; every scan fails (and says why) until
+        the file can be written again and the process restarts."""
+        log.error(
+            "database %s cannot be written (%s): serving what it holds; scans fail until it can be written",
+            self.path,
+            exc.orig,
+        )
+        self.engine.dispose()
+        self.engine = make_engine(self.url, read_only=True)
+        self.read_only = True
+        self._identity = self._file_identity()
 
     # -- transactions --------------------------------------------------------------------
 

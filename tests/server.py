@@ -23,7 +23,12 @@ class ServerProcess:
     """One `feedsvc serve` process; ``stop()`` sends SIGTERM and waits, as an operator would."""
 
     def __init__(
-        self, seeds: Path, db: str, workdir: Path, command_prefix: list[str] | None = None, **env: str
+        self,
+        seeds: Path,
+        db: str,
+        workdir: Path,
+        command_prefix: list[str] | None = None,
+        **env: str,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +34,8 @@ from tests.conftest import TESTS
 
 HOSTILE = TESTS / "hostile"
 MANIFEST = dict(
-    line.split("\t") for line in (HOSTILE / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    line.split("\t")
+    for line in (HOSTILE / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]
 )
 UTC_ZONE = ZoneInfo("UTC")
 BASE = "http://feeds.example.test"
@@ -60,7 +60,18 @@ def assert_safe_entry(entry) -> None:
     for text in (entry.title, entry.summary, entry.content, *(a.name for a in entry.authors)):
         assert not XML_INVALID.search(text)
     lowered = entry.content.lower()
-    for bad in ("<script", "<style", "<iframe", "<object", "<embed", "<form", "<base", "<meta", "<svg", "<math"):
+    for bad in (
+        "<script",
+        "<style",
+        "<iframe",
+        "<object",
+        "<embed",
+        "<form",
+        "<base",
+        "<meta",
+        "<svg",
+        "<math",
+    ):
         assert bad not in lowered, bad
     assert not DANGEROUS_ATTRIBUTE.search(lowered), lowered
     for url in (entry.link, entry.image):
@@ -94,7 +105,9 @@ def test_the_whole_hostile_corpus_scans_and_every_feed_stays_valid(tmp_path, mak
     reported = sum(1 for e in MANIFEST.values() if e.startswith("reported")) + 1
     assert store.entry_count() == served
     assert len(report.errors) == reported
-    assert dict(report.errors)["size-over-limit.md"].startswith("file is 6291483 bytes, over max_file_bytes")
+    assert dict(report.errors)["size-over-limit.md"].startswith(
+        "file is 6291483 bytes, over max_file_bytes"
+    )
     from feedsvc.service import FeedService
 
     service = FeedService(store, make_settings(seeds, store.url))
@@ -148,7 +161,14 @@ def test_what_is_not_a_seed_file_is_never_read(tmp_path):
     (root / "loop").symlink_to(root)
     (root / "sub" / "back").symlink_to(root / "sub")
     (root / "dangling.md").symlink_to(tmp_path / "nowhere.md")
-    for name in (".hidden.md", "editor.md~", "editor.md.swp", ".#lock.md", "#autosave.md#", "notes.html"):
+    for name in (
+        ".hidden.md",
+        "editor.md~",
+        "editor.md.swp",
+        ".#lock.md",
+        "#autosave.md#",
+        "notes.html",
+    ):
         (root / name).write_bytes(good)
     (root / ".git").mkdir()
     (root / ".git" / "inside.md").write_bytes(good)
@@ -238,7 +258,9 @@ def test_renames_atomic_replaces_and_deletes(tmp_path, make_settings):
 
 # -- properties ------------------------------------------------------------------------
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @PROPERTY_SETTINGS
@@ -257,16 +279,53 @@ def test_any_bytes_give_an_entry_or_a_reported_error(data):
 NASTY_TEXT = st.lists(
     st.characters(codec="utf-8", exclude_categories=["Cs"])
     | st.sampled_from(
-        ["<", ">", "&", '"', "'", "/", "..", "%", "%2F", "\x00", "\x1b", "\ufeff", "\u202e", "<script>", "javascript:", "🎉", "中文"]
+        [
+            "<",
+            ">",
+            "&",
+            '"',
+            "'",
+            "/",
+            "..",
+            "%",
+            "%2F",
+            "\x00",
+            "\x1b",
+            "\ufeff",
+            "\u202e",
+            "<script>",
+            "javascript:",
+            "🎉",
+            "中文",
+        ]
     ),
     max_size=30,
 ).map("".join)
-YAML_SCALAR = NASTY_TEXT.map(lambda t: '"' + t.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"')
+YAML_SCALAR = NASTY_TEXT.map(
+    lambda t: '"' + t.encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
+)
 HTML_BITS = st.lists(
     st.sampled_from(
-        ["<p>", "</p>", "<div>", "</div>", "<b>", "<a href='javascript:x'>", "<img src=/a.png onerror=x>",
-         "<script>x()</script>", "<style>p{}</style>", "<iframe src=https://v.example/e></iframe>",
-         "<!-- c -->", "&amp;", "&bogus;", "<![CDATA[x]]>", "text", "中文", "\x0b", "<svg onload=x>"]
+        [
+            "<p>",
+            "</p>",
+            "<div>",
+            "</div>",
+            "<b>",
+            "<a href='javascript:x'>",
+            "<img src=/a.png onerror=x>",
+            "<script>x()</script>",
+            "<style>p{}</style>",
+            "<iframe src=https://v.example/e></iframe>",
+            "<!-- c -->",
+            "&amp;",
+            "&bogus;",
+            "<![CDATA[x]]>",
+            "text",
+            "中文",
+            "\x0b",
+            "<svg onload=x>",
+        ]
     )
     | NASTY_TEXT,
     max_size=30,
@@ -279,10 +338,14 @@ HTML_BITS = st.lists(
     author=YAML_SCALAR,
     categories=st.lists(YAML_SCALAR, max_size=4),
     tags=st.lists(YAML_SCALAR, max_size=3),
-    date=st.sampled_from(["Sat, 27 Nov 2021 15:42:03 GMT", "2021-11-27", "Invalid Date", '""', "0001-01-01", "[x]"]),
+    date=st.sampled_from(
+        ["Sat, 27 Nov 2021 15:42:03 GMT", "2021-11-27", "Invalid Date", '""', "0001-01-01", "[x]"]
+    ),
     body=HTML_BITS,
 )
-def test_any_front_matter_values_give_a_safe_entry_and_valid_feeds(title, author, categories, tags, date, body):
+def test_any_front_matter_values_give_a_safe_entry_and_valid_feeds(
+    title, author, categories, tags, date, body
+):
     text = (
         f"---\ntitle: {title}\nauthor: {author}\ncategories: [{', '.join(categories)}]\n"
         f"tags: [{', '.join(tags)}]\ndate: {date}\n---\n{body}\n"

@@ -19,7 +19,10 @@ def fm(front: str, body: str = "<p>body</p>\n") -> bytes:
 
 ALIAS_BOMB = "\n".join(
     ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    + [f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 9) + "]" for i in range(1, 10)]
+    + [
+        f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 9) + "]"
+        for i in range(1, 10)
+    ]
 )
 XSS_BODY = """
 <script>alert(1)</script><style>body{display:none}</style>
@@ -35,19 +38,47 @@ XSS_BODY = """
 CASES: list[tuple[str, bytes, str]] = [
     # YAML
     ("yaml-syntax-error.md", fm("title: [unclosed"), "reported: invalid YAML front matter"),
-    ("yaml-tab-indent.md", fm("categories:\n\t- a\n\t- b\ntitle: t"), "reported: invalid YAML front matter"),
+    (
+        "yaml-tab-indent.md",
+        fm("categories:\n\t- a\n\t- b\ntitle: t"),
+        "reported: invalid YAML front matter",
+    ),
     ("yaml-not-mapping-list.md", fm("- a\n- b"), "reported: not a mapping"),
     ("yaml-not-mapping-scalar.md", fm("just some text"), "reported: not a mapping"),
     ("yaml-alias-bomb.md", fm(ALIAS_BOMB + "\ntitle: t"), "reported: expands to over"),
     ("yaml-recursive-alias.md", fm("a: &a [*a]\ntitle: t"), "reported: front matter"),
-    ("yaml-python-object.md", fm("title: !!python/object/apply:os.system ['echo pwned']"), "reported: could not determine a constructor"),
-    ("yaml-python-name.md", fm("title: !!python/name:os.system"), "reported: could not determine a constructor"),
-    ("yaml-duplicate-keys.md", fm("title: a\ndate: 2021-01-01\ntitle: b"), "reported: key 'title' twice"),
-    ("yaml-missing-close.md", b"---\ntitle: t\n<p>never closed</p>\n", "reported: no closing '---'"),
-    ("yaml-no-front-matter.md", b"# Just Markdown\n\nNo front matter.\n", "reported: no front matter"),
+    (
+        "yaml-python-object.md",
+        fm("title: !!python/object/apply:os.system ['echo pwned']"),
+        "reported: could not determine a constructor",
+    ),
+    (
+        "yaml-python-name.md",
+        fm("title: !!python/name:os.system"),
+        "reported: could not determine a constructor",
+    ),
+    (
+        "yaml-duplicate-keys.md",
+        fm("title: a\ndate: 2021-01-01\ntitle: b"),
+        "reported: key 'title' twice",
+    ),
+    (
+        "yaml-missing-close.md",
+        b"---\ntitle: t\n<p>never closed</p>\n",
+        "reported: no closing '---'",
+    ),
+    (
+        "yaml-no-front-matter.md",
+        b"# Just Markdown\n\nNo front matter.\n",
+        "reported: no front matter",
+    ),
     ("yaml-empty.md", b"---\n---\n<p>x</p>\n", "reported: front matter is empty"),
     ("yaml-complex-key.md", fm("? [a, b]\n: c\ntitle: t"), "reported: not a plain name"),
-    ("yaml-deep-nesting.md", fm("title: t\nx: " + "[" * 100 + "]" * 100), "reported: nested deeper than"),
+    (
+        "yaml-deep-nesting.md",
+        fm("title: t\nx: " + "[" * 100 + "]" * 100),
+        "reported: nested deeper than",
+    ),
     ("yaml-binary-tag.md", fm("title: !!binary aGVsbG8="), "served"),
     ("yaml-huge-int-date.md", fm("title: t\ndate: 99999999999999999999999"), "served"),
     ("yaml-impossible-timestamp.md", fm("title: t\ndate: 2021-02-30"), "served"),
@@ -56,36 +87,94 @@ CASES: list[tuple[str, bytes, str]] = [
     ("enc-utf8-bom.md", codecs.BOM_UTF8 + fm("title: 带BOM的标题"), "served"),
     ("enc-crlf.md", fm("title: crlf\ndate: 2021-01-01").replace(b"\n", b"\r\n"), "served"),
     ("enc-cr-only.md", fm("title: old mac").replace(b"\n", b"\r"), "served"),
-    ("enc-utf16-le-bom.md", codecs.BOM_UTF16_LE + "---\ntitle: 十六位\n---\n<p>x</p>\n".encode("utf-16-le"), "served"),
-    ("enc-utf16-be-bom.md", codecs.BOM_UTF16_BE + "---\ntitle: 十六位\n---\n<p>x</p>\n".encode("utf-16-be"), "served"),
+    (
+        "enc-utf16-le-bom.md",
+        codecs.BOM_UTF16_LE + "---\ntitle: 十六位\n---\n<p>x</p>\n".encode("utf-16-le"),
+        "served",
+    ),
+    (
+        "enc-utf16-be-bom.md",
+        codecs.BOM_UTF16_BE + "---\ntitle: 十六位\n---\n<p>x</p>\n".encode("utf-16-be"),
+        "served",
+    ),
     ("enc-utf16-no-bom.md", "---\ntitle: x\n---\n".encode("utf-16-le"), "reported: binary file"),
-    ("enc-gb18030.md", "---\ntitle: 中文标题\ncategories: [新闻, 国内]\n---\n<p>这是一篇用国标码写的文章。</p>\n".encode("gb18030"), "served"),
-    ("enc-latin1.md", "---\ntitle: café crème\n---\n<p>déjà</p>\n".encode("latin-1"), "reported: not UTF-8 text"),
-    ("enc-invalid-bytes.md", b"---\ntitle: \xff\xfe\xfd\xc3\x28\n---\nx\n", "reported: not UTF-8 text"),
-    ("enc-binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "reported: binary file"),
+    (
+        "enc-gb18030.md",
+        "---\ntitle: 中文标题\ncategories: [新闻, 国内]\n---\n<p>这是一篇用国标码写的文章。</p>\n".encode(
+            "gb18030"
+        ),
+        "served",
+    ),
+    (
+        "enc-latin1.md",
+        "---\ntitle: café crème\n---\n<p>déjà</p>\n".encode("latin-1"),
+        "reported: not UTF-8 text",
+    ),
+    (
+        "enc-invalid-bytes.md",
+        b"---\ntitle: \xff\xfe\xfd\xc3\x28\n---\nx\n",
+        "reported: not UTF-8 text",
+    ),
+    (
+        "enc-binary.md",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
+        "reported: binary file",
+    ),
     # sizes
     ("size-empty.md", b"", "reported: empty file"),
     ("size-whitespace.md", b"\n\n   \n\t\n", "reported: empty file"),
     ("size-huge-title.md", fm("title: " + "长" * 100_000), "served"),
-    ("size-thousands-of-categories.md", fm("title: t\ncategories:\n" + "".join(f" - [c{i}]\n" for i in range(3000))), "reported: over 100 hierarchies"),
-    ("size-many-hierarchies.md", fm("title: t\ncategories: [" + ", ".join(f"[c{i}]" for i in range(150)) + "]"), "reported: over 100 hierarchies"),
-    ("size-deep-category.md", fm("title: t\ncategories: [" + ", ".join(f"l{i}" for i in range(20)) + "]"), "reported: over 16 levels deep"),
+    (
+        "size-thousands-of-categories.md",
+        fm("title: t\ncategories:\n" + "".join(f" - [c{i}]\n" for i in range(3000))),
+        "reported: over 100 hierarchies",
+    ),
+    (
+        "size-many-hierarchies.md",
+        fm("title: t\ncategories: [" + ", ".join(f"[c{i}]" for i in range(150)) + "]"),
+        "reported: over 100 hierarchies",
+    ),
+    (
+        "size-deep-category.md",
+        fm("title: t\ncategories: [" + ", ".join(f"l{i}" for i in range(20)) + "]"),
+        "reported: over 16 levels deep",
+    ),
     ("size-long-name.md", fm("title: t\nauthor: " + "名" * 300), "reported: over 200 characters"),
-    ("size-deep-html.md", fm("title: t", "<div>" * 10_000 + "x" + "</div>" * 10_000), "reported: HTML nested deeper than"),
-    ("size-deep-markdown.md", fm("title: t", "".join("  " * i + "- x\n" for i in range(300))), "reported: Markdown nested deeper"),
+    (
+        "size-deep-html.md",
+        fm("title: t", "<div>" * 10_000 + "x" + "</div>" * 10_000),
+        "reported: HTML nested deeper than",
+    ),
+    (
+        "size-deep-markdown.md",
+        fm("title: t", "".join("  " * i + "- x\n" for i in range(300))),
+        "reported: Markdown nested deeper",
+    ),
     ("size-wide-html.md", fm("title: wide", "<p>paragraph</p>\n" * 20_000), "served"),
     # values
     ("value-title-html.md", fm("title: '<script>alert(\"t\")</script><b>bold</b>'"), "served"),
     ("value-title-control.md", fm('title: "bell\\a esc\\e[31m nul\\0 del\\x7f end"'), "served"),
-    ("value-names-slash-percent.md", fm("title: t\ncategories: [a/b, 100%, '%2F']\ntags: [c/d]"), "served"),
+    (
+        "value-names-slash-percent.md",
+        fm("title: t\ncategories: [a/b, 100%, '%2F']\ntags: [c/d]"),
+        "served",
+    ),
     ("value-names-dots.md", fm("title: t\ncategories: ['..', '.', ok]\nauthor: '..'"), "served"),
     ("value-names-emoji.md", fm("title: 🎉 party\ncategories: [😀, 表情]\nauthor: 🐱"), "served"),
     ("value-author-html.md", fm("title: t\nauthor: '<img src=x onerror=alert(1)>'"), "served"),
-    ("value-rtl-and-bidi.md", fm("title: \"abc\\u202Edcba\\u202C عربي\"\ncategories: [عربي]"), "served"),
+    (
+        "value-rtl-and-bidi.md",
+        fm('title: "abc\\u202Edcba\\u202C عربي"\ncategories: [عربي]'),
+        "served",
+    ),
     ("value-date-year-1.md", fm("title: t\ndate: 0001-01-01"), "served"),
     ("value-date-year-9999.md", fm("title: t\ndate: 9999-12-31T23:59:59Z"), "served"),
     ("value-date-garbage.md", fm("title: t\ndate: next tuesday-ish"), "served"),
-    ("value-link-javascript.md", fm("title: t\nlink: 'javascript:alert(1)'\nheadimg: 'javascript:alert(2)'"), "served"),
+    (
+        "value-link-javascript.md",
+        fm("title: t\nlink: 'javascript:alert(1)'\nheadimg: 'javascript:alert(2)'"),
+        "served",
+    ),
     ("value-body-xss.md", fm("title: xss body", XSS_BODY), "served"),
     ("value-title-number.md", fm("title: 0x1F"), "served"),
     ("value-title-bool.md", fm("title: yes"), "served"),
