@@ -97,12 +97,6 @@ class Scope:
             return "All entries"
         return " › ".join(self.path)
 
-    @property
-    def parent(self) -> Scope | None:
-        if self.kind is ScopeKind.CATEGORY and len(self.path) > 1:
-            return Scope(ScopeKind.CATEGORY, self.path[:-1])
-        return None
-
 
 @dataclass(frozen=True)
 class Author:

@@ -117,9 +117,6 @@ class FeedService:
     def summaries(self) -> list[ScopeSummary]:
         return sorted(self._summaries.values(), key=lambda s: s.scope)
 
-    def summary(self, scope: Scope) -> ScopeSummary | None:
-        return self._summaries.get(scope.key)
-
     def _locate(self, scope: Scope, page: int, limit: int) -> tuple[ScopeSummary, int]:
         summary = self._summaries.get(scope.key)
         if summary is None:

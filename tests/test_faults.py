@@ -23,7 +23,7 @@ from feedsvc.config import Settings
 from feedsvc.model import Format, Scope
 from feedsvc.service import FeedService
 from feedsvc.store import Store, entries, entry_scopes
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, require
 from tests.server import ServerProcess, wait_for
 
 TEMPLATES = sorted(p for p in REAL_CORPUS.iterdir() if not p.name.startswith('"""'))
@@ -275,10 +275,7 @@ def can_mount_tmpfs() -> bool:
 @pytest.fixture
 def confined_server(tmp_path):
     """A server whose data directory is a small tmpfs in a mount namespace of its own."""
-    if not can_mount_tmpfs():
-        if os.environ.get("CI"):
-            pytest.fail("this test needs unshare and tmpfs mounts in CI")
-        pytest.skip("cannot mount a tmpfs here")
+    require(can_mount_tmpfs(), "a private mount namespace with tmpfs (unshare -m)")
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
     data = tmp_path / "data"
     data.mkdir()
@@ -338,10 +335,7 @@ def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):
     """The data directory cannot be written when feedsvc starts (a tmpfs cannot turn read-only
     under open files, so this is the read-only case that can be made here): the database it
     holds is served as it is, and every scan reports why it cannot write."""
-    if not can_mount_tmpfs():
-        if os.environ.get("CI"):
-            pytest.fail("this test needs unshare and bind mounts in CI")
-        pytest.skip("cannot mount here")
+    require(can_mount_tmpfs(), "a private mount namespace (unshare -m)")
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     data = tmp_path / "data"
     db_url = f"sqlite:///{data}/feedsvc.sqlite3"
