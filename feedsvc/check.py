@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from feedsvc.config import Settings
 from feedsvc.scan import check_seeds_dir
-from feedsvc.seeds import FileChanging, SeedError, display_path, parse_seed, read_seed, walk_seeds
+from feedsvc.seeds import FileChanging, SeedError, display_path, load_seed, walk_seeds
 
 
 @dataclass
@@ -32,13 +32,7 @@ def check_seeds(settings: Settings) -> CheckResult:
         result.files += 1
         shown = display_path(seed.rel)
         try:
-            parsed = parse_seed(
-                read_seed(seed, settings.max_file_bytes),
-                seed.rel,
-                seed.mtime_ns,
-                settings.public_url,
-                settings.tz,
-            )
+            parsed = load_seed(seed, settings)
         except SeedError as exc:
             result.errors.append((exc.path, exc.reason))
             continue

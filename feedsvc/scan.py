@@ -26,8 +26,7 @@ from feedsvc.seeds import (
     SeedError,
     SeedFile,
     display_path,
-    parse_seed,
-    read_seed,
+    load_seed,
     walk_seeds,
 )
 from feedsvc.store import Changes, Store, StoredEntry, Writer, is_corruption
@@ -152,10 +151,7 @@ class Scanner:
             report.unchanged += 1
             return
         try:
-            data = read_seed(seed, self.settings.max_file_bytes)
-            parsed = parse_seed(
-                data, seed.rel, seed.mtime_ns, self.settings.public_url, self.settings.tz
-            )
+            parsed = load_seed(seed, self.settings)
         except FileChanging:
             report.changing += 1
             log.info(

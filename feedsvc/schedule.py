@@ -10,7 +10,6 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
-from feedsvc.scan import ScanError, Scanner, ScanReport
+from feedsvc.scan import ScanError, Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 
@@ -38,7 +37,6 @@ class Watcher:
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
         self.last_error: str | None = None
-        self.last_report: ScanReport | None = None
         self.ready = False
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
@@ -93,7 +91,6 @@ class Watcher:
             log.error("scan failed, serving what was there: %s", self.last_error)
             return
         self.last_error = None
-        self.last_report = report
         if report.changed_scopes:
             for listener in self.listeners:
                 listener(report.changed_scopes)
@@ -120,6 +117,3 @@ class Watcher:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         self.locks.release()
-
-    def status(self) -> dict[str, Any]:
-        return {"scanner": self.is_scanner, "scan_error": self.last_error}

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
+from feedsvc.config import Settings
 from feedsvc.dates import DateError, from_timestamp_ns, parse_date
 from feedsvc.model import Author, Entry, stable_uuid
 from feedsvc.sanitize import (
@@ -301,8 +302,13 @@ def _name(node: yaml.Node, field: str, rel: str, warnings: list[str]) -> str:
     name = clean_text(_scalar_text(node) or "")
     if len(name) > MAX_NAME_CHARS:
         raise SeedError(rel, f"{field}: a name is over {MAX_NAME_CHARS} characters")
+    return _usable_name(name, field, warnings)
+
+
+def _usable_name(name: str, field: str, warnings: list[str]) -> str:
+    """The name, NFC-normalised; '' (with a warning) for '.' and '..', which are URL path
+    steps of their own: browsers would resolve them away, so no feed could be named so."""
     if name in (".", ".."):
-        # A URL path step of its own: browsers would resolve it away, so no feed could be named.
         warnings.append(f"{field}: {name!r} cannot be a name, left out")
         return ""
     return unicodedata.normalize("NFC", name)
@@ -362,13 +368,12 @@ def _authors(
             name = _name(item_node, "author", rel, warnings)
             author = Author(name) if name else None
         elif isinstance(item, dict):
-            name = clean_text(str(item.get("name") or ""))[:MAX_NAME_CHARS]
-            if name in (".", ".."):
-                warnings.append(f"author: {name!r} cannot be a name, left out")
-                name = ""
+            name = _usable_name(
+                clean_text(str(item.get("name") or ""))[:MAX_NAME_CHARS], "author", warnings
+            )
             email = clean_text(str(item.get("email") or "")) or None
             url = absolute_url(str(item["url"]), base_url) if item.get("url") else None
-            author = Author(unicodedata.normalize("NFC", name), email, url) if name else None
+            author = Author(name, email, url) if name else None
         else:
             raise SeedError(rel, "author: expected a name or a mapping with name, email, url")
         if author and author.name not in (a.name for a in authors):
@@ -382,6 +387,13 @@ def _flag(value: Any) -> bool | None:
     if isinstance(value, str) and value.strip().lower() in ("true", "yes", "false", "no"):
         return value.strip().lower() in ("true", "yes")
     return None
+
+
+def load_seed(seed: SeedFile, settings: Settings) -> Parsed:
+    """Read and parse one seed file as the settings say: what a scan and a check both do.
+    Raises SeedError (report it) or FileChanging (try again later)."""
+    data = read_seed(seed, settings.max_file_bytes)
+    return parse_seed(data, seed.rel, seed.mtime_ns, settings.public_url, settings.tz)
 
 
 def parse_seed(data: bytes, rel: str, mtime_ns: int, base_url: str, zone: tzinfo) -> Parsed:

@@ -272,7 +272,6 @@ class Writer:
         # Existing rows for every path this batch touches, and owners of the ids it writes.
         touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
         old_rows = self._select_in(
-            conn,
             select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
             entries.c.path_id,
             touched,
@@ -280,7 +279,6 @@ class Writer:
         owners = {
             row.id: row.path
             for row in self._select_in(
-                conn,
                 select(entries.c.id, entries.c.path),
                 entries.c.id,
                 [stored.entry.id for stored in upserts.values()],
@@ -303,8 +301,8 @@ class Writer:
         for row in old_rows:
             if row.id in doomed:
                 dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
-        self._delete_in(conn, entry_scopes, entry_scopes.c.entry_id, doomed)
-        self._delete_in(conn, entries, entries.c.id, doomed)
+        self._delete_in(entry_scopes, entry_scopes.c.entry_id, doomed)
+        self._delete_in(entries, entries.c.id, doomed)
 
         entry_rows, scope_rows = [], []
         for rel, stored in upserts.items():
@@ -346,7 +344,7 @@ class Writer:
             *changes.cleared_errors,
             *(note[0] for note in notes),
         ]
-        self._delete_in(conn, file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
+        self._delete_in(file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
         if notes:
             conn.execute(
                 insert(file_errors),
@@ -362,7 +360,7 @@ class Writer:
                     for rel, m, n, error, kind in notes
                 ],
             )
-        self._mark_dirty(conn, dirty)
+        self._mark_dirty(dirty)
         return clashes
 
     @staticmethod
@@ -370,27 +368,25 @@ class Writer:
         for start in range(0, len(values), size):
             yield values[start : start + size]
 
-    def _select_in(self, conn: Connection, query: Any, column: Any, values: list[Any]) -> list[Any]:
+    def _select_in(self, query: Any, column: Any, values: list[Any]) -> list[Any]:
         rows: list[Any] = []
         for chunk in self._chunks(values):
-            rows.extend(conn.execute(query.where(column.in_(chunk))).all())
+            rows.extend(self.conn.execute(query.where(column.in_(chunk))).all())
         return rows
 
-    def _delete_in(self, conn: Connection, table: Table, column: Any, values: list[Any]) -> None:
+    def _delete_in(self, table: Table, column: Any, values: list[Any]) -> None:
         for chunk in self._chunks(values):
-            conn.execute(delete(table).where(column.in_(chunk)))
+            self.conn.execute(delete(table).where(column.in_(chunk)))
 
-    def _mark_dirty(self, conn: Connection, keys: Iterable[str]) -> None:
+    def _mark_dirty(self, keys: Iterable[str]) -> None:
         wanted = {scope_id(key): key for key in keys}
         present = {
             row.id
-            for row in self._select_in(
-                conn, select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted)
-            )
+            for row in self._select_in(select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted))
         }
         rows = [{"id": sid, "key": key} for sid, key in wanted.items() if sid not in present]
         if rows:
-            conn.execute(insert(dirty_scopes), rows)
+            self.conn.execute(insert(dirty_scopes), rows)
 
     def refresh_scopes(self) -> list[Scope]:
         """Recompute the summary of every scope a write touched; bump the generation when a
@@ -453,7 +449,7 @@ class Writer:
         for table in (entry_scopes, entries, file_errors, dirty_scopes):
             conn.execute(delete(table))
         for key in (row[0] for row in conn.execute(select(scopes.c.key))):
-            self._mark_dirty(conn, [key])
+            self._mark_dirty([key])
         conn.execute(delete(scopes))
 
 
