@@ -466,30 +466,39 @@ class Store:
         )
         self.path: Path | None = Path(parsed.database).resolve() if sqlite_file else None
         existed = self.path is None or self.path.exists()
-        self.engine = make_engine(url)
         self._identity: tuple[int, int] | None = None
         self.read_only = False
+        if self.path is not None and existed and not self._writable(self.path):
+            self._open_read_only("the file or its directory is read-only")
+            return
+        self.engine = make_engine(url)
         try:
             self._create_schema()
             if not existed:
                 log.info("created database %s: the first scan fills it from the seeds", self.path)
         except DatabaseError as exc:
             if self.path is not None and existed and is_read_only(exc):
-                self._open_read_only(exc)
+                self.engine.dispose()
+                self._open_read_only(str(exc.orig))
             elif self.path is not None and is_corruption(exc):
                 self._repair(f"is unreadable ({exc.orig})", self._file_identity())
             else:
                 raise
 
-    def _open_read_only(self, exc: DatabaseError) -> None:
+    @staticmethod
+    def _writable(path: Path) -> bool:
+        """Whether SQLite could write the file and its WAL beside it; asked of the file system
+        (a read-only mount says no even to root), not learnt from a write that may not happen."""
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+    def _open_read_only(self, reason: str) -> None:
         """Serve what an unwritable database holds; every scan fails (and says why) until
         the file can be written again and the process restarts."""
         log.error(
             "database %s cannot be written (%s): serving what it holds; scans fail until it can be written",
             self.path,
-            exc.orig,
+            reason,
         )
-        self.engine.dispose()
         self.engine = make_engine(self.url, read_only=True)
         self.read_only = True
         self._identity = self._file_identity()
@@ -550,7 +559,7 @@ class Store:
     def problem(self) -> str | None:
         """What is wrong with the SQLite file under this process, if anything: deleted,
         replaced by another file, or not an SQLite file any more."""
-        if self.path is None:
+        if self.path is None or self.read_only:  # nothing to repair where nothing can be written
             return None
         identity = self._file_identity()
         if identity is None:

@@ -362,6 +362,7 @@ def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):
                 timeout=10,
                 headers={"Accept-Encoding": "identity"},
             )
+            assert response.status_code == 200, (scope, response.status_code, response.text[:300])
             served[(key, fmt)] = (response.headers["ETag"], response.content)
         assert served == expected  # exactly what the database held
         assert requests.get(server.url + "/status", timeout=10).json()["entries"] == 48
