@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     scan = commands.add_parser("scan", help="scan the seeds directory once into the database")
     _common(scan)
+    scan.add_argument(
+        "--prune-now",
+        action="store_true",
+        help="remove the entries of missing files now, without waiting out delete_grace",
+    )
 
     check = commands.add_parser("check", help="validate seed files without writing anything")
     _common(check)
@@ -108,22 +113,22 @@ def _progress_bar() -> Any:
     return update
 
 
-def _run_scan(settings: Settings, progress: Any = None) -> Any:
+def _run_scan(settings: Settings, progress: Any = None, prune_now: bool = False) -> Any:
     from feedsvc.scan import Scanner
     from feedsvc.store import Store
 
     store = Store(settings.db)
     try:
-        return Scanner(store, settings).scan(progress)
+        return Scanner(store, settings).scan(progress, prune_now=prune_now)
     finally:
         store.close()
 
 
-def cmd_scan(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.scan import ScanError
 
     try:
-        report = _run_scan(settings, _progress_bar())
+        report = _run_scan(settings, _progress_bar(), args.prune_now)
     except ScanError as exc:
         print(f"feedsvc: error: {exc}", file=sys.stderr)
         return 1
@@ -134,6 +139,12 @@ def cmd_scan(settings: Settings, _args: argparse.Namespace) -> int:
         f"unchanged {report.unchanged}, errors {report.files_with_errors} "
         f"({len(report.errors)} new)"
     )
+    if report.missing:
+        print(
+            f"missing {report.missing}: kept until delete_grace passes (--prune-now removes them)"
+        )
+    if report.held:
+        print(f"deletion hold: {report.held['reason']}")
     return 0
 
 

@@ -36,6 +36,7 @@ class Settings:
     site_title: str = "feedsvc"
     timezone: str = "UTC"
     scan_interval: int = 10
+    delete_grace: int = 60
     feed_limit: int = 20
     max_limit: int = 100
     max_file_bytes: int = 5 * 1024 * 1024
@@ -95,8 +96,10 @@ def _db_url(value: Any) -> str:
     return text
 
 
-def _http_url(value: Any) -> str:
-    text = _text(value).rstrip("/")
+def _absolute_http_url(value: Any) -> str:
+    """An absolute http(s) URL exactly as written ('' stays ''): a trailing slash names a
+    different resource, so it is the caller's to keep or drop."""
+    text = _text(value)
     if not text:
         return ""
     parts = urlsplit(text)
@@ -105,11 +108,17 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _base_url(value: Any) -> str:
+    """The site's public URL, without a trailing slash: paths are appended to it."""
+    return _absolute_http_url(value).rstrip("/")
+
+
 def _hubs(value: Any) -> tuple[str, ...]:
+    """Hub URLs used exactly as configured (`https://hub.example/publish/` keeps its slash)."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ValueError(f"expected a list of URLs, got {value!r}")
-    hubs = tuple(_http_url(item) for item in items if _text(item))
+    hubs = tuple(_absolute_http_url(item) for item in items if _text(item))
     return tuple(dict.fromkeys(hubs))
 
 
@@ -143,10 +152,11 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "port": _int(1, 65535),
     "workers": _int(1, 64),
     "threads": _int(1, 256),
-    "base_url": _http_url,
+    "base_url": _base_url,
     "site_title": _title,
     "timezone": _timezone,
     "scan_interval": _int(1, 86400),
+    "delete_grace": _int(0, 30 * 86400),
     "feed_limit": _int(1, 10000),
     "max_limit": _int(1, 10000),
     "max_file_bytes": _int(1, 1 << 40),

@@ -59,7 +59,3 @@ def parse_date(raw: object, zone: tzinfo) -> datetime:
         if isinstance(exc, DateError):
             raise
         raise DateError(f"unreadable date {raw!r}") from None
-
-
-def from_timestamp_ns(mtime_ns: int) -> datetime:
-    return datetime.fromtimestamp(mtime_ns // 1_000_000_000, UTC)

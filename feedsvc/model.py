@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import quote, unquote
 
 # Fixed namespace for every id feedsvc derives: ids must never depend on anything but input.
@@ -136,14 +137,12 @@ class Entry:
         found.update(Scope(ScopeKind.TAG, (tag,)) for tag in self.tags)
         return sorted(found)
 
-    def to_json(self) -> str:
-        """Canonical JSON of the entry's fields (sorted keys), stored and hashed as it is."""
-        data = {
+    def _content(self) -> dict[str, Any]:
+        """Every field but the dates: what a reader sees of the entry (and where it lives)."""
+        return {
             "id": self.id,
             "path": self.path,
             "title": self.title,
-            "published": int(self.published.timestamp()),
-            "updated": int(self.updated.timestamp()),
             "authors": [{"name": a.name, "email": a.email, "url": a.url} for a in self.authors],
             "categories": [list(hierarchy) for hierarchy in self.categories],
             "tags": list(self.tags),
@@ -151,6 +150,18 @@ class Entry:
             "image": self.image,
             "summary": self.summary,
             "content": self.content,
+        }
+
+    def same_content(self, other: Entry) -> bool:
+        """Whether the two differ at most in their dates."""
+        return self._content() == other._content()
+
+    def to_json(self) -> str:
+        """Canonical JSON of the entry's fields (sorted keys), stored and hashed as it is."""
+        data = {
+            **self._content(),
+            "published": int(self.published.timestamp()),
+            "updated": int(self.updated.timestamp()),
         }
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 

@@ -1,9 +1,13 @@
 """One pass over the seeds directory: parse what changed, drop what is gone, keep what broke.
 
-A file is re-read only when its size or modification time differs from what the store saw.
-A file that stops parsing keeps its last good entry served and is reported; a file that is
-being written while read is left alone until the next scan. Work is written in batches of
-statements inside one transaction, so a scan killed at any point leaves the store as it was."""
+A file is re-read only when its size or modification time differs from what the store saw,
+and it changes what is served only when its content does: the same bytes, or an entry that
+differs in nothing a reader sees, write nothing but the file's new stat (feedsvc.revisions
+settles the dates). A file that stops parsing keeps its last good entry served and is
+reported; a file being written while read is left alone until the next scan. A missing file
+leaves the feeds only after ``delete_grace`` seconds, and a sudden mass disappearance is held
+as a fault. Work is written in batches of statements inside one transaction, so a scan
+killed at any point leaves the store as it was."""
 
 from __future__ import annotations
 
@@ -21,21 +25,39 @@ from sqlalchemy.exc import DatabaseError
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
+from feedsvc.revisions import settle
 from feedsvc.seeds import (
     FileChanging,
+    Parsed,
     SeedError,
     SeedFile,
+    content_hash,
     display_path,
     load_seed,
+    read_seed,
     walk_seeds,
 )
-from feedsvc.store import Changes, Store, StoredEntry, Writer, is_corruption
+from feedsvc.store import (
+    Changes,
+    FileStat,
+    FileState,
+    Note,
+    Store,
+    StoredEntry,
+    Writer,
+    is_corruption,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_FILES = 200
-# Bump when parsing or normalisation changes, so stored entries are rebuilt from their files.
-PARSER_VERSION = "1"
+# Bump when parsing or normalisation changes, so stored entries are derived again from their files.
+PARSER_VERSION = "2"
+# A scan that finds fewer than half the files of the last one, and at least this many fewer,
+# is looking at a directory being regenerated or a mount gone missing: nothing is removed.
+MASS_DISAPPEARANCE = 20
+
+Clock = Callable[[], datetime]
 
 
 class ScanError(RuntimeError):
@@ -50,14 +72,17 @@ class ScanReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
-    changing: int = 0
+    missing: int = 0
+    held: dict[str, Any] | None = None
+    # The first scan into an empty store: all is new to the store, none of it news to anyone.
+    baseline: bool = False
     errors: list[tuple[str, str]] = field(default_factory=list)
-    warnings: list[tuple[str, str]] = field(default_factory=list)
     changed_scopes: list[Scope] = field(default_factory=list)
     files_with_errors: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """The shape /status and the store keep (SPEC: started, finished, added, updated, removed)."""
+        """The shape /status and the store keep (SPEC: started, finished, added, updated,
+        removed), with the files waiting out their delete grace and any deletion hold."""
         return {
             "started": self.started.isoformat(),
             "finished": self.finished.isoformat() if self.finished else None,
@@ -65,6 +90,8 @@ class ScanReport:
             "updated": self.updated,
             "removed": self.removed,
             "unchanged": self.unchanged,
+            "missing": self.missing,
+            "held": self.held,
             "errors": self.files_with_errors,
         }
 
@@ -81,58 +108,82 @@ def check_seeds_dir(root: Path) -> None:
         raise ScanError(f"seeds directory {root} cannot be read")
 
 
-class Scanner:
-    """Runs scans of one seeds directory into one store, one at a time across processes."""
+@dataclass
+class _Batch:
+    """Files of one batch: results known at once, and parsed files still to settle against
+    the entries the store serves for them."""
 
-    def __init__(self, store: Store, settings: Settings, locks: ScanLocks | None = None) -> None:
+    changes: Changes = field(default_factory=Changes)
+    parsed: list[tuple[SeedFile, str, Parsed, FileState | None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.parsed) + len(self.changes.errors) + len(self.changes.restats)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scanner:
+    """Runs scans of one seeds directory into one store, one at a time across processes.
+    ``clock`` tells the time of each scan (a test can move it instead of waiting)."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        locks: ScanLocks | None = None,
+        clock: Clock = _now,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.locks = locks or ScanLocks(store.engine)
+        self.clock = clock
 
-    def scan(self, progress: Callable[[int, int], None] | None = None) -> ScanReport:
-        """Scan now (waiting for any scan already running). ``progress(done, total)``.
+    def scan(
+        self, progress: Callable[[int, int], None] | None = None, *, prune_now: bool = False
+    ) -> ScanReport:
+        """Scan now (waiting for any scan already running). ``progress(done, total)``;
+        ``prune_now`` removes missing files' entries without waiting out the grace.
 
         The whole scan is one transaction: readers see the store before it or after it,
         never half of it, and a scan killed part-way leaves no trace. A SQLite file found
         corrupt is moved aside and rebuilt from the seeds by scanning again."""
         try:
-            return self._scan(progress)
+            return self._scan(progress, prune_now)
         except DatabaseError as exc:
             if self.store.path is None or not is_corruption(exc):
                 raise
             self.store.rebuild(f"is corrupt ({exc.orig})")
-            return self._scan(progress)
+            return self._scan(progress, prune_now)
 
-    def _scan(self, progress: Callable[[int, int], None] | None) -> ScanReport:
+    def _scan(self, progress: Callable[[int, int], None] | None, prune_now: bool) -> ScanReport:
         root = self.settings.seeds
         check_seeds_dir(root)
         with self.locks.scanning(), self.store.transaction() as writer:
-            report = ScanReport(started=datetime.now(UTC).replace(microsecond=0))
+            report = ScanReport(started=self.clock().astimezone(UTC).replace(microsecond=0))
             key = parse_settings_key(self.settings)
-            if writer.get_meta("parse_settings") != key:
+            rebuild = writer.get_meta("parse_settings") != key
+            if rebuild:
                 log.info("parse settings changed: every seed file will be read again")
-                writer.reset()
                 writer.set_meta("parse_settings", key)
+            report.baseline = writer.get_meta("last_scan") is None
             known = writer.file_states()
             seeds = list(walk_seeds(root))
-            changes = Changes()
+            batch = _Batch()
             for done, seed in enumerate(seeds, 1):
-                self._visit(seed, known.get(seed.rel), changes, report)
-                if len(changes.upserts) + len(changes.errors) >= BATCH_FILES:
-                    self._apply(writer, changes, report)
-                    changes = Changes()
+                self._visit(seed, known.get(seed.rel), batch, report, rebuild)
+                if len(batch) >= BATCH_FILES:
+                    self._apply(writer, batch, report, rebuild)
+                    batch = _Batch()
                 if progress:
                     progress(done, len(seeds))
             present = {seed.rel for seed in seeds}
-            for rel, state in known.items():
-                if rel not in present:
-                    changes.removed_paths.append(rel)
-                    if state.entry_id:
-                        report.removed += 1
-            self._apply(writer, changes, report)
+            self._deletions(writer, known, present, batch.changes, report, prune_now)
+            self._apply(writer, batch, report, rebuild)
             report.changed_scopes = writer.refresh_scopes()
             report.files_with_errors = writer.error_count()
-            report.finished = datetime.now(UTC).replace(microsecond=0)
+            report.finished = self.clock().astimezone(UTC).replace(microsecond=0)
             writer.set_meta("last_scan", json.dumps(report.summary(), sort_keys=True))
         changed = report.added or report.updated or report.removed or report.errors
         log.log(
@@ -146,44 +197,160 @@ class Scanner:
         )
         return report
 
-    def _visit(self, seed: SeedFile, known: Any, changes: Changes, report: ScanReport) -> None:
-        if known and (known.mtime_ns, known.size) == (seed.mtime_ns, seed.size):
+    def _visit(
+        self,
+        seed: SeedFile,
+        known: FileState | None,
+        batch: _Batch,
+        report: ScanReport,
+        rebuild: bool,
+    ) -> None:
+        changes = batch.changes
+        if known and not rebuild and (known.mtime_ns, known.size) == (seed.mtime_ns, seed.size):
+            if known.missing_since is not None:  # back, untouched (moved out and in again)
+                changes.restats.append(
+                    FileStat(seed.rel, seed.mtime_ns, seed.size, known.content_hash, known.noted)
+                )
             report.unchanged += 1
             return
         try:
-            parsed = load_seed(seed, self.settings)
+            data = read_seed(seed, self.settings.max_file_bytes)
         except FileChanging:
-            report.changing += 1
             log.info(
                 "%s: changed while being read; will read it at the next scan",
                 display_path(seed.rel),
             )
             return
         except SeedError as exc:
-            changes.errors.append((exc.path, seed.mtime_ns, seed.size, exc.reason))
-            report.errors.append((exc.path, exc.reason))
-            log.warning("%s", exc)
+            self._note_error(seed, "", exc, changes, report)
             return
-        report.warnings.extend((seed.rel, warning) for warning in parsed.warnings)
+        digest = content_hash(data)
+        if known and not rebuild and digest == known.content_hash:
+            changes.restats.append(
+                FileStat(seed.rel, seed.mtime_ns, seed.size, digest, known.noted)
+            )
+            report.unchanged += 1
+            return
+        try:
+            parsed = load_seed(seed, self.settings, data)
+        except SeedError as exc:
+            self._note_error(seed, digest, exc, changes, report)
+            return
         if parsed.entry is None:
-            changes.drafts.append((seed.rel, seed.mtime_ns, seed.size))
+            changes.drafts.append(Note(seed.rel, seed.mtime_ns, seed.size, digest, ""))
             if known and known.entry_id:
                 report.removed += 1
             return
-        changes.upserts.append(
-            StoredEntry(parsed.entry, seed.mtime_ns, seed.size, parsed.content_hash)
-        )
-        changes.cleared_errors.append(seed.rel)
-        if known and known.entry_id:
-            report.updated += 1
-        else:
-            report.added += 1
-            changes.new_paths.add(seed.rel)
+        batch.parsed.append((seed, digest, parsed, known))
 
-    def _apply(self, writer: Writer, changes: Changes, report: ScanReport) -> None:
+    @staticmethod
+    def _note_error(
+        seed: SeedFile, digest: str, exc: SeedError, changes: Changes, report: ScanReport
+    ) -> None:
+        changes.errors.append(Note(exc.path, seed.mtime_ns, seed.size, digest, exc.reason))
+        report.errors.append((exc.path, exc.reason))
+        log.warning("%s", exc)
+
+    def _settle(self, writer: Writer, batch: _Batch, report: ScanReport, rebuild: bool) -> None:
+        """Turn the batch's parsed files into entries, dated against what the store serves;
+        an entry equal to the one served changes nothing but the file's stat."""
+        changes = batch.changes
+        served = writer.entries_at([seed.rel for seed, *_rest in batch.parsed])
+        for seed, digest, parsed, known in batch.parsed:
+            previous = served.get(seed.rel)
+            entry = settle(parsed, previous, report.started, rebuild=rebuild)
+            if known and known.noted:
+                changes.cleared_errors.append(seed.rel)
+            if entry == previous and known is not None:
+                changes.restats.append(
+                    FileStat(seed.rel, seed.mtime_ns, seed.size, digest, noted=False)
+                )
+                report.unchanged += 1
+                continue
+            changes.upserts.append(StoredEntry(entry, seed.mtime_ns, seed.size, digest))
+            if previous is not None:
+                report.updated += 1
+            else:
+                report.added += 1
+                changes.new_paths.add(seed.rel)
+        batch.parsed.clear()
+
+    def _deletions(
+        self,
+        writer: Writer,
+        known: dict[str, FileState],
+        present: set[str],
+        changes: Changes,
+        report: ScanReport,
+        prune_now: bool,
+    ) -> None:
+        """Files the store knows that the walk did not find: a file that gave no entry is
+        forgotten at once; an entry leaves the feeds once its file has been missing for
+        ``delete_grace`` seconds, and none does while a mass disappearance is held."""
+        grace = 0 if prune_now else self.settings.delete_grace
+        now = int(report.started.timestamp())
+        report.held = self._hold(writer, len(known), len(present), now, grace)
+        for rel, state in known.items():
+            if rel in present:
+                continue
+            if state.entry_id is None:
+                changes.removed_paths.append(rel)
+                continue
+            if state.noted:
+                changes.cleared_errors.append(rel)
+            since = now if state.missing_since is None else state.missing_since
+            if report.held is None and now - since >= grace:
+                changes.removed_paths.append(rel)
+                report.removed += 1
+                continue
+            if state.missing_since is None:
+                changes.missing.append(rel)
+            report.missing += 1
+        if report.missing:
+            log.info(
+                "%d seed files are missing: their entries stay served until %s",
+                report.missing,
+                "the deletion hold ends" if report.held else f"{grace} s have passed",
+            )
+
+    def _hold(
+        self, writer: Writer, known: int, present: int, now: int, grace: int
+    ) -> dict[str, Any] | None:
+        """The deletion hold in force, if any: while the directory suddenly holds fewer than
+        half the files of the last scan (and MASS_DISAPPEARANCE fewer), nothing is removed
+        until that same state has lasted ``grace`` seconds."""
+        previous = json.loads(writer.get_meta("deletion_hold") or "null")
+        fault = grace > 0 and present < known / 2 and known - present >= MASS_DISAPPEARANCE
+        if not fault:
+            if previous is not None:
+                log.warning("deletion hold ended: the seeds directory holds %d files", present)
+                writer.set_meta("deletion_hold", "null")
+            return None
+        hold = previous
+        if hold is None or hold["files"] != present:
+            hold = {
+                "since": datetime.fromtimestamp(now, UTC).isoformat(),
+                "files": present,
+                "known": known,
+                "reason": (
+                    f"the seeds directory holds {present} files, the last scan knew {known}: "
+                    "held as a fault, nothing is removed"
+                ),
+            }
+            log.warning("deletion hold: %s", hold["reason"])
+            writer.set_meta("deletion_hold", json.dumps(hold, sort_keys=True))
+        if now - int(datetime.fromisoformat(hold["since"]).timestamp()) >= grace:
+            log.warning("deletion hold: the same state has lasted %d s, removing", grace)
+            return None
+        return hold
+
+    def _apply(self, writer: Writer, batch: _Batch, report: ScanReport, rebuild: bool) -> None:
+        self._settle(writer, batch, report, rebuild)
+        changes = batch.changes
         if not changes:
             return
-        clashes = writer.apply(changes)
+        seen_at = int(report.started.timestamp())
+        clashes = writer.apply(changes, seen_at)
         if not clashes:
             return
         by_path = {stored.entry.path: stored for stored in changes.upserts}
@@ -191,10 +358,12 @@ class Scanner:
         for rel in clashes:
             stored = by_path[rel]
             reason = f"id {stored.entry.id} is already used by another seed file"
-            follow_up.errors.append((rel, stored.mtime_ns, stored.size, reason))
+            follow_up.errors.append(
+                Note(rel, stored.mtime_ns, stored.size, stored.content_hash, reason)
+            )
             report.errors.append((rel, reason))
             if rel in changes.new_paths:
                 report.added -= 1
             else:
                 report.updated -= 1
-        writer.apply(follow_up)
+        writer.apply(follow_up, seen_at)

@@ -17,13 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
-from feedsvc.scan import ScanError, Scanner
+from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
 
-ChangeListener = Callable[[list[Scope]], None]
+# Told of the feeds a scan changed, and whether it was the store's first (baseline) scan.
+ChangeListener = Callable[[list[Scope], bool], None]
 
 
 class Watcher:
@@ -50,9 +51,12 @@ class Watcher:
         with self._tick_lock:
             try:
                 self._check_database()
-                if self.locks.try_lead():
-                    self._scan()
+                report = self._scan() if self.locks.try_lead() else None
                 self.catch_up()
+                if report is not None and report.changed_scopes:
+                    # told once this process serves what the scan wrote
+                    for listener in self.listeners:
+                        listener(report.changed_scopes, report.baseline)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("watcher tick failed")
@@ -79,21 +83,19 @@ class Watcher:
         elif self.locks.try_lead():
             self.store.rebuild(problem)
 
-    def _scan(self) -> None:
+    def _scan(self) -> ScanReport | None:
         try:
             report = self.scanner.scan()
         except ScanError as exc:
             self.last_error = str(exc)
             log.error("scan skipped: %s", exc)
-            return
+            return None
         except SQLAlchemyError as exc:
             self.last_error = f"database: {getattr(exc, 'orig', exc)}"
             log.error("scan failed, serving what was there: %s", self.last_error)
-            return
+            return None
         self.last_error = None
-        if report.changed_scopes:
-            for listener in self.listeners:
-                listener(report.changed_scopes)
+        return report
 
     def start(self) -> None:
         """Start the schedule; the first tick runs at once."""

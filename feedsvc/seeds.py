@@ -9,11 +9,12 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feedsvc.config import Settings
-from feedsvc.dates import DateError, from_timestamp_ns, parse_date
+from feedsvc.dates import DateError, parse_date
 from feedsvc.model import Author, Entry, stable_uuid
 from feedsvc.sanitize import (
     UnsafeInput,
@@ -44,6 +45,14 @@ MAX_NAME_CHARS = 200
 MAX_TITLE_CHARS = 500
 TITLE_FROM_TEXT_CHARS = 80
 
+# What PyYAML refuses to read ("unacceptable character"): scraped titles carry such control
+# characters, and one of them must not cost the whole entry. They go before the YAML parse
+# (every field drops them afterwards anyway). NUL is refused earlier: it marks binary files.
+_YAML_UNPRINTABLE = re.compile(
+    "[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
+)
+# The published date of an entry whose file states none, until the scan settles it.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL_TAG = "tag:yaml.org,2002:null"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _HANDLER = YAMLHandler()
@@ -88,11 +97,16 @@ class SeedFile:
 
 @dataclass(frozen=True)
 class Parsed:
-    """What a seed file gave: an entry (None for drafts), warnings, and the file's hash."""
+    """What a seed file gave: an entry (None for drafts), warnings, and the the file states (None where it states none that can be used).
+
+    The entry's own dates are the stated ones, or UNDATED: a file alone cannot say when an
+    undated entry was first stored or when its content last changed, so the scan settles
+    them against the store (feedsvc.revisions)."""
 
     entry: Entry | None
     warnings: tuple[str, ...]
-    content_hash: str
+    date: datetime | None = None
+    updated: datetime | None = None
 
 
 def display_path(rel: str) -> str:
@@ -389,18 +403,26 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
-def load_seed(seed: SeedFile, settings: Settings) -> Parsed:
-    """Read and parse one seed file as the settings say: what a scan and a check both do.
+def content_hash(data: bytes) -> str:
+    """What identifies a file's bytes: a re-read file with the same hash changed nothing."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_seed(seed: SeedFile, settings: Settings, data: bytes | None = None) -> Parsed:
+    """Read and parse one seed file as the settings say: what a scan and a check both do
+    (``data``: its bytes, when the caller has read them already).
     Raises SeedError (report it) or FileChanging (try again later)."""
-    data = read_seed(seed, settings.max_file_bytes)
-    return parse_seed(data, seed.rel, seed.mtime_ns, settings.public_url, settings.tz)
+    if data is None:
+        data = read_seed(seed, settings.max_file_bytes)
+    return parse_seed(data, seed.rel, settings.public_url, settings.tz)
 
 
-def parse_seed(data: bytes, rel: str, mtime_ns: int, base_url: str, zone: tzinfo) -> Parsed:
-    """Normalise one file's bytes into an Entry. Raises SeedError; never anything else."""
+def parse_seed(data: bytes, rel: str, base_url: str, zone: tzinfo) -> Parsed:
+    """Normalise one file's bytes into an Entry. Raises SeedError; never anything else.
+    Nothing but the bytes, the path and the settings goes in: no clock, no file times."""
     shown = display_path(rel)
     try:
-        return _parse(data, rel, shown, mtime_ns, base_url, zone)
+        return _parse(data, rel, shown, base_url, zone)
     except SeedError:
         raise
     except RecursionError:
@@ -409,10 +431,9 @@ def parse_seed(data: bytes, rel: str, mtime_ns: int, base_url: str, zone: tzinfo
         raise SeedError(shown, f"cannot parse: {type(exc).__name__}: {exc}") from None
 
 
-def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone: tzinfo) -> Parsed:
+def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Parsed:
     if shown != rel:
         raise SeedError(shown, "file name is not valid UTF-8")
-    content_hash = hashlib.sha256(data).hexdigest()
     text = decode(data, shown).lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     first_line = text[: len(text) - len(text.lstrip())].count("\n") + 1
@@ -425,17 +446,18 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
         front, body = _HANDLER.split(text)
     except ValueError:
         raise SeedError(shown, "front matter has no closing '---' line") from None
-    meta, nodes = _load_front_matter(front, shown, first_line)
     warnings: list[str] = []
+    front, removed = _YAML_UNPRINTABLE.subn("", front)
+    if removed:
+        warnings.append(f"front matter: removed {removed} control character(s)")
+    meta, nodes = _load_front_matter(front, shown, first_line)
 
     if _flag(meta.get("draft")) is True or _flag(meta.get("published")) is False:
-        return Parsed(None, (), content_hash)
+        return Parsed(None, tuple(warnings))
 
-    mtime = from_timestamp_ns(mtime_ns)
-    published = _date_or_mtime(meta.get("date"), "date", mtime, zone, warnings)
-    updated = max(published, mtime)
-    if meta.get("updated") is not None:
-        updated = _date_or_mtime(meta["updated"], "updated", updated, zone, warnings)
+    date = _stated_date(meta.get("date"), "date", warnings, required=True, zone=zone)
+    stated_updated = _stated_date(meta.get("updated"), "updated", warnings, zone=zone)
+    published = date or UNDATED
 
     try:
         content = clean_html(render_body(body.strip()), base_url)
@@ -458,7 +480,7 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
         path=rel,
         title=title,
         published=published,
-        updated=updated,
+        updated=stated_updated or published,
         authors=_authors(nodes.get("author"), meta.get("author"), base_url, shown, warnings),
         categories=_categories(nodes.get("categories"), shown, warnings),
         tags=_tags(nodes.get("tags"), shown, warnings),
@@ -467,22 +489,25 @@ def _parse(data: bytes, rel: str, shown: str, mtime_ns: int, base_url: str, zone
         summary=summary,
         content=content,
     )
-    return Parsed(entry, tuple(warnings), content_hash)
+    return Parsed(entry, tuple(warnings), date, stated_updated)
 
 
-def _date_or_mtime(
-    raw: Any, field: str, fallback: datetime, zone: tzinfo, warnings: list[str]
-) -> datetime:
-    """Unknown dates fall back to the file's modification time, with a warning: the entry
-    is real (crawlers write 'Invalid Date' for items they could not date) and stays served."""
+def _stated_date(
+    raw: Any, field: str, warnings: list[str], *, zone: tzinfo, required: bool = False
+) -> datetime | None:
+    """The date a field states, or None (with a warning) when it states none that can be
+    used: the entry is real all the same (crawlers write 'Invalid Date' for items they could
+    not date), and the scan dates it by when it was first stored."""
     if raw is None:
-        warnings.append(f"no {field}, using the file's modification time")
-        return fallback
+        if required:
+            warnings.append(f"no {field}, using the time the entry was first stored")
+        return None
     try:
         return parse_date(raw, zone)
     except DateError as exc:
-        warnings.append(f"{field}: {exc}, using the file's modification time")
-        return fallback
+        fallback = "the time the entry was first stored" if required else "the published date"
+        warnings.append(f"{field}: {exc}, using {fallback}")
+        return None
 
 
 def _fallback_title(summary: str, rel: str) -> str:

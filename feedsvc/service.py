@@ -198,3 +198,11 @@ class FeedService:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return rendered
+
+    def document(self, scope: Scope, fmt: Format) -> bytes | None:
+        """The bytes of a feed's default document (first page, default limit) as served now;
+        None when there is no such feed."""
+        try:
+            return self.feed(scope, fmt, 1, self.settings.feed_limit).body
+        except FeedNotFound:
+            return None

@@ -33,11 +33,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -50,6 +52,8 @@ from feedsvc.model import Entry, Scope, stable_uuid
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
+# Bumped whenever the tables change; a database of another version is rebuilt from the seeds.
+SCHEMA_VERSION = "2"
 WRITE_OPTION = "feedsvc_write"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # SQLite messages that mean the file itself is damaged, not that one statement failed.
@@ -69,6 +73,8 @@ entries = Table(
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("first_seen", BigInteger, nullable=False),
+    # When a scan first found the file gone (it is removed once delete_grace has passed).
+    Column("missing_since", BigInteger, nullable=True),
     Column("data", Text, nullable=False),
 )
 
@@ -111,6 +117,17 @@ file_errors = Table(
     Column("size", BigInteger, nullable=False),
     Column("kind", String(8), nullable=False),
     Column("error", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+)
+
+# The digest of each feed document as last announced to the WebSub hubs, by URL id: a hub
+# is pinged only when a document's bytes changed since.
+pinged = Table(
+    "pinged",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
 )
 
 meta = Table(
@@ -129,14 +146,33 @@ def path_id(rel: str) -> str:
     return stable_uuid("path", rel)
 
 
+def url_id(url: str) -> str:
+    return stable_uuid("url", url)
+
+
 @dataclass(frozen=True)
 class FileState:
-    """What the store last saw of a seed file: its stat and whether it parsed."""
+    """What the store last saw of a seed file: its stat and the hash of its bytes, whether it
+    gave an entry, and whether it is noted as an error or a draft (whose stat then wins)."""
 
     mtime_ns: int
     size: int
+    content_hash: str
     entry_id: str | None
-    error: str | None
+    noted: bool
+    missing_since: int | None
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A file whose new version serves exactly what is served now: only its stat (and the
+    hash of its bytes) is recorded, on its entry or, when ``noted``, its error or draft note."""
+
+    rel: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    noted: bool
 
 
 @dataclass(frozen=True)
@@ -149,20 +185,39 @@ class StoredEntry:
     content_hash: str
 
 
+@dataclass(frozen=True)
+class Note:
+    """A file that gave no entry: an error (with its reason) or a draft (reason '')."""
+
+    rel: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    reason: str
+
+
 @dataclass
 class Changes:
     """One batch of scan results."""
 
     upserts: list[StoredEntry] = field(default_factory=list)
+    restats: list[FileStat] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     removed_paths: list[str] = field(default_factory=list)
-    errors: list[tuple[str, int, int, str]] = field(default_factory=list)
-    drafts: list[tuple[str, int, int]] = field(default_factory=list)
+    errors: list[Note] = field(default_factory=list)
+    drafts: list[Note] = field(default_factory=list)
     cleared_errors: list[str] = field(default_factory=list)
     new_paths: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(
-            self.upserts or self.removed_paths or self.errors or self.drafts or self.cleared_errors
+            self.upserts
+            or self.restats
+            or self.missing
+            or self.removed_paths
+            or self.errors
+            or self.drafts
+            or self.cleared_errors
         )
 
 
@@ -232,6 +287,24 @@ def is_corruption(exc: BaseException) -> bool:
     )
 
 
+def _chunks(values: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _select_in(conn: Connection, query: Any, column: Any, values: Sequence[Any]) -> list[Any]:
+    """Rows of ``query`` whose ``column`` is one of ``values``, asked in bounded chunks."""
+    rows: list[Any] = []
+    for chunk in _chunks(values):
+        rows.extend(conn.execute(query.where(column.in_(chunk))).all())
+    return rows
+
+
+def _delete_in(conn: Connection, table: Table, column: Any, values: Sequence[Any]) -> None:
+    for chunk in _chunks(values):
+        conn.execute(delete(table).where(column.in_(chunk)))
+
+
 class Writer:
     """The write side, bound to one transaction: a whole scan commits at once, so readers
     (in this process or a replica) never see entries whose feed summaries are not written yet,
@@ -249,36 +322,68 @@ class Writer:
         return self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def file_states(self) -> dict[str, FileState]:
-        """Every seed file the store knows, by relative path; an error's stat wins, so a file
-        that broke is not re-read until it changes again."""
+        """Every seed file the store knows, by relative path; an error's or a draft's stat
+        wins, so a file that broke is not re-read until it changes again."""
         states: dict[str, FileState] = {}
-        query = select(entries.c.path, entries.c.mtime_ns, entries.c.size, entries.c.id)
+        query = select(
+            entries.c.path,
+            entries.c.mtime_ns,
+            entries.c.size,
+            entries.c.content_hash,
+            entries.c.id,
+            entries.c.missing_since,
+        )
         for row in self.conn.execute(query):
-            states[row.path] = FileState(row.mtime_ns, row.size, row.id, None)
+            states[row.path] = FileState(
+                row.mtime_ns, row.size, row.content_hash, row.id, False, row.missing_since
+            )
         for row in self.conn.execute(select(file_errors)):
             kept = states.get(row.path)
-            entry_id = kept.entry_id if kept else None
-            states[row.path] = FileState(row.mtime_ns, row.size, entry_id, row.error or None)
+            states[row.path] = FileState(
+                row.mtime_ns,
+                row.size,
+                row.content_hash,
+                kept.entry_id if kept else None,
+                True,
+                kept.missing_since if kept else None,
+            )
         return states
 
-    def apply(self, changes: Changes) -> list[str]:
-        """Write one batch in one transaction, with a handful of set-wise statements.
+    def entries_at(self, paths: Sequence[str]) -> dict[str, Entry]:
+        """The entries served now for these seed files, by relative path."""
+        rows = _select_in(
+            self.conn,
+            select(entries.c.path, entries.c.data),
+            entries.c.path_id,
+            [path_id(rel) for rel in paths],
+        )
+        return {row.path: Entry.from_json(row.data) for row in rows}
+
+    def apply(self, changes: Changes, seen_at: int) -> list[str]:
+        """Write one batch in one transaction, with a handful of set-wise statements;
+        ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start).
         Returns the paths whose explicit id is already another file's (not written)."""
-        now = int(time.time())
         conn = self.conn
         dirty: set[str] = set()
-        gone_paths = changes.removed_paths + [rel for rel, _m, _s in changes.drafts]
+        self._restat(changes.restats)
+        for chunk in _chunks([path_id(rel) for rel in changes.missing]):
+            conn.execute(
+                update(entries).where(entries.c.path_id.in_(chunk)).values(missing_since=seen_at)
+            )
+        gone_paths = changes.removed_paths + [note.rel for note in changes.drafts]
         upserts = {stored.entry.path: stored for stored in changes.upserts}
         # Existing rows for every path this batch touches, and owners of the ids it writes.
         touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
-        old_rows = self._select_in(
+        old_rows = _select_in(
+            self.conn,
             select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
             entries.c.path_id,
             touched,
         )
         owners = {
             row.id: row.path
-            for row in self._select_in(
+            for row in _select_in(
+                self.conn,
                 select(entries.c.id, entries.c.path),
                 entries.c.id,
                 [stored.entry.id for stored in upserts.values()],
@@ -301,8 +406,8 @@ class Writer:
         for row in old_rows:
             if row.id in doomed:
                 dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
-        self._delete_in(entry_scopes, entry_scopes.c.entry_id, doomed)
-        self._delete_in(entries, entries.c.id, doomed)
+        _delete_in(self.conn, entry_scopes, entry_scopes.c.entry_id, doomed)
+        _delete_in(self.conn, entries, entries.c.id, doomed)
 
         entry_rows, scope_rows = [], []
         for rel, stored in upserts.items():
@@ -320,7 +425,8 @@ class Writer:
                     "content_hash": stored.content_hash,
                     "mtime_ns": stored.mtime_ns,
                     "size": stored.size,
-                    "first_seen": min(first_seen.get(rel, now), now),
+                    "first_seen": first_seen.get(rel, seen_at),
+                    "missing_since": None,
                     "data": data,
                 }
             )
@@ -337,52 +443,65 @@ class Writer:
             conn.execute(insert(entries), entry_rows)
             conn.execute(insert(entry_scopes), scope_rows)
 
-        notes = [(*error, "error") for error in changes.errors]
-        notes += [(rel, mtime_ns, size, "", "draft") for rel, mtime_ns, size in changes.drafts]
+        notes = [(note, "error") for note in changes.errors]
+        notes += [(note, "draft") for note in changes.drafts]
         cleared = [
             *changes.removed_paths,
             *changes.cleared_errors,
-            *(note[0] for note in notes),
+            *(note.rel for note, _kind in notes),
         ]
-        self._delete_in(file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
+        _delete_in(self.conn, file_errors, file_errors.c.id, [path_id(rel) for rel in cleared])
         if notes:
             conn.execute(
                 insert(file_errors),
                 [
                     {
-                        "id": path_id(rel),
-                        "path": rel,
-                        "mtime_ns": m,
-                        "size": n,
+                        "id": path_id(note.rel),
+                        "path": note.rel,
+                        "mtime_ns": note.mtime_ns,
+                        "size": note.size,
                         "kind": kind,
-                        "error": error,
+                        "error": note.reason,
+                        "content_hash": note.content_hash,
                     }
-                    for rel, m, n, error, kind in notes
+                    for note, kind in notes
                 ],
             )
         self._mark_dirty(dirty)
         return clashes
 
-    @staticmethod
-    def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
-        for start in range(0, len(values), size):
-            yield values[start : start + size]
-
-    def _select_in(self, query: Any, column: Any, values: list[Any]) -> list[Any]:
-        rows: list[Any] = []
-        for chunk in self._chunks(values):
-            rows.extend(self.conn.execute(query.where(column.in_(chunk))).all())
-        return rows
-
-    def _delete_in(self, table: Table, column: Any, values: list[Any]) -> None:
-        for chunk in self._chunks(values):
-            self.conn.execute(delete(table).where(column.in_(chunk)))
+    def _restat(self, restats: list[FileStat]) -> None:
+        """Record the new stat of files whose bytes did not change: nothing served moves."""
+        targets = ((entries, entries.c.path_id, False), (file_errors, file_errors.c.id, True))
+        for table, key, noted in targets:
+            rows = [
+                {
+                    "pid": path_id(item.rel),
+                    "m": item.mtime_ns,
+                    "n": item.size,
+                    "h": item.content_hash,
+                }
+                for item in restats
+                if item.noted is noted
+            ]
+            if not rows:
+                continue
+            values: dict[str, Any] = {
+                "mtime_ns": bindparam("m"),
+                "size": bindparam("n"),
+                "content_hash": bindparam("h"),
+            }
+            if table is entries:
+                values["missing_since"] = None
+            self.conn.execute(update(table).where(key == bindparam("pid")).values(**values), rows)
 
     def _mark_dirty(self, keys: Iterable[str]) -> None:
         wanted = {scope_id(key): key for key in keys}
         present = {
             row.id
-            for row in self._select_in(select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted))
+            for row in _select_in(
+                self.conn, select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted)
+            )
         }
         rows = [{"id": sid, "key": key} for sid, key in wanted.items() if sid not in present]
         if rows:
@@ -394,7 +513,7 @@ class Writer:
         changed: list[Scope] = []
         conn = self.conn
         dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
-        for chunk in self._chunks(sorted(dirty), 200):
+        for chunk in _chunks(sorted(dirty), 200):
             old = dict(
                 conn.execute(
                     select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
@@ -442,15 +561,6 @@ class Writer:
     def error_count(self) -> int:
         query = select(func.count()).select_from(file_errors).where(file_errors.c.kind == "error")
         return int(self.conn.execute(query).scalar() or 0)
-
-    def reset(self) -> None:
-        """Forget every entry and error (the next scan re-reads every file)."""
-        conn = self.conn
-        for table in (entry_scopes, entries, file_errors, dirty_scopes):
-            conn.execute(delete(table))
-        for key in (row[0] for row in conn.execute(select(scopes.c.key))):
-            self._mark_dirty([key])
-        conn.execute(delete(scopes))
 
 
 class Store:
@@ -532,11 +642,29 @@ class Store:
             if self.dialect == "postgresql":
                 key = "hashtextextended('feedsvc:schema:' || current_schema(), 0)"
                 conn.execute(text(f"select pg_advisory_xact_lock({key})"))
+            self._check_version(conn)
             metadata.create_all(conn)
             writer = Writer(conn)
             if writer.get_meta("epoch") is None:
                 writer.set_meta("epoch", uuid.uuid4().hex)
+                writer.set_meta("schema_version", SCHEMA_VERSION)
         self._identity = self._file_identity()
+
+    def _check_version(self, conn: Connection) -> None:
+        """A database written by another schema version is emptied, to be filled again from
+        the seeds by the next scan (always possible: ids derive from paths, not from rows)."""
+        if not inspect(conn).has_table(meta.name):
+            return
+        found = Writer(conn).get_meta("schema_version") or "1"
+        if found == SCHEMA_VERSION:
+            return
+        log.warning(
+            "database %s has schema version %s, this feedsvc writes %s: rebuilding it from the seeds",
+            self.path or self.dialect,
+            found,
+            SCHEMA_VERSION,
+        )
+        metadata.drop_all(conn)
 
     @property
     def dialect(self) -> str:
@@ -628,6 +756,29 @@ class Store:
                 ).all()
             )
         return f"{values.get('epoch', '')}:{values.get('generation', '0')}"
+
+    def pinged_digests(self, urls: Sequence[str]) -> dict[str, str]:
+        """The digest each feed URL had when the hubs were last told of it, where known."""
+        with self.engine.connect() as conn:
+            rows = _select_in(
+                conn,
+                select(pinged.c.url, pinged.c.digest),
+                pinged.c.id,
+                [url_id(url) for url in urls],
+            )
+        return {row.url: row.digest for row in rows}
+
+    def record_pinged(self, digests: dict[str, str | None]) -> None:
+        """Remember what the hubs are told now (None: the feed is gone)."""
+        with self.transaction() as writer:
+            _delete_in(writer.conn, pinged, pinged.c.id, [url_id(url) for url in digests])
+            rows = [
+                {"id": url_id(url), "url": url, "digest": digest}
+                for url, digest in digests.items()
+                if digest is not None
+            ]
+            if rows:
+                writer.conn.execute(insert(pinged), rows)
 
     def record_websub(self, counts: dict[str, int]) -> None:
         self.set_meta("websub", json.dumps(counts, sort_keys=True))

@@ -1,12 +1,18 @@
-"""WebSub publishing: after a scan changes feeds, tell every hub which feed URLs changed.
+"""WebSub publishing: after a scan changes feeds, tell every hub which feed documents changed.
 
-Pings go out from one background thread, so neither a scan nor a request ever waits for a
-hub. A URL already waiting is not queued twice. Each ping is retried with exponential
+A scan reports the feeds (scopes) whose entries changed; a hub is pinged for a feed URL only
+when that document's bytes changed since the hubs were last told of it (its digest is kept
+in the store, so a restart or another replica's scanner remembers it). An edit to an entry
+that is not on a feed's first page changes that feed's ETag, not the document a hub fetches.
+
+The work goes on in one background thread, so neither a scan nor a request ever waits for a
+hub. A feed already waiting is not queued twice. Each ping is retried with exponential
 backoff on network errors, 5xx and 429; other 4xx answers are final. Counts are kept in the
 store, so /status shows the same figures whichever worker or replica answers."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -19,19 +25,23 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Scope
+from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
 
-Recorder = Callable[[dict[str, int]], None]
+# The bytes of a feed's default document as served now; None when the feed is gone.
+Document = Callable[[Scope, Format], bytes | None]
 
 
 class WebSubPublisher:
-    """Queues (hub, feed URL) pings and sends them in the background."""
+    """Queues changed feeds and pings the hubs, in the background, for each document of
+    theirs whose bytes changed."""
 
     def __init__(
         self,
         settings: Settings,
-        record: Recorder | None = None,
+        store: Store,
+        document: Document,
         *,
         attempts: int = 4,
         backoff: float = 0.5,
@@ -41,22 +51,23 @@ class WebSubPublisher:
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
-        self._record = record
+        self._store = store
+        self._document = document
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"feedsvc/{__version__} (WebSub publisher)"
-        self._pending: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._pending: OrderedDict[Scope, bool] = OrderedDict()
         self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.counts = {"sent": 0, "failed": 0, "retries": 0}
 
-    def feeds_changed(self, scopes: list[Scope]) -> None:
-        """Queue one ping per hub and per changed feed URL (each format); returns at once."""
+    def feeds_changed(self, scopes: list[Scope], *, baseline: bool = False) -> None:
+        """Queue the feeds a scan changed; returns at once. After a ``baseline`` scan (the
+        first into an empty store: nothing is news to anyone) their digests are only
+        recorded, so that later pings go out for real changes only."""
         with self._cond:
-            for hub in self.settings.websub_hubs:
-                for scope in scopes:
-                    for fmt in Format:
-                        self._pending[(hub, feed_url(self.settings, scope, fmt))] = None
+            for scope in scopes:
+                self._pending[scope] = self._pending.get(scope, False) or not baseline
             self._cond.notify()
 
     @property
@@ -84,16 +95,40 @@ class WebSubPublisher:
                     self._cond.wait()
                 if self._stopping.is_set():
                     return
-                (hub, url), _ = self._pending.popitem(last=False)
-            outcome = "sent" if self._publish(hub, url) else "failed"
-            self.counts[outcome] += 1
-            pending = self.pending
-            # Record when the queue drains, and now and then during a long wave of pings.
-            if self._record is not None and (pending == 0 or self.counts[outcome] % 50 == 0):
-                try:
-                    self._record({**self.counts, "pending": pending})
-                except Exception:
-                    log.exception("could not record WebSub counts")
+                scope, announce = self._pending.popitem(last=False)
+            try:
+                changed = self._changed_documents(scope)
+            except Exception:
+                log.exception("could not tell whether the documents of %s changed", scope.key)
+                continue
+            urls = changed if announce else []
+            for url in urls:
+                for hub in self.settings.websub_hubs:
+                    outcome = "sent" if self._publish(hub, url) else "failed"
+                    self.counts[outcome] += 1
+            if urls or not self.pending:
+                self._record_counts()
+
+    def _changed_documents(self, scope: Scope) -> list[str]:
+        """The feed's URLs whose bytes differ from what the hubs were last told (or were
+        never told), recorded now as told: a ping that fails for good is not sent again for
+        the same bytes."""
+        digests: dict[str, str | None] = {}
+        for fmt in Format:
+            body = self._document(scope, fmt)
+            url = feed_url(self.settings, scope, fmt)
+            digests[url] = hashlib.sha256(body).hexdigest() if body is not None else None
+        told = self._store.pinged_digests(list(digests))
+        changed = {url: digest for url, digest in digests.items() if told.get(url) != digest}
+        if changed:
+            self._store.record_pinged(changed)
+        return list(changed)
+
+    def _record_counts(self) -> None:
+        try:
+            self._store.record_websub({**self.counts, "pending": self.pending})
+        except Exception:
+            log.exception("could not record WebSub counts")
 
     def _publish(self, hub: str, url: str) -> bool:
         data = {"hub.mode": "publish", "hub.url": url}

@@ -33,7 +33,12 @@ def main() -> None:
                 with open(args.log, "a", encoding="utf-8") as log:
                     log.write(
                         json.dumps(
-                            {"form": form, "status": status, "ua": self.headers.get("User-Agent")}
+                            {
+                                "path": self.path,
+                                "form": form,
+                                "status": status,
+                                "ua": self.headers.get("User-Agent"),
+                            }
                         )
                         + "\n"
                     )

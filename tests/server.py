@@ -96,9 +96,9 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
 class HubProcess:
     """tests/hub.py as a real process; ``pings()`` reads what it has recorded so far."""
 
-    def __init__(self, workdir: Path, *args: str) -> None:
+    def __init__(self, workdir: Path, *args: str, path: str = "/hub") -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hub"
+        self.url = f"http://127.0.0.1:{self.port}{path}"
         self.log = workdir / f"hub-{self.port}.jsonl"
         self.log.touch()
         script = Path(__file__).with_name("hub.py")

@@ -64,7 +64,8 @@ def test_env_names_and_lists(tmp_path):
     assert settings.seeds == Path("/srv/seeds")
     assert settings.db.startswith("postgresql")
     assert settings.public_url == "https://feeds.example.org"
-    assert settings.websub_hubs == ("https://hub.one", "https://hub.two")
+    # hub URLs exactly as configured: a trailing slash names another resource
+    assert settings.websub_hubs == ("https://hub.one/", "https://hub.two")
     assert settings.scan_interval == 5
 
 

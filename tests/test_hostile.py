@@ -48,7 +48,7 @@ def outcome(path: Path, rel: str) -> tuple[str, object]:
     st_ = path.stat()
     seed = SeedFile(rel, path, st_.st_mtime_ns, st_.st_size)
     try:
-        parsed = parse_seed(read_seed(seed, 5 << 20), rel, seed.mtime_ns, BASE, UTC_ZONE)
+        parsed = parse_seed(read_seed(seed, 5 << 20), rel, BASE, UTC_ZONE)
     except SeedError as exc:
         return "reported: " + exc.reason, None
     return ("served" if parsed.entry else "draft"), parsed
@@ -227,7 +227,7 @@ def test_a_scan_never_publishes_a_half_written_file(tmp_path, make_settings):
                 handle.write("---\n<p>now complete</p>\n")
 
     report = scanner.scan(writer_finishes)
-    assert report.changing == 1 and report.errors == []
+    assert report.errors == [] and report.added == 1
     assert store.entry(stable_uuid("path", "b.md")) is None  # neither half published nor reported
     scanner.scan()
     assert store.entry(stable_uuid("path", "b.md")).title == "second, being written"
@@ -241,7 +241,7 @@ def test_renames_atomic_replaces_and_deletes(tmp_path, make_settings):
     (seeds / "swap.md").write_text("---\ntitle: before\n---\nx\n")
     (seeds / "doomed.md").write_text("---\ntitle: doomed\n---\nx\n")
     store = Store(f"sqlite:///{tmp_path}/db.sqlite3")
-    scanner = Scanner(store, make_settings(seeds, store.url))
+    scanner = Scanner(store, make_settings(seeds, store.url, delete_grace=0))
     scanner.scan()
     os.rename(seeds / "old.md", seeds / "new.md")
     tmp = seeds / ".swap.md.tmp"
@@ -269,7 +269,7 @@ PROPERTY_SETTINGS = settings(
 def test_any_bytes_give_an_entry_or_a_reported_error(data):
     for candidate in (data, b"---\n" + data, b"---\ntitle: t\n---\n" + data):
         try:
-            parsed = parse_seed(candidate, "fuzz.md", 0, BASE, UTC_ZONE)
+            parsed = parse_seed(candidate, "fuzz.md", BASE, UTC_ZONE)
         except SeedError as exc:
             assert exc.path == "fuzz.md" and exc.reason
             continue
@@ -352,7 +352,7 @@ def test_any_front_matter_values_give_a_safe_entry_and_valid_feeds(
         f"tags: [{', '.join(tags)}]\ndate: {date}\n---\n{body}\n"
     )
     try:
-        parsed = parse_seed(text.encode("utf-8", "surrogatepass"), "p.md", 0, BASE, UTC_ZONE)
+        parsed = parse_seed(text.encode("utf-8", "surrogatepass"), "p.md", BASE, UTC_ZONE)
     except SeedError:
         return
     entry = parsed.entry

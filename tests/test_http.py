@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import subprocess
+import sys
 from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
@@ -251,6 +253,24 @@ def test_new_edited_and_deleted_files_reach_the_feeds(server):
         )
     )
     path.unlink()
+    # a missing file stays served for delete_grace; `feedsvc scan --prune-now` skips the wait
+    wait_for(lambda: get(server, "/status").json()["last_scan"]["missing"] == 1)
+    assert get(server, feed).status_code == 200
+    pruned = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "scan", "--prune-now"],
+        cwd=server.workdir,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "FEEDSVC_SEEDS": str(server.seeds),
+            "FEEDSVC_DB": f"sqlite:///{server.workdir}/data/feedsvc.sqlite3",
+            "FEEDSVC_BASE_URL": server.url,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed 1," in pruned.stdout
     wait_for(lambda: all(get(server, feed).status_code == 404 for _ in range(10)))
     assert get(server, "/status").json()["entries"] == 48
 

@@ -4,6 +4,7 @@ last-good versions, deletions, drafts, and ids and bytes that survive a rebuild.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,10 @@ SAMPLE = (
     "---\ntitle: {title}\ncategories: [新媒体, 快科技, 最新新闻]\nauthor: 快科技\n"
     "date: Sat, 27 Nov 2021 15:42:03 GMT\n---\n<p>{body}</p>\n"
 )
+
+
+# Real files whose `date` cannot be used: dated by when they were first stored.
+UNDATED = {".md", "2022-07-09.md"}
 
 
 def touch_later(path: Path, seconds: int = 5) -> None:
@@ -105,7 +110,7 @@ def test_edit_changes_updated_not_id_and_delete_removes_everywhere(scanner):
     assert after.published == before.published
 
     path.unlink()
-    report = scanner.scan()
+    report = scanner.scan(prune_now=True)
     assert report.removed == 1
     assert scanner.store.entry(entry_id) is None
     for summary in scanner.store.scope_summaries():
@@ -175,18 +180,36 @@ def test_ids_and_bytes_survive_a_rescan_into_a_fresh_database(scanner, tmp_path,
     scanner.scan()
     first = all_feed_bytes(scanner.store, scanner.settings)
     ids = {e.id for e in scanner.store.all_entries()}
+    undated = {e.id: e.published for e in scanner.store.all_entries() if e.path in UNDATED}
+    assert len(undated) == len(UNDATED)
     fresh_url = f"sqlite:///{tmp_path}/fresh/other.sqlite3"
     fresh = Store(fresh_url)
     try:
-        Scanner(fresh, make_settings(scanner.settings.seeds, fresh_url)).scan()
+        # a day later: only the undated entries depend on when they were first stored
+        later = datetime.now(UTC) + timedelta(days=1)
+        Scanner(fresh, make_settings(scanner.settings.seeds, fresh_url), clock=lambda: later).scan()
         assert {e.id for e in fresh.all_entries()} == ids
-        assert all_feed_bytes(fresh, scanner.settings) == first
+        again = all_feed_bytes(fresh, scanner.settings)
+        holding_undated = {
+            (summary.scope.key, fmt.value)
+            for summary in fresh.scope_summaries()
+            for fmt in Format
+            if undated.keys() & {e.id for e in fresh.page(summary.scope, 0, 1000)[0]}
+        }
+        assert holding_undated and len(holding_undated) < len(first)
+        assert {k: v for k, v in again.items() if k not in holding_undated} == {
+            k: v for k, v in first.items() if k not in holding_undated
+        }
+        assert {e.id: e.published for e in fresh.all_entries() if e.id in undated} == {
+            entry_id: later.replace(microsecond=0) for entry_id in undated
+        }
     finally:
         fresh.close()
-    # and after a reset (as when parse settings change) into the same database
-    with scanner.store.transaction() as writer:
-        writer.reset()
-    scanner.scan()
+    # after the parse settings change every file is read again into the same database, and
+    # undated entries keep the time they were first stored: nothing served moves
+    scanner.store.set_meta("parse_settings", "an older parser")
+    report = scanner.scan()
+    assert report.unchanged == 48 and report.changed_scopes == []
     assert all_feed_bytes(scanner.store, scanner.settings) == first
 
 
@@ -199,7 +222,8 @@ def test_changing_the_base_url_rebuilds_every_entry(scanner, make_settings):
         ),
     )
     report = moved.scan()
-    assert report.added == 48
+    # every file is read again; the entries holding absolute links move, none is new
+    assert report.added == 0 and 0 < report.updated < 48
     entry = scanner.store.entry(stable_uuid("path", "Firefox 870 发布，进一步改善隐私.md"))
     assert entry.image == "https://new.example/images/404.gif"
 

@@ -11,6 +11,7 @@ import pytest
 
 from feedsvc.model import Author, stable_uuid
 from feedsvc.seeds import (
+    UNDATED,
     SeedError,
     SeedFile,
     is_seed_name,
@@ -27,7 +28,7 @@ UTC_ZONE = ZoneInfo("UTC")
 def parse_file(path: Path, rel: str | None = None, zone: ZoneInfo = UTC_ZONE):
     st = path.stat()
     seed = SeedFile(rel or path.name, path, st.st_mtime_ns, st.st_size)
-    return parse_seed(read_seed(seed, 5 << 20), seed.rel, seed.mtime_ns, BASE, zone)
+    return parse_seed(read_seed(seed, 5 << 20), seed.rel, BASE, zone)
 
 
 def parse_text(tmp_path: Path, text: str | bytes, name: str = "post.md", zone=UTC_ZONE):
@@ -36,16 +37,12 @@ def parse_text(tmp_path: Path, text: str | bytes, name: str = "post.md", zone=UT
     return parse_file(path, name, zone)
 
 
-def mtime_of(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime_ns // 10**9, UTC)
-
-
 def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
 CASES = [
-    # file, title, published (None: the file's mtime), categories, author, image
+    # file, title, published (None: no usable date), categories, author, image
     (
         "1936.md",
         "1936",
@@ -160,8 +157,10 @@ def test_real_files_normalise(name, title, published, categories, author, image)
     entry = parsed.entry
     assert entry is not None
     assert entry.title == title
-    assert entry.published == (published or mtime_of(path))
-    assert entry.updated == max(entry.published, mtime_of(path))
+    # dates are what the file states, nothing from its mtime; undated: settled by the scan
+    assert parsed.date == published
+    assert entry.published == (published or UNDATED)
+    assert entry.updated == entry.published
     assert entry.categories == categories
     assert entry.authors == (Author(author),)
     assert entry.image == image
@@ -202,9 +201,7 @@ def test_every_corpus_file_is_served_or_reported():
     for root in (REAL_CORPUS, SAMPLE_SEEDS):
         for seed in walk_seeds(root):
             try:
-                parsed = parse_seed(
-                    read_seed(seed, 5 << 20), seed.rel, seed.mtime_ns, BASE, UTC_ZONE
-                )
+                parsed = parse_seed(read_seed(seed, 5 << 20), seed.rel, BASE, UTC_ZONE)
             except SeedError as exc:
                 reported.append(exc.path)
             else:
@@ -245,16 +242,16 @@ def test_date_variants_in_the_configured_zone(tmp_path, raw, expected):
 @pytest.mark.parametrize(
     "raw", ["Invalid Date", "0001-01-01", "9999-12-31 23:59:59", "yesterday", "[1, 2]"]
 )
-def test_unusable_dates_fall_back_to_the_mtime_with_a_warning(tmp_path, raw):
+def test_unusable_dates_state_no_date_with_a_warning(tmp_path, raw):
     parsed = parse_text(tmp_path, f"---\ntitle: t\ndate: {raw}\n---\nbody\n")
-    assert parsed.entry.published == mtime_of(tmp_path / "post.md")
-    assert parsed.warnings and "modification time" in parsed.warnings[0]
+    assert parsed.date is None and parsed.entry.published == UNDATED
+    assert parsed.warnings and "first stored" in parsed.warnings[0]
 
 
 def test_explicit_updated_date_wins(tmp_path):
     text = "---\ntitle: t\ndate: 2021-01-01T00:00:00Z\nupdated: 2021-02-01T00:00:00Z\n---\nx\n"
-    entry = parse_text(tmp_path, text).entry
-    assert entry.updated == utc(2021, 2, 1)
+    parsed = parse_text(tmp_path, text)
+    assert parsed.entry.updated == parsed.updated == utc(2021, 2, 1)
 
 
 @pytest.mark.parametrize(

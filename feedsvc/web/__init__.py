@@ -26,8 +26,10 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     watcher = Watcher(store, settings, service) if watch else None
     publisher = None
     if watcher is not None and settings.websub_hubs:
-        publisher = WebSubPublisher(settings, record=store.record_websub)
-        watcher.listeners.append(publisher.feeds_changed)
+        publisher = WebSubPublisher(settings, store, service.document)
+        watcher.listeners.append(
+            lambda scopes, baseline: publisher.feeds_changed(scopes, baseline=baseline)
+        )
         publisher.start()
     app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
     app.register_blueprint(bp)
