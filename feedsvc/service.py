@@ -173,15 +173,21 @@ class FeedService:
                 self._last_modified[key] = value
         return value
 
-    def feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered:
-        """The rendered page, from the cache or rendered once now."""
-        summary, last = self._locate(scope, page, limit)
+    def cached_feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered | None:
+        """The rendered page if it is cached (a dictionary look-up), else None."""
+        summary, _last = self._locate(scope, page, limit)
         key = self._key(summary, fmt, page, limit)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
-                return cached
+            return cached
+
+    def feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered:
+        """The rendered page, from the cache or rendered once now."""
+        cached = self.cached_feed(scope, fmt, page, limit)
+        if cached is not None:
+            return cached
         summary, last, entries = self._read_page(scope, page, limit)
         key = self._key(summary, fmt, page, limit)
         feed_page = FeedPage(scope, entries, page, last, limit)

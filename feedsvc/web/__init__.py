@@ -8,6 +8,8 @@ from feedsvc.config import Settings
 from feedsvc.schedule import Watcher
 from feedsvc.service import FeedService
 from feedsvc.store import Store
+from feedsvc.web.fastpath import FastFeeds
+from feedsvc.web.feedroute import EVERY_RESPONSE
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
 from feedsvc.web.views import bp
@@ -33,10 +35,12 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
         publisher.start()
     app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
     app.register_blueprint(bp)
+    app.wsgi_app = FastFeeds(app.extensions["feedsvc"], app.wsgi_app)  # type: ignore[method-assign]
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        for name, value in EVERY_RESPONSE:
+            response.headers.setdefault(name, value)
         route = request.url_rule.rule if request.url_rule else "unmatched"
         REQUESTS.labels(route=route, status=str(response.status_code)).inc()
         return response

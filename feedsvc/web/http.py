@@ -1,14 +1,16 @@
 """HTTP caching and encoding rules, kept apart from the views: conditional GET (RFC 9110),
-compression negotiation, and the bounded integer query values feeds accept."""
+compression negotiation, and the bounded integer query values feeds accept. They take plain
+header values, so Flask's views and the fast WSGI layer in front of Flask share them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from flask import Request, Response
+from flask import Response
 from werkzeug.datastructures import Headers
-from werkzeug.http import http_date, parse_date
+from werkzeug.http import http_date, parse_accept_header, parse_date
 
 MAX_PAGE = 1_000_000
 
@@ -17,9 +19,9 @@ class BadQuery(ValueError):
     """A query value that cannot be used; the message is the one-line reason sent with 400."""
 
 
-def query_int(request: Request, name: str, default: int, high: int) -> int:
+def query_int(args: Mapping[str, Sequence[str]], name: str, default: int, high: int) -> int:
     """A whole number from 1 to ``high``; absent means ``default``."""
-    raw = request.args.getlist(name)
+    raw = args.get(name, ())
     if not raw:
         return default
     if len(raw) > 1:
@@ -38,16 +40,20 @@ def _weak_equal(a: str, b: str) -> bool:
     return a.removeprefix("W/") == b.removeprefix("W/")
 
 
-def not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
+def not_modified(
+    method: str,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    etag: str,
+    last_modified: datetime,
+) -> bool:
     """True when the client's copy is current. If-None-Match, when sent, decides alone
     (weak comparison, a list, or *); otherwise If-Modified-Since is compared in seconds."""
-    if request.method not in ("GET", "HEAD"):
+    if method not in ("GET", "HEAD"):
         return False
-    if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         tags = _etag_list(if_none_match)
         return "*" in tags or any(_weak_equal(tag, etag) for tag in tags)
-    if_modified_since = request.headers.get("If-Modified-Since")
     if if_modified_since:
         since = parse_date(if_modified_since)
         if since is not None:
@@ -55,19 +61,25 @@ def not_modified(request: Request, etag: str, last_modified: datetime) -> bool:
     return False
 
 
-def choose_encoding(request: Request) -> str:
+def choose_encoding(accept_encoding: str | None) -> str:
     """brotli if the client takes it, else gzip, else the plain bytes."""
-    accepted = request.accept_encodings
+    accepted = parse_accept_header(accept_encoding)
     for encoding in ("br", "gzip"):
         if accepted[encoding] > 0:
             return encoding
     return "identity"
 
 
+def validator_headers(etag: str, last_modified: datetime, max_age: int) -> list[tuple[str, str]]:
+    return [
+        ("ETag", etag),
+        ("Last-Modified", http_date(last_modified)),
+        ("Cache-Control", f"public, max-age={max_age}"),
+    ]
+
+
 def validators(response: Response, etag: str, last_modified: datetime, max_age: int) -> None:
-    response.headers["ETag"] = etag
-    response.headers["Last-Modified"] = http_date(last_modified)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.headers.update(validator_headers(etag, last_modified, max_age))
 
 
 class NotModified(Response):

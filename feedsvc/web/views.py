@@ -12,17 +12,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.feeds import EPOCH
-from feedsvc.model import Format, Scope, parse_feed_path
+from feedsvc.model import Format, Scope
 from feedsvc.opml import render_opml
 from feedsvc.pages import render_entry, render_index
-from feedsvc.service import FeedNotFound, StoreBehind
+from feedsvc.web.feedroute import (
+    Answer,
+    FeedRequest,
+    answer_feed,
+    not_ready_answer,
+    unavailable_answer,
+)
 from feedsvc.web.http import (
-    MAX_PAGE,
-    BadQuery,
-    choose_encoding,
+    NotModified,
     not_modified,
     not_modified_response,
-    query_int,
     validators,
 )
 from feedsvc.web.metrics import exposition
@@ -47,29 +50,31 @@ def text_response(status: int, message: str) -> Response:
     return Response(message + "\n", status=status, mimetype="text/plain")
 
 
-def raw_path() -> str:
+def raw_path(environ: dict) -> str:
     """The request path still percent-encoded, so '%2F' inside a name is not a separator.
     (HTTP allows only ASCII in a request target: gunicorn answers 400 to raw UTF-8.)"""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not raw:
-        return quote(request.path, safe="/")
+        return quote(
+            environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace"), safe="/"
+        )
     if raw.startswith(("http://", "https://")):
         raw = urlsplit(raw).path
     return raw.split("?", 1)[0]
 
 
+def respond(answer: Answer) -> Response:
+    """An Answer as Flask's Response (a 304 keeps its Last-Modified)."""
+    kind = NotModified if answer.status == 304 else Response
+    return kind(answer.body, status=answer.status, headers=answer.headers)
+
+
 def not_ready() -> Response:
-    response = text_response(503, "feeds are not loaded yet: the first scan is running")
-    response.headers["Retry-After"] = "1"
-    return response
+    return respond(not_ready_answer())
 
 
 def unavailable() -> Response:
-    response = text_response(
-        503, "the database is being rebuilt or cannot be reached; retry shortly"
-    )
-    response.headers["Retry-After"] = "5"
-    return response
+    return respond(unavailable_answer())
 
 
 @bp.before_app_request
@@ -82,40 +87,18 @@ def wait_for_first_scan() -> Response | None:
 
 @bp.get("/feeds/<path:_rest>")
 def feed(_rest: str) -> Response:
-    app = state()
-    try:
-        scope, fmt = parse_feed_path(raw_path())
-    except ValueError:
-        return text_response(404, "no such feed")
-    try:
-        page = query_int(request, "page", 1, MAX_PAGE)
-        limit = query_int(request, "limit", app.settings.feed_limit, app.settings.max_limit)
-    except BadQuery as exc:
-        return text_response(400, str(exc))
-    service = app.service
-    max_age = app.settings.scan_interval
-    try:
-        etag = service.etag(scope, fmt, page, limit)
-        last_modified = service.last_modified(scope, fmt, page, limit)
-        if not_modified(request, etag, last_modified):
-            response = not_modified_response(etag, last_modified, max_age)
-        else:
-            rendered = service.feed(scope, fmt, page, limit)
-            encoding = choose_encoding(request)
-            response = Response(rendered.encoded(encoding))
-            response.headers["Content-Type"] = f"{rendered.media_type}; charset=utf-8"
-            if encoding != "identity":
-                response.headers["Content-Encoding"] = encoding
-            response.headers["Vary"] = "Accept-Encoding"
-            validators(response, rendered.etag, rendered.last_modified, max_age)
-    except FeedNotFound as exc:
-        return text_response(404, str(exc))
-    except StoreBehind:
-        return unavailable()
-    links = [f'<{app.settings.public_url}{scope.url_path(fmt)}>; rel="self"']
-    links += [f'<{hub}>; rel="hub"' for hub in app.settings.websub_hubs]
-    response.headers["Link"] = ", ".join(links)
-    return response
+    """The feed route; the fast WSGI layer answers it first whenever no render is needed."""
+    req = FeedRequest(
+        request.method,
+        raw_path(request.environ),
+        request.args.to_dict(flat=False),
+        request.headers.get("If-None-Match"),
+        request.headers.get("If-Modified-Since"),
+        request.headers.get("Accept-Encoding"),
+    )
+    answer = answer_feed(state(), req)
+    assert answer is not None  # rendering allowed: always an answer
+    return respond(answer)
 
 
 @dataclass(frozen=True)
@@ -143,7 +126,14 @@ def _cached_page(name: str, build: callable) -> Page:  # type: ignore[valid-type
 
 def _send_page(page: Page, mimetype: str, html: bool = False) -> Response:
     max_age = state().settings.scan_interval
-    if not_modified(request, page.etag, page.last_modified):
+    headers = request.headers
+    if not_modified(
+        request.method,
+        headers.get("If-None-Match"),
+        headers.get("If-Modified-Since"),
+        page.etag,
+        page.last_modified,
+    ):
         return not_modified_response(page.etag, page.last_modified, max_age)
     response = Response(page.body, mimetype=mimetype)
     response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"

@@ -1,0 +1,104 @@
+"""The answer to a feed URL (/feeds/...), as status, headers and body, from plain request
+values: Flask's view and the fast WSGI layer in front of Flask both send exactly this, so
+the two can never disagree on a byte or a header."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from feedsvc.model import parse_feed_path
+from feedsvc.service import FeedNotFound, StoreBehind
+from feedsvc.web.http import (
+    MAX_PAGE,
+    BadQuery,
+    choose_encoding,
+    not_modified,
+    query_int,
+    validator_headers,
+)
+from feedsvc.web.state import AppState
+
+NOT_READY = "feeds are not loaded yet: the first scan is running"
+UNAVAILABLE = "the database is being rebuilt or cannot be reached; retry shortly"
+# Sent with every response, whichever path answers it.
+EVERY_RESPONSE = (("X-Content-Type-Options", "nosniff"),)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response before any framework sees it (Content-Length is the sender's to add)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def text_answer(status: int, message: str, retry_after: int | None = None) -> Answer:
+    headers = [("Content-Type", "text/plain; charset=utf-8")]
+    if retry_after is not None:
+        headers.append(("Retry-After", str(retry_after)))
+    return Answer(status, headers, (message + "\n").encode())
+
+
+def not_ready_answer() -> Answer:
+    return text_answer(503, NOT_READY, retry_after=1)
+
+
+def unavailable_answer() -> Answer:
+    return text_answer(503, UNAVAILABLE, retry_after=5)
+
+
+@dataclass(frozen=True)
+class FeedRequest:
+    """What a feed answer depends on: the method, the still percent-encoded path (so '%2F'
+    in a name is no separator), the query's values, and three request headers."""
+
+    method: str
+    raw_path: str
+    args: Mapping[str, Sequence[str]]
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    accept_encoding: str | None = None
+
+
+def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> Answer | None:
+    """The answer to a feed request. With ``render`` False, None when the document would
+    have to be rendered: the caller hands the request on instead of rendering itself."""
+    settings = state.settings
+    try:
+        scope, fmt = parse_feed_path(req.raw_path)
+    except ValueError:
+        return text_answer(404, "no such feed")
+    try:
+        page = query_int(req.args, "page", 1, MAX_PAGE)
+        limit = query_int(req.args, "limit", settings.feed_limit, settings.max_limit)
+    except BadQuery as exc:
+        return text_answer(400, str(exc))
+    service = state.service
+    max_age = settings.scan_interval
+    links = [f'<{settings.public_url}{scope.url_path(fmt)}>; rel="self"']
+    links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
+    common = [("Link", ", ".join(links))]
+    try:
+        etag = service.etag(scope, fmt, page, limit)
+        last_modified = service.last_modified(scope, fmt, page, limit)
+        if not_modified(req.method, req.if_none_match, req.if_modified_since, etag, last_modified):
+            headers = validator_headers(etag, last_modified, max_age)
+            return Answer(304, [*headers, ("Vary", "Accept-Encoding"), *common], b"")
+        rendered = service.cached_feed(scope, fmt, page, limit)
+        if rendered is None:
+            if not render:
+                return None
+            rendered = service.feed(scope, fmt, page, limit)
+    except FeedNotFound as exc:
+        return text_answer(404, str(exc))
+    except StoreBehind:
+        return unavailable_answer()
+    encoding = choose_encoding(req.accept_encoding)
+    headers = [("Content-Type", f"{rendered.media_type}; charset=utf-8")]
+    if encoding != "identity":
+        headers.append(("Content-Encoding", encoding))
+    headers.append(("Vary", "Accept-Encoding"))
+    headers += validator_headers(rendered.etag, rendered.last_modified, max_age)
+    return Answer(200, headers + common, rendered.encoded(encoding))
