@@ -37,4 +37,4 @@ clean:
 	rm -rf $(VENV) data out .pytest_cache .ruff_cache
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/bench_serve.py
+	$(BIN)/python bench/bench.py

@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="export the database as it is, without scanning first",
     )
+    export.add_argument(
+        "--feeds-only",
+        action="store_true",
+        help="write the feeds, the index and the OPML, not the entry pages",
+    )
     return parser
 
 
@@ -180,7 +185,7 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return 1
     store = Store(settings.db)
     try:
-        written = export_site(store, settings, args.outdir)
+        written = export_site(store, settings, args.outdir, entries=not args.feeds_only)
     finally:
         store.close()
     print(f"wrote {written} files to {args.outdir}")

@@ -45,8 +45,9 @@ def _write(outdir: Path, path: Path, data: bytes) -> None:
     os.replace(tmp, resolved)
 
 
-def export_site(store: Store, settings: Settings, outdir: Path) -> int:
-    """Write everything; returns the number of files written."""
+def export_site(store: Store, settings: Settings, outdir: Path, *, entries: bool = True) -> int:
+    """Write everything (without the entry pages unless ``entries``); returns the number of
+    files written."""
     service = FeedService(store, settings)
     service.refresh()
     summaries = service.summaries()
@@ -59,7 +60,7 @@ def export_site(store: Store, settings: Settings, outdir: Path) -> int:
             written += 1
     _write(outdir, outdir / "index.html", render_index(settings, summaries).encode("utf-8"))
     _write(outdir, outdir / "opml", render_opml(settings, summaries))
-    for entry in store.all_entries():
+    for entry in store.all_entries() if entries else ():
         page = render_entry(settings, entry).encode("utf-8")
         _write(outdir, outdir / "entries" / entry.id / "index.html", page)
         written += 1

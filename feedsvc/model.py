@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import unicodedata
@@ -23,6 +24,13 @@ def stable_uuid(kind: str, name: str) -> str:
         NAMESPACE.bytes + f"{kind}:".encode() + name.encode("utf-8", "surrogateescape")
     )
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
+
+
+@functools.lru_cache(maxsize=65536)
+def url_segment(name: str) -> str:
+    """One name as a URL path segment, percent-encoded as UTF-8 ('/' included). Cached: a
+    scan asks for the same few hundred names once per entry."""
+    return quote(name, safe="")
 
 
 class Format(StrEnum):
@@ -71,7 +79,7 @@ class Scope:
         """A unique text key: the kind, then each name percent-encoded (so '/' stays inside)."""
         if self.kind is ScopeKind.ALL:
             return "all"
-        return self.kind.value + ":" + "/".join(quote(part, safe="") for part in self.path)
+        return self.kind.value + ":" + "/".join(map(url_segment, self.path))
 
     @classmethod
     def from_key(cls, key: str) -> Scope:
@@ -88,7 +96,7 @@ class Scope:
         """The feed's path on the site, each name percent-encoded as UTF-8."""
         if self.kind is ScopeKind.ALL:
             return f"/feeds/all.{fmt.value}"
-        segments = "/".join(quote(part, safe="") for part in self.path)
+        segments = "/".join(map(url_segment, self.path))
         return f"/feeds/{self.kind.url_segment}/{segments}.{fmt.value}"
 
     @property

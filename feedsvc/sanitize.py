@@ -21,6 +21,7 @@ MAX_MARKDOWN_QUOTES = 32
 # Characters XML 1.0 does not allow anywhere, even escaped (C0 controls, surrogates, U+FFFE/F).
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SPACE = re.compile(r"\s+")
+_SERIALISED_TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")
 _IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 _LAZY_SRC = re.compile(
     r"""\bdata-(?:original|src|lazy-src|actualsrc)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE
@@ -153,9 +154,10 @@ def clean_html(fragment: str, base_url: str) -> str:
 
 
 def html_to_text(fragment: str) -> str:
-    """The readable text of sanitised HTML, whitespace collapsed."""
-    text = nh3.clean(fragment, tags=set(), clean_content_tags=_CLEAN_CONTENT)
-    return clean_text(html.unescape(text))
+    """The readable text of HTML that clean_html produced, whitespace collapsed. Its output
+    is serialised by html5ever: every tag is a '<...>' whose quoted attribute values may hold
+    '>', and every '<' in text is escaped, so dropping the tags needs no second parse."""
+    return clean_text(html.unescape(_SERIALISED_TAG.sub("", fragment)))
 
 
 def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:

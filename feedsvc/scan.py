@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +29,7 @@ from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.revisions import settle
-from feedsvc.seeds import (
-    FileChanging,
-    Parsed,
-    SeedError,
-    SeedFile,
-    content_hash,
-    display_path,
-    load_seed,
-    read_seed,
-    walk_seeds,
-)
+from feedsvc.seeds import Loaded, Parsed, SeedFile, display_path, load_for_scan, walk_seeds
 from feedsvc.store import (
     Changes,
     FileStat,
@@ -50,7 +43,10 @@ from feedsvc.store import (
 
 log = logging.getLogger(__name__)
 
-BATCH_FILES = 200
+BATCH_FILES = 1000
+# Fewer files than this to read are read in this process: starting workers costs more.
+POOL_MIN_FILES = 256
+MAX_WORKERS = 4
 # Bump when parsing or normalisation changes, so stored entries are derived again from their files.
 PARSER_VERSION = "2"
 # A scan that finds fewer than half the files of the last one, and at least this many fewer,
@@ -126,7 +122,8 @@ def _now() -> datetime:
 
 class Scanner:
     """Runs scans of one seeds directory into one store, one at a time across processes.
-    ``clock`` tells the time of each scan (a test can move it instead of waiting)."""
+    ``clock`` tells the time of each scan (a test can move it instead of waiting);
+    ``workers`` is how many processes read and parse (default: one per core, at most 4)."""
 
     def __init__(
         self,
@@ -134,11 +131,13 @@ class Scanner:
         settings: Settings,
         locks: ScanLocks | None = None,
         clock: Clock = _now,
+        workers: int | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.locks = locks or ScanLocks(store.engine)
         self.clock = clock
+        self.workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
 
     def scan(
         self, progress: Callable[[int, int], None] | None = None, *, prune_now: bool = False
@@ -171,8 +170,8 @@ class Scanner:
             known = writer.file_states()
             seeds = list(walk_seeds(root))
             batch = _Batch()
-            for done, seed in enumerate(seeds, 1):
-                self._visit(seed, known.get(seed.rel), batch, report, rebuild)
+            for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
+                self._visit(seed, known.get(seed.rel), loaded, batch, report)
                 if len(batch) >= BATCH_FILES:
                     self._apply(writer, batch, report, rebuild)
                     batch = _Batch()
@@ -197,59 +196,102 @@ class Scanner:
         )
         return report
 
+    def _reads(
+        self, seeds: list[SeedFile], known: dict[str, FileState], rebuild: bool
+    ) -> Iterator[tuple[SeedFile, Loaded | None]]:
+        """Each seed with what reading it gave, in walk order; None for a file whose stat
+        is the one the store holds (not read). With many files to read, they are read and
+        parsed on a pool of processes, one per core: parsing and sanitising are CPU-bound."""
+        wanted: list[SeedFile] = []
+        for seed in seeds:
+            state = known.get(seed.rel)
+            if (
+                rebuild
+                or state is None
+                or (state.mtime_ns, state.size) != (seed.mtime_ns, seed.size)
+            ):
+                wanted.append(seed)
+        hashes = [
+            None if rebuild or seed.rel not in known else known[seed.rel].content_hash
+            for seed in wanted
+        ]
+        load = partial(load_for_scan, settings=self.settings)
+        pool = self._pool() if len(wanted) >= POOL_MIN_FILES and self.workers > 1 else None
+        if pool is None:
+            loaded: Iterator[Loaded] = map(load, wanted, hashes)
+        else:
+            loaded = pool.map(load, wanted, hashes, chunksize=32)
+        try:
+            results = iter(zip(wanted, loaded, strict=True))
+            pending = next(results, None)
+            for seed in seeds:
+                if pending is not None and pending[0] is seed:
+                    yield pending
+                    pending = next(results, None)
+                else:
+                    yield seed, None
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes (forkserver: never a fork of this threaded process), or None
+        when they cannot start here (e.g. a __main__ they cannot import): read in-process."""
+        pool = ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+        try:
+            pool.submit(os.getpid).result(timeout=60)
+        except Exception as exc:
+            log.warning("cannot start scan workers (%s): reading in this process", exc)
+            pool.shutdown(cancel_futures=True)
+            return None
+        return pool
+
     def _visit(
         self,
         seed: SeedFile,
         known: FileState | None,
+        loaded: Loaded | None,
         batch: _Batch,
         report: ScanReport,
-        rebuild: bool,
     ) -> None:
         changes = batch.changes
-        if known and not rebuild and (known.mtime_ns, known.size) == (seed.mtime_ns, seed.size):
+        if loaded is None:  # the stat the store holds: not read
+            assert known is not None
             if known.missing_since is not None:  # back, untouched (moved out and in again)
                 changes.restats.append(
                     FileStat(seed.rel, seed.mtime_ns, seed.size, known.content_hash, known.noted)
                 )
             report.unchanged += 1
             return
-        try:
-            data = read_seed(seed, self.settings.max_file_bytes)
-        except FileChanging:
+        if loaded.kind == "changing":
             log.info(
                 "%s: changed while being read; will read it at the next scan",
                 display_path(seed.rel),
             )
             return
-        except SeedError as exc:
-            self._note_error(seed, "", exc, changes, report)
+        if loaded.error is not None:
+            path, reason = loaded.error
+            changes.errors.append(Note(path, seed.mtime_ns, seed.size, loaded.digest, reason))
+            report.errors.append((path, reason))
+            log.warning("%s: %s", path, reason)
             return
-        digest = content_hash(data)
-        if known and not rebuild and digest == known.content_hash:
+        if loaded.kind == "same":
+            assert known is not None
             changes.restats.append(
-                FileStat(seed.rel, seed.mtime_ns, seed.size, digest, known.noted)
+                FileStat(seed.rel, seed.mtime_ns, seed.size, loaded.digest, known.noted)
             )
             report.unchanged += 1
             return
-        try:
-            parsed = load_seed(seed, self.settings, data)
-        except SeedError as exc:
-            self._note_error(seed, digest, exc, changes, report)
-            return
+        parsed = loaded.parsed
+        assert parsed is not None
         if parsed.entry is None:
-            changes.drafts.append(Note(seed.rel, seed.mtime_ns, seed.size, digest, ""))
+            changes.drafts.append(Note(seed.rel, seed.mtime_ns, seed.size, loaded.digest, ""))
             if known and known.entry_id:
                 report.removed += 1
             return
-        batch.parsed.append((seed, digest, parsed, known))
-
-    @staticmethod
-    def _note_error(
-        seed: SeedFile, digest: str, exc: SeedError, changes: Changes, report: ScanReport
-    ) -> None:
-        changes.errors.append(Note(exc.path, seed.mtime_ns, seed.size, digest, exc.reason))
-        report.errors.append((exc.path, exc.reason))
-        log.warning("%s", exc)
+        batch.parsed.append((seed, loaded.digest, parsed, known))
 
     def _settle(self, writer: Writer, batch: _Batch, report: ScanReport, rebuild: bool) -> None:
         """Turn the batch's parsed files into entries, dated against what the store serves;

@@ -403,6 +403,35 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What a scan learns from reading one file (picklable: it may come from another process).
+    ``kind``: "changing" (being written: try later), "error" (``error`` is path and reason),
+    "same" (the bytes hash to ``known_hash``: nothing to parse) or "parsed"."""
+
+    kind: str
+    digest: str = ""
+    parsed: Parsed | None = None
+    error: tuple[str, str] | None = None
+
+
+def load_for_scan(seed: SeedFile, known_hash: str | None, settings: Settings) -> Loaded:
+    """Read a file and parse it unless its bytes are the ones the store already holds."""
+    try:
+        data = read_seed(seed, settings.max_file_bytes)
+    except FileChanging:
+        return Loaded("changing")
+    except SeedError as exc:
+        return Loaded("error", error=(exc.path, exc.reason))
+    digest = content_hash(data)
+    if digest == known_hash:
+        return Loaded("same", digest)
+    try:
+        return Loaded("parsed", digest, parsed=load_seed(seed, settings, data))
+    except SeedError as exc:
+        return Loaded("error", digest, error=(exc.path, exc.reason))
+
+
 def content_hash(data: bytes) -> str:
     """What identifies a file's bytes: a re-read file with the same hash changed nothing."""
     return hashlib.sha256(data).hexdigest()

@@ -8,6 +8,7 @@ scopes a scan touched, so readers can tell what changed without reading entries.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
@@ -138,6 +139,7 @@ meta = Table(
 )
 
 
+@functools.lru_cache(maxsize=65536)
 def scope_id(key: str) -> str:
     return stable_uuid("scope", key)
 

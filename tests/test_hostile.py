@@ -3,6 +3,7 @@ expected reason; nothing escapes), filesystem tricks, and property-based tests o
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import feedparser
+import nh3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +22,7 @@ from lxml import etree
 from feedsvc.config import Settings
 from feedsvc.feeds import FeedPage, render
 from feedsvc.model import Format, Scope, ScopeKind, parse_feed_path, stable_uuid
+from feedsvc.sanitize import UnsafeInput, clean_html, clean_text, html_to_text
 from feedsvc.scan import Scanner
 from feedsvc.seeds import (
     FileChanging,
@@ -376,3 +379,16 @@ def test_any_feed_path_is_a_feed_or_a_clean_refusal(path):
         return
     assert isinstance(fmt, Format)
     assert all(part.strip() for part in scope.path)
+
+
+@PROPERTY_SETTINGS
+@given(HTML_BITS | st.text(max_size=300))
+def test_summaries_read_sanitised_html_as_a_second_html_parse_would(fragment):
+    """The summary's text comes from the sanitiser's serialised output without parsing it
+    again; html5ever (nh3) reading it once more must find the very same text."""
+    try:
+        cleaned = clean_html(fragment, BASE)
+    except UnsafeInput:
+        return
+    reparsed = nh3.clean(cleaned, tags=set(), clean_content_tags={"script", "style"})
+    assert html_to_text(cleaned) == clean_text(html.unescape(reparsed))

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
-from feedsvc.scan import ScanError, Scanner
+from feedsvc.scan import POOL_MIN_FILES, ScanError, Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
+from tests.conftest import REAL_CORPUS
 
 SAMPLE = (
     "---\ntitle: {title}\ncategories: [新媒体, 快科技, 最新新闻]\nauthor: 快科技\n"
@@ -253,3 +254,35 @@ def test_tags_get_feeds_of_their_own(scanner):
     assert Scope(ScopeKind.TAG, ("开源",)) in report.changed_scopes
     page, _fingerprint = scanner.store.page(Scope(ScopeKind.TAG, ("Rust",)), 0, 10)
     assert [entry.title for entry in page] == ["tagged"]
+
+
+def test_a_scan_on_a_pool_of_processes_stores_what_one_process_stores(tmp_path, make_settings):
+    """Enough files to read that the scan parses them on worker processes: the store comes
+    out exactly as a scan in one process leaves it, errors and drafts included."""
+    seeds = tmp_path / "many"
+    seeds.mkdir()
+    templates = sorted(REAL_CORPUS.iterdir())
+    for index in range(POOL_MIN_FILES + 44):
+        source = templates[index % len(templates)]
+        (seeds / f"{index:04d}-{source.name}").write_bytes(source.read_bytes())
+    (seeds / "draft.md").write_text("---\ntitle: d\ndraft: true\n---\nx\n")
+    results = []
+    at = datetime(2026, 1, 1, tzinfo=UTC)  # undated entries: the same first-stored time
+    for workers in (1, 2):
+        url = f"sqlite:///{tmp_path}/db-{workers}.sqlite3"
+        store = Store(url)
+        try:
+            settings = make_settings(seeds, url)
+            report = Scanner(store, settings, clock=lambda: at, workers=workers).scan()
+            results.append(
+                (
+                    report.added,
+                    sorted(report.errors),
+                    sorted(e.to_json() for e in store.all_entries()),
+                    [(s.scope.key, s.count, s.fingerprint) for s in store.scope_summaries()],
+                )
+            )
+        finally:
+            store.close()
+    assert results[0][0] > POOL_MIN_FILES and results[0][1]
+    assert results[0] == results[1]
