@@ -37,9 +37,12 @@ class Settings:
     timezone: str = "UTC"
     scan_interval: int = 10
     delete_grace: int = 60
+    rescan_interval: int = 600
+    watch: str = "events"
     feed_limit: int = 20
     max_limit: int = 100
     max_file_bytes: int = 5 * 1024 * 1024
+    cache_bytes: int = 64 * 1024 * 1024
     websub_hubs: tuple[str, ...] = ()
     log_level: str = "INFO"
 
@@ -131,6 +134,16 @@ def _timezone(value: Any) -> str:
     return name
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = _text(value).lower()
+        if text not in allowed:
+            raise ValueError(f"expected {' or '.join(allowed)}, got {value!r}")
+        return text
+
+    return convert
+
+
 def _log_level(value: Any) -> str:
     level = _text(value).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -157,9 +170,12 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "timezone": _timezone,
     "scan_interval": _int(1, 86400),
     "delete_grace": _int(0, 30 * 86400),
+    "rescan_interval": _int(1, 7 * 86400),
+    "watch": _choice("events", "polling"),
     "feed_limit": _int(1, 10000),
     "max_limit": _int(1, 10000),
     "max_file_bytes": _int(1, 1 << 40),
+    "cache_bytes": _int(1 << 16, 1 << 40),
     "websub_hubs": _hubs,
     "log_level": _log_level,
 }

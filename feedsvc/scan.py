@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -29,7 +27,15 @@ from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.revisions import settle
-from feedsvc.seeds import Loaded, Parsed, SeedFile, display_path, load_for_scan, walk_seeds
+from feedsvc.seeds import (
+    Loaded,
+    Parsed,
+    SeedFile,
+    display_path,
+    load_for_scan,
+    stat_seeds,
+    walk_seeds,
+)
 from feedsvc.store import (
     Changes,
     FileStat,
@@ -40,6 +46,7 @@ from feedsvc.store import (
     Writer,
     is_corruption,
 )
+from feedsvc.workers import start_pool
 
 log = logging.getLogger(__name__)
 
@@ -140,23 +147,36 @@ class Scanner:
         self.workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
 
     def scan(
-        self, progress: Callable[[int, int], None] | None = None, *, prune_now: bool = False
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        prune_now: bool = False,
+        paths: Collection[str] | None = None,
     ) -> ScanReport:
         """Scan now (waiting for any scan already running). ``progress(done, total)``;
         ``prune_now`` removes missing files' entries without waiting out the grace.
+        ``paths`` (relative) limits the scan to those files and to the files already
+        missing (whose grace may have passed): what filesystem events name. While a
+        deletion hold is in force, or when many files are missing, it scans everything:
+        only a full scan can tell a mass disappearance, hold it, or end it.
 
         The whole scan is one transaction: readers see the store before it or after it,
         never half of it, and a scan killed part-way leaves no trace. A SQLite file found
         corrupt is moved aside and rebuilt from the seeds by scanning again."""
         try:
-            return self._scan(progress, prune_now)
+            return self._scan(progress, prune_now, paths)
         except DatabaseError as exc:
             if self.store.path is None or not is_corruption(exc):
                 raise
             self.store.rebuild(f"is corrupt ({exc.orig})")
-            return self._scan(progress, prune_now)
+            return self._scan(progress, prune_now, None)
 
-    def _scan(self, progress: Callable[[int, int], None] | None, prune_now: bool) -> ScanReport:
+    def _scan(
+        self,
+        progress: Callable[[int, int], None] | None,
+        prune_now: bool,
+        paths: Collection[str] | None,
+    ) -> ScanReport:
         root = self.settings.seeds
         check_seeds_dir(root)
         with self.locks.scanning(), self.store.transaction() as writer:
@@ -167,8 +187,20 @@ class Scanner:
                 log.info("parse settings changed: every seed file will be read again")
                 writer.set_meta("parse_settings", key)
             report.baseline = writer.get_meta("last_scan") is None
-            known = writer.file_states()
-            seeds = list(walk_seeds(root))
+            if rebuild or report.baseline:
+                paths = None  # everything must be read: no partial scan can do
+            if paths is None:
+                known = writer.file_states()
+                seeds = list(walk_seeds(root))
+            else:
+                known = writer.file_states(list(paths))
+                seeds = stat_seeds(root, {*paths, *known})
+                held = writer.get_meta("deletion_hold") not in (None, "null")
+                if held or len(known) - len(seeds) >= MASS_DISAPPEARANCE:
+                    # a mass disappearance, or its end: only a full scan can tell
+                    paths = None
+                    known = writer.file_states()
+                    seeds = list(walk_seeds(root))
             batch = _Batch()
             for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
                 self._visit(seed, known.get(seed.rel), loaded, batch, report)
@@ -178,7 +210,7 @@ class Scanner:
                 if progress:
                     progress(done, len(seeds))
             present = {seed.rel for seed in seeds}
-            self._deletions(writer, known, present, batch.changes, report, prune_now)
+            self._deletions(writer, known, present, batch.changes, report, prune_now, paths is None)
             self._apply(writer, batch, report, rebuild)
             report.changed_scopes = writer.refresh_scopes()
             report.files_with_errors = writer.error_count()
@@ -216,7 +248,9 @@ class Scanner:
             for seed in wanted
         ]
         load = partial(load_for_scan, settings=self.settings)
-        pool = self._pool() if len(wanted) >= POOL_MIN_FILES and self.workers > 1 else None
+        pool = (
+            start_pool(self.workers) if len(wanted) >= POOL_MIN_FILES and self.workers > 1 else None
+        )
         if pool is None:
             loaded: Iterator[Loaded] = map(load, wanted, hashes)
         else:
@@ -233,20 +267,6 @@ class Scanner:
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-
-    def _pool(self) -> ProcessPoolExecutor | None:
-        """Worker processes (forkserver: never a fork of this threaded process), or None
-        when they cannot start here (e.g. a __main__ they cannot import): read in-process."""
-        pool = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("forkserver")
-        )
-        try:
-            pool.submit(os.getpid).result(timeout=60)
-        except Exception as exc:
-            log.warning("cannot start scan workers (%s): reading in this process", exc)
-            pool.shutdown(cancel_futures=True)
-            return None
-        return pool
 
     def _visit(
         self,
@@ -325,13 +345,16 @@ class Scanner:
         changes: Changes,
         report: ScanReport,
         prune_now: bool,
+        full: bool,
     ) -> None:
         """Files the store knows that the walk did not find: a file that gave no entry is
         forgotten at once; an entry leaves the feeds once its file has been missing for
-        ``delete_grace`` seconds, and none does while a mass disappearance is held."""
+        ``delete_grace`` seconds, and none does while a mass disappearance is held (which
+        only a full scan can tell)."""
         grace = 0 if prune_now else self.settings.delete_grace
         now = int(report.started.timestamp())
-        report.held = self._hold(writer, len(known), len(present), now, grace)
+        if full:
+            report.held = self._hold(writer, len(known), len(present), now, grace)
         for rel, state in known.items():
             if rel in present:
                 continue

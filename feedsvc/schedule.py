@@ -1,13 +1,22 @@
-"""The watcher: scans on a schedule in the replica that holds the leader lock, and keeps every
-replica's in-memory feeds in step with the store.
+"""The watcher: scans in the replica that holds the leader lock, and keeps every replica's
+in-memory feeds in step with the store.
 
-APScheduler runs one job every ``scan_interval`` seconds, first at start-up. ``max_instances=1``
-keeps two ticks of one process apart; the scan lock keeps scans of different processes apart."""
+The leader watches the seeds directory for filesystem events (feedsvc.events) and scans just
+the files they name, within a short debounce; a full scan (stat only for unchanged files)
+runs every ``rescan_interval`` seconds as a safety net. Where events cannot be had, or with
+``watch = "polling"``, a full scan runs every ``scan_interval`` seconds instead. APScheduler
+runs the scan job every ``scan_interval`` seconds (first at start-up; between full scans it
+only retires missing files whose grace has passed) and, in every process, a cheap catch-up
+every second. ``max_instances=1`` keeps two ticks of one process apart; the scan lock keeps
+scans of different processes apart."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -15,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedsvc.config import Settings
+from feedsvc.events import SeedEvents
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
@@ -41,25 +51,84 @@ class Watcher:
         self.ready = False
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
+        self._events: SeedEvents | None = None
+        self._last_full = float("-inf")
+        # This server: the host and the process that started the workers (gunicorn's master).
+        self.replica = f"{socket.gethostname()}:{os.getppid()}"
 
     @property
     def is_scanner(self) -> bool:
-        return self.locks.is_leader
+        """Whether this replica (any process of this server) holds the scan lock: the
+        leading process records its replica in the store, so every worker answers alike."""
+        return self.store.get_meta("scanner") == self.replica
+
+    @property
+    def watch_mode(self) -> str:
+        """How this process notices changes: "events", "polling" (and why), or that it
+        does not scan (another process holds the scan lock)."""
+        if self.settings.watch == "polling":
+            return "polling"
+        return self._events.mode if self._events is not None else "not scanning here"
 
     def tick(self) -> None:
-        """Scan if this process leads, then pick up whatever any scan changed."""
+        """Scan if this process leads (fully when a full scan is due, else only the files
+        already missing), then pick up whatever any scan changed."""
         with self._tick_lock:
             try:
                 self._check_database()
-                report = self._scan() if self.locks.try_lead() else None
-                self.catch_up()
-                if report is not None and report.changed_scopes:
-                    # told once this process serves what the scan wrote
-                    for listener in self.listeners:
-                        listener(report.changed_scopes, report.baseline)
+                if self.locks.try_lead():
+                    if self.store.get_meta("scanner") != self.replica:
+                        self.store.set_meta("scanner", self.replica)
+                    self._watch_events()
+                    # a tick comes every scan_interval: half of one is slack for its jitter
+                    slack = self.settings.scan_interval / 2
+                    due = time.monotonic() - self._last_full >= self._full_interval() - slack
+                    self._scan_and_tell(None if due else set())
+                else:
+                    self.catch_up()
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("watcher tick failed")
+
+    def on_events(self, paths: set[str] | None) -> None:
+        """Filesystem events named these files (None: something only a full scan can see)."""
+        with self._tick_lock:
+            if self.locks.is_leader:
+                self._scan_and_tell(paths)
+
+    def _scan_and_tell(self, paths: set[str] | None) -> None:
+        started = time.monotonic()
+        report = self._scan(paths)
+        if report is None:  # failed: what it was to look at is looked at by a full scan
+            self._last_full = float("-inf")
+        elif paths is None:
+            self._last_full = started
+        self.catch_up()
+        if report is not None and report.changed_scopes:
+            # told once this process serves what the scan wrote
+            for listener in self.listeners:
+                listener(report.changed_scopes, report.baseline)
+
+    def _full_interval(self) -> int:
+        events = self._events is not None and self._events.mode == "events"
+        return self.settings.rescan_interval if events else self.settings.scan_interval
+
+    def _watch_events(self) -> None:
+        """Start watching the seeds directory once this process leads (and may scan)."""
+        if self._events is not None or self.settings.watch == "polling":
+            return
+        self._events = SeedEvents(self.settings.seeds, self.on_events)
+        self._events.start()
+
+    def _refresh(self) -> None:
+        """Every second: load what another process's scan wrote (one small query). Not while
+        the SQLite file is missing or damaged: connecting would create an empty one; the
+        next tick repairs or reconnects first."""
+        try:
+            if self.store.problem() is None:
+                self.catch_up()
+        except Exception as exc:
+            log.debug("catch-up failed: %s", exc)
 
     def catch_up(self) -> bool:
         """Load what the store holds now; True once this process has loaded the result of a
@@ -83,9 +152,9 @@ class Watcher:
         elif self.locks.try_lead():
             self.store.rebuild(problem)
 
-    def _scan(self) -> ScanReport | None:
+    def _scan(self, paths: set[str] | None = None) -> ScanReport | None:
         try:
-            report = self.scanner.scan()
+            report = self.scanner.scan(paths=paths)
         except ScanError as exc:
             self.last_error = str(exc)
             log.error("scan skipped: %s", exc)
@@ -110,11 +179,22 @@ class Watcher:
             coalesce=True,
             misfire_grace_time=None,
         )
+        scheduler.add_job(
+            self._refresh,
+            "interval",
+            seconds=1,
+            id="catch-up",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         scheduler.start()
         self._scheduler = scheduler
 
     def stop(self) -> None:
         """Stop scheduling, let a running scan finish, and give up the leader lock."""
+        if self._events is not None:
+            self._events.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -127,6 +127,31 @@ def is_seed_name(name: str) -> bool:
     return not name.startswith("#")
 
 
+def _inside(real_root: str, real: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def stat_seeds(root: Path, rels: Iterable[str]) -> list[SeedFile]:
+    """The seed files among these relative paths that exist now, by the walk's rules (no
+    hidden parts, no symlink out of ``root``, regular files only), sorted by path."""
+    real_root = os.path.realpath(root)
+    found = []
+    for rel in sorted(set(rels)):
+        parts = rel.split("/")
+        if any(not part or part.startswith(".") for part in parts[:-1]):
+            continue
+        if not is_seed_name(parts[-1]):
+            continue
+        full = os.path.join(root, rel)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and _inside(real_root, os.path.realpath(full)):
+            found.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+    return found
+
+
 def walk_seeds(root: Path) -> Iterator[SeedFile]:
     """Every seed file under ``root`` in a stable (sorted) order.
 
@@ -136,7 +161,7 @@ def walk_seeds(root: Path) -> Iterator[SeedFile]:
     visited: set[str] = set()
 
     def inside(real: str) -> bool:
-        return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+        return _inside(real_root, real)
 
     def walk(directory: str, rel_dir: str) -> Iterator[SeedFile]:
         real_dir = os.path.realpath(directory)

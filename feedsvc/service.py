@@ -13,8 +13,10 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import brotli
 
@@ -24,7 +26,7 @@ from feedsvc.feeds import EPOCH, FeedPage, page_count, render
 from feedsvc.model import Entry, Format, Scope
 from feedsvc.store import ScopeSummary, Store
 
-CACHE_ENTRIES = 4096
+CACHE_ENTRIES = 4096  # Last-Modified values kept without their documents
 RENDER_VERSION = "1"
 
 
@@ -47,12 +49,14 @@ ENCODERS: dict[str, Callable[[bytes], bytes]] = {
 class Rendered:
     """A feed document ready to send. Each compressed form is computed the first time a
     client asks for it and kept as long as the document is (deterministically: gzip carries
-    no timestamp), so every replica sends the same bytes for the same encoding."""
+    no timestamp), so every replica sends the same bytes for the same encoding. ``grew`` is
+    told how many bytes each new form adds (the cache that holds it keeps count)."""
 
     body: bytes
     etag: str
     last_modified: datetime
     media_type: str
+    grew: Callable[[int], None] | None = field(default=None, repr=False)
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -60,9 +64,12 @@ class Rendered:
         if encoding == "identity":
             return self.body
         with self._lock:
-            if encoding not in self._encoded:
-                self._encoded[encoding] = ENCODERS[encoding](self.body)
-            return self._encoded[encoding]
+            form = self._encoded.get(encoding)
+            if form is None:
+                form = self._encoded[encoding] = ENCODERS[encoding](self.body)
+                if self.grew is not None:
+                    self.grew(len(form))
+            return form
 
 
 def settings_key(settings: Settings) -> str:
@@ -90,7 +97,10 @@ class FeedService:
         self._lock = threading.Lock()
         self._generation: str | None = None
         self._summaries: dict[str, ScopeSummary] = {}
+        # Rendered documents, least recently used first, bounded by their bytes in all forms.
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
+        self._sizes: dict[tuple[str, ...], int] = {}  # bytes counted for each document
+        self.cached_bytes = 0
         self._last_modified: dict[tuple[str, ...], datetime] = {}
         self.renders = 0  # feed documents rendered by this process (a metric)
 
@@ -109,7 +119,7 @@ class FeedService:
             self._generation = generation
             live = {s.fingerprint for s in summaries.values()}
             for key in [k for k in self._cache if k[1] not in live]:
-                del self._cache[key]
+                self._evict(key)
             for key in [k for k in self._last_modified if k[1] not in live]:
                 del self._last_modified[key]
         return True
@@ -200,10 +210,33 @@ class FeedService:
             media_type=fmt.media_type,
         )
         with self._lock:
+            if key in self._cache:  # rendered meanwhile by another thread: keep that one
+                return self._cache[key]
             self._cache[key] = rendered
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            self._sizes[key] = 0
+            rendered.grew = partial(self._grew, key)
+            self._grew(key, len(body), locked=True)
         return rendered
+
+    def _grew(self, key: tuple[str, ...], nbytes: int, *, locked: bool = False) -> None:
+        """Count a cached document's new bytes; drop the least recently used documents
+        while the cache holds more than ``cache_bytes`` (never the one that just grew)."""
+        with nullcontext() if locked else self._lock:
+            if key not in self._cache:
+                return
+            self._sizes[key] += nbytes
+            self.cached_bytes += nbytes
+            while self.cached_bytes > self.settings.cache_bytes and len(self._cache) > 1:
+                oldest = next(iter(self._cache))
+                if oldest == key:
+                    self._cache.move_to_end(key)
+                    oldest = next(iter(self._cache))
+                self._evict(oldest)
+
+    def _evict(self, key: tuple[str, ...]) -> None:
+        """Drop one document (the caller holds the lock)."""
+        del self._cache[key]
+        self.cached_bytes -= self._sizes.pop(key)
 
     def document(self, scope: Scope, fmt: Format) -> bytes | None:
         """The bytes of a feed's default document (first page, default limit) as served now;

@@ -323,11 +323,11 @@ class Writer:
     def get_meta(self, key: str) -> str | None:
         return self.conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
-    def file_states(self) -> dict[str, FileState]:
-        """Every seed file the store knows, by relative path; an error's or a draft's stat
-        wins, so a file that broke is not re-read until it changes again."""
-        states: dict[str, FileState] = {}
-        query = select(
+    def file_states(self, paths: Sequence[str] | None = None) -> dict[str, FileState]:
+        """The seed files the store knows (only ``paths`` and the files missing now, when
+        given), by relative path; an error's or a draft's stat wins, so a file that broke
+        is not re-read until it changes again."""
+        entry_query = select(
             entries.c.path,
             entries.c.mtime_ns,
             entries.c.size,
@@ -335,11 +335,22 @@ class Writer:
             entries.c.id,
             entries.c.missing_since,
         )
-        for row in self.conn.execute(query):
+        note_query = select(file_errors)
+        if paths is None:
+            entry_rows = self.conn.execute(entry_query).all()
+            note_rows = self.conn.execute(note_query).all()
+        else:
+            ids = [path_id(rel) for rel in paths]
+            missing = entry_query.where(entries.c.missing_since.is_not(None))
+            entry_rows = _select_in(self.conn, entry_query, entries.c.path_id, ids)
+            entry_rows += self.conn.execute(missing).all()
+            note_rows = _select_in(self.conn, note_query, file_errors.c.id, ids)
+        states: dict[str, FileState] = {}
+        for row in entry_rows:
             states[row.path] = FileState(
                 row.mtime_ns, row.size, row.content_hash, row.id, False, row.missing_since
             )
-        for row in self.conn.execute(select(file_errors)):
+        for row in note_rows:
             kept = states.get(row.path)
             states[row.path] = FileState(
                 row.mtime_ns,

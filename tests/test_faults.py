@@ -123,6 +123,20 @@ def scanning(proc: subprocess.Popen, db_url: str) -> bool:
         engine.dispose()
 
 
+def processes_mentioning(path: Path) -> list[int]:
+    """Live processes whose command line names ``path`` (a scan's workers carry its cwd)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if str(path).encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
     rng = random.Random(20261121)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
@@ -141,6 +155,8 @@ def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
         time.sleep(rng.uniform(0.0, 1.5))  # a random point of the scan (a scan here takes ~2 s)
         proc.send_signal(signal.SIGKILL)
         outcomes.append(proc.wait())
+    # a killed scan's worker processes leave with it: nothing it started lives on
+    wait_for(lambda: not processes_mentioning(tmp_path), timeout=30)
     # restart: one scan that runs to its end
     done = subprocess.run(
         scan_command(seeds, db_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True, text=True

@@ -4,6 +4,7 @@ last-good versions, deletions, drafts, and ids and bytes that survive a rebuild.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -286,3 +287,23 @@ def test_a_scan_on_a_pool_of_processes_stores_what_one_process_stores(tmp_path, 
             store.close()
     assert results[0][0] > POOL_MIN_FILES and results[0][1]
     assert results[0] == results[1]
+
+
+def test_the_document_cache_is_bounded_by_bytes(scanner):
+    scanner.scan()
+    budget = 200_000
+    service = FeedService(scanner.store, replace(scanner.settings, cache_bytes=budget))
+    service.refresh()
+    bodies = {}
+    for summary in service.summaries():
+        for fmt in Format:
+            rendered = service.feed(summary.scope, fmt, 1, 20)
+            for encoding in ("gzip", "br"):  # every form counts
+                rendered.encoded(encoding)
+            bodies[(summary.scope.key, fmt)] = rendered.body
+            assert 0 < service.cached_bytes <= budget
+    assert service.renders == len(bodies) > 100
+    # what was dropped is rendered again when asked for, byte for byte
+    again = {key: service.feed(Scope.from_key(key[0]), key[1], 1, 20).body for key in bodies}
+    assert again == bodies and service.renders > len(bodies)
+    assert service.cached_bytes <= budget

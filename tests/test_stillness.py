@@ -20,6 +20,7 @@ from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS
 from tests.server import HubProcess, ServerProcess, wait_for
 from tests.test_scan import UNDATED, all_feed_bytes
 
@@ -487,3 +488,53 @@ def test_real_corpus_holds_still_through_touches_rewrites_and_copies(
         hub.stop()
     print(f"\n{backend}: {documents} feed documents; (validators moved, pings):", figures)
     assert figures["touch"] == (0, 0) and figures["delete+rewrite"] == (0, 0)
+
+
+# -- partial scans: what filesystem events name ------------------------------------------
+
+
+def test_a_partial_scan_reads_only_the_files_it_is_given(scanner, clock):
+    scanner.scan()
+    seeds = scanner.settings.seeds
+    (seeds / "named.md").write_text(DATED.format(title="named", date="2022-01-01", body="x"))
+    (seeds / "unnamed.md").write_text(DATED.format(title="unnamed", date="2022-01-01", body="x"))
+    report = scanner.scan(paths={"named.md", "not-a-seed.tmp", ".hidden.md"})
+    assert (report.added, report.removed, report.unchanged) == (1, 0, 0)
+    assert scanner.store.entry(stable_uuid("path", "named.md")) is not None
+    assert scanner.store.entry(stable_uuid("path", "unnamed.md")) is None
+    assert scanner.scan().added == 1  # a full scan finds the other
+
+
+def test_partial_scans_keep_the_grace_and_retire_missing_files(scanner, clock):
+    scanner.scan()
+    (scanner.settings.seeds / "1936.md").unlink()
+    clock.advance(1)
+    report = scanner.scan(paths={"1936.md"})
+    assert (report.removed, report.missing) == (0, 1)
+    clock.advance(30)
+    assert scanner.scan(paths=set()).missing == 1  # still within the grace
+    clock.advance(30)
+    report = scanner.scan(paths=set())  # nothing named: the files already missing are looked at
+    assert (report.removed, report.missing) == (1, 0)
+    assert scanner.store.entry(stable_uuid("path", "1936.md")) is None
+
+
+def test_a_partial_scan_during_a_hold_scans_everything(scanner, clock):
+    scanner.scan()
+    names = sorted(path.name for path in scanner.settings.seeds.iterdir())
+    for name in names[5:]:
+        (scanner.settings.seeds / name).unlink()
+    clock.advance(1)
+    assert scanner.scan().held is not None
+    clock.advance(30)
+    report = scanner.scan(paths={names[6]})  # one event: the hold still stands
+    assert report.removed == 0 and report.held is not None and report.missing > 20
+    for name in names[5:]:  # all back: the hold ends at once
+        shutil.copy(
+            REAL_CORPUS / name if (REAL_CORPUS / name).exists() else SAMPLE_SEEDS / name,
+            scanner.settings.seeds / name,
+        )
+    clock.advance(1)
+    report = scanner.scan(paths={names[6]})
+    assert (report.removed, report.missing, report.held) == (0, 0, None)
+    assert scanner.store.last_scan()["held"] is None

@@ -194,6 +194,7 @@ def status() -> Response:
         "last_scan": app.store.last_scan(),
         "errors": [{"path": path, "error": error} for path, error in app.store.errors()],
         "scanner": bool(app.watcher and app.watcher.is_scanner),
+        "watch": app.watcher.watch_mode if app.watcher else None,
         "scan_error": app.watcher.last_error if app.watcher else None,
         "generation": app.service.generation,
         "websub": {"hubs": list(app.settings.websub_hubs), **app.store.websub_counts()},

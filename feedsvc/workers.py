@@ -1,0 +1,49 @@
+"""The scan's worker processes: a pool for reading and parsing seed files that ends with
+the scan, even one killed with SIGKILL (whose workers would otherwise wait forever)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+log = logging.getLogger(__name__)
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _exit_with(parent: int) -> None:
+    """In each worker: leave as soon as the process that started the pool is gone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, owned by someone else (pid reused): keep going
+                pass
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """``workers`` processes from a forkserver (never a fork of this threaded process), or
+    None when they cannot start here (e.g. a __main__ they cannot import)."""
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_exit_with,
+        initargs=(os.getpid(),),
+    )
+    try:
+        pool.submit(os.getpid).result(timeout=60)
+    except Exception as exc:
+        log.warning("cannot start scan workers (%s): reading in this process", exc)
+        pool.shutdown(cancel_futures=True)
+        return None
+    return pool
