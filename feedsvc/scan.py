@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 BATCH_FILES = 1000
 # Fewer files than this to read are read in this process: starting workers costs more.
 POOL_MIN_FILES = 256
+READ_WINDOW = 1024  # files handed to the pool at once
 MAX_WORKERS = 4
 # Bump when parsing or normalisation changes, so stored entries are derived again from their files.
 PARSER_VERSION = "2"
@@ -125,6 +127,27 @@ class _Batch:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _windowed(
+    pool: ProcessPoolExecutor,
+    load: Callable[[SeedFile, str | None], Loaded],
+    seeds: list[SeedFile],
+    hashes: list[str | None],
+) -> Iterator[Loaded]:
+    """The pool's results in order, with at most two windows of files in flight: the
+    workers run ahead of the writes, but parsed files never pile up in memory."""
+    windows = [
+        (seeds[start : start + READ_WINDOW], hashes[start : start + READ_WINDOW])
+        for start in range(0, len(seeds), READ_WINDOW)
+    ]
+    ahead = None
+    for index, (window, known) in enumerate(windows):
+        current = ahead if ahead is not None else pool.map(load, window, known, chunksize=32)
+        ahead = None
+        if index + 1 < len(windows):
+            ahead = pool.map(load, *windows[index + 1], chunksize=32)
+        yield from current
 
 
 class Scanner:
@@ -254,7 +277,7 @@ class Scanner:
         if pool is None:
             loaded: Iterator[Loaded] = map(load, wanted, hashes)
         else:
-            loaded = pool.map(load, wanted, hashes, chunksize=32)
+            loaded = _windowed(pool, load, wanted, hashes)
         try:
             results = iter(zip(wanted, loaded, strict=True))
             pending = next(results, None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from importlib import import_module
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -71,4 +72,7 @@ def serve(settings: Settings) -> None:
     Store(settings.db).close()  # create the schema once, before the workers start
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
+    # Import the whole application in the master: the workers it forks share those pages
+    # instead of each loading its own copy. (Only code: each worker still builds its app.)
+    import_module("feedsvc.web")
     Server(settings).run()

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 metadata = MetaData()
 # Bumped whenever the tables change; a database of another version is rebuilt from the seeds.
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 WRITE_OPTION = "feedsvc_write"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # SQLite messages that mean the file itself is damaged, not that one statement failed.
@@ -77,6 +77,12 @@ entries = Table(
     # When a scan first found the file gone (it is removed once delete_grace has passed).
     Column("missing_since", BigInteger, nullable=True),
     Column("data", Text, nullable=False),
+    # Covers what a scan compares with each file, so a rescan on SQLite reads this index, not
+    # the rows (whose inline JSON makes the table hundreds of megabytes at 100k entries).
+    # PostgreSQL keeps long values out of line already, and caps index entries' size.
+    Index(
+        "entries_file_state", "path", "mtime_ns", "size", "content_hash", "id", "missing_since"
+    ).ddl_if(dialect="sqlite"),
 )
 
 # Scope ids are UUIDs derived from scope keys: keys can be far longer than an index allows.
@@ -542,7 +548,7 @@ class Writer:
                 .join(entries, entry_scopes.c.entry_id == entries.c.id)
                 .where(entry_scopes.c.scope_id.in_(chunk))
                 .order_by(entry_scopes.c.scope_id, entries.c.id)
-            ).all()
+            )  # streamed, one scope's members at a time: at 100k entries the chunk's are millions
             summaries: dict[str, dict[str, Any]] = {}
             for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
                 rows = list(group)
@@ -649,8 +655,24 @@ class Store:
             with conn.begin():
                 yield conn
 
+    def _schema_current(self) -> bool:
+        """Whether every table exists at this schema version: asked in a read, because a
+        long scan holds the write lock and a worker starting meanwhile must not wait for it."""
+        with self.engine.connect() as conn:
+            inspector = inspect(conn)
+            if not all(inspector.has_table(table.name) for table in metadata.sorted_tables):
+                return False
+            keys = ["epoch", "schema_version"]
+            found = dict(
+                conn.execute(select(meta.c.key, meta.c.value).where(meta.c.key.in_(keys))).all()
+            )
+        return "epoch" in found and found.get("schema_version") == SCHEMA_VERSION
+
     def _create_schema(self) -> None:
         """Create missing tables; safe when several processes start at once."""
+        if self._schema_current():
+            self._identity = self._file_identity()
+            return
         with self._write() as conn:
             if self.dialect == "postgresql":
                 key = "hashtextextended('feedsvc:schema:' || current_schema(), 0)"

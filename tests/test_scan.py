@@ -4,6 +4,7 @@ last-good versions, deletions, drafts, and ids and bytes that survive a rebuild.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,3 +308,28 @@ def test_the_document_cache_is_bounded_by_bytes(scanner):
     again = {key: service.feed(Scope.from_key(key[0]), key[1], 1, 20).body for key in bodies}
     assert again == bodies and service.renders > len(bodies)
     assert service.cached_bytes <= budget
+
+
+def test_opening_the_store_does_not_wait_for_a_scan_in_progress(db_url):
+    """A worker starting while a long scan holds the write lock opens the store at once
+    (it used to wait behind the lock, and a SIGTERM then found it stuck in start-up)."""
+    Store(db_url).close()
+    holder = Store(db_url)
+    try:
+        with holder.transaction() as writer:  # holds the write lock, as a scan does
+            writer.set_meta("probe", "a scan in progress")
+            opened, errors = threading.Event(), []
+
+            def open_store() -> None:
+                try:
+                    Store(db_url).close()
+                except Exception as exc:
+                    errors.append(exc)
+                finally:
+                    opened.set()
+
+            threading.Thread(target=open_store, daemon=True).start()
+            assert opened.wait(20), "opening the store waited for the write lock"
+            assert errors == []
+    finally:
+        holder.close()
