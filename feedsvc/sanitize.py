@@ -156,8 +156,9 @@ def clean_html(fragment: str, base_url: str) -> str:
 def html_to_text(fragment: str) -> str:
     """The readable text of HTML that clean_html produced, whitespace collapsed. Its output
     is serialised by html5ever: every tag is a '<...>' whose quoted attribute values may hold
-    '>', and every '<' in text is escaped, so dropping the tags needs no second parse."""
-    return clean_text(html.unescape(_SERIALISED_TAG.sub("", fragment)))
+    '>', and every '<' in text is escaped, so dropping the tags needs no second parse. (A
+    parser would also drop one U+FEFF at the very start, taking it for a byte-order mark.)"""
+    return clean_text(html.unescape(_SERIALISED_TAG.sub("", fragment.removeprefix("\ufeff"))))
 
 
 def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:

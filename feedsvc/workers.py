@@ -13,10 +13,13 @@ from concurrent.futures import ProcessPoolExecutor
 log = logging.getLogger(__name__)
 
 PARENT_CHECK_SECONDS = 0.5
+WORKER_NICENESS = 10
 
 
-def _exit_with(parent: int) -> None:
-    """In each worker: leave as soon as the process that started the pool is gone."""
+def _start_worker(parent: int) -> None:
+    """In each worker: yield the CPU to request handling (parsing can wait a little, a
+    reader should not), and leave as soon as the process that started the pool is gone."""
+    os.nice(WORKER_NICENESS)
 
     def watch() -> None:
         while True:
@@ -37,7 +40,7 @@ def start_pool(workers: int) -> ProcessPoolExecutor | None:
     pool = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_exit_with,
+        initializer=_start_worker,
         initargs=(os.getpid(),),
     )
     try:

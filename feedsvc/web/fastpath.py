@@ -19,9 +19,9 @@ from feedsvc.web.feedroute import (
     answer_feed,
     not_ready_answer,
 )
+from feedsvc.web.http import raw_path
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
-from feedsvc.web.views import raw_path
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from flask import Response
 from werkzeug.datastructures import Headers
@@ -98,3 +99,15 @@ def not_modified_response(etag: str, last_modified: datetime, max_age: int) -> R
     validators(response, etag, last_modified, max_age)
     response.headers["Vary"] = "Accept-Encoding"
     return response
+
+
+def raw_path(environ: Mapping[str, Any]) -> str:
+    """The request path still percent-encoded, so '%2F' inside a name is not a separator.
+    (HTTP allows only ASCII in a request target: gunicorn answers 400 to raw UTF-8.)"""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not raw:
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        return quote(path, safe="/")
+    if raw.startswith(("http://", "https://")):
+        raw = urlsplit(raw).path
+    return str(raw).split("?", 1)[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,12 +19,14 @@ from feedsvc.web.feedroute import (
     FeedRequest,
     answer_feed,
     not_ready_answer,
+    text_answer,
     unavailable_answer,
 )
 from feedsvc.web.http import (
     NotModified,
     not_modified,
     not_modified_response,
+    raw_path,
     validators,
 )
 from feedsvc.web.metrics import exposition
@@ -47,20 +48,7 @@ def state() -> AppState:
 
 
 def text_response(status: int, message: str) -> Response:
-    return Response(message + "\n", status=status, mimetype="text/plain")
-
-
-def raw_path(environ: dict) -> str:
-    """The request path still percent-encoded, so '%2F' inside a name is not a separator.
-    (HTTP allows only ASCII in a request target: gunicorn answers 400 to raw UTF-8.)"""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if not raw:
-        return quote(
-            environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace"), safe="/"
-        )
-    if raw.startswith(("http://", "https://")):
-        raw = urlsplit(raw).path
-    return raw.split("?", 1)[0]
+    return respond(text_answer(status, message))
 
 
 def respond(answer: Answer) -> Response:
