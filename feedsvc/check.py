@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from feedsvc.config import Settings
 from feedsvc.scan import check_seeds_dir
-from feedsvc.seeds import FileChanging, SeedError, display_path, load_seed, walk_seeds
+from feedsvc.seeds import display_path, load_seed, walk_seeds
 
 
 @dataclass
@@ -31,14 +31,14 @@ def check_seeds(settings: Settings) -> CheckResult:
     for seed in walk_seeds(settings.seeds):
         result.files += 1
         shown = display_path(seed.rel)
-        try:
-            parsed = load_seed(seed, settings)
-        except SeedError as exc:
-            result.errors.append((exc.path, exc.reason))
+        loaded = load_seed(seed, None, settings)
+        if loaded.error is not None:
+            result.errors.append(loaded.error)
             continue
-        except FileChanging:
+        if loaded.parsed is None:  # changing while read
             result.warnings.append((shown, "changed while being read; check again"))
             continue
+        parsed = loaded.parsed
         result.warnings.extend((shown, warning) for warning in parsed.warnings)
         if parsed.entry is None:
             result.drafts += 1

@@ -33,7 +33,7 @@ from feedsvc.seeds import (
     Parsed,
     SeedFile,
     display_path,
-    load_for_scan,
+    load_seed,
     stat_seeds,
     walk_seeds,
 )
@@ -270,7 +270,7 @@ class Scanner:
             None if rebuild or seed.rel not in known else known[seed.rel].content_hash
             for seed in wanted
         ]
-        load = partial(load_for_scan, settings=self.settings)
+        load = partial(load_seed, settings=self.settings)
         pool = (
             start_pool(self.workers) if len(wanted) >= POOL_MIN_FILES and self.workers > 1 else None
         )

@@ -97,7 +97,7 @@ class SeedFile:
 
 @dataclass(frozen=True)
 class Parsed:
-    """What a seed file gave: an entry (None for drafts), warnings, and the the file states (None where it states none that can be used).
+    """What a seed file gave: an entry (None for drafts), warnings, and the dates the file states (None where it states none that can be used).
 
     The entry's own dates are the stated ones, or UNDATED: a file alone cannot say when an
     undated entry was first stored or when its content last changed, so the scan settles
@@ -440,8 +440,9 @@ class Loaded:
     error: tuple[str, str] | None = None
 
 
-def load_for_scan(seed: SeedFile, known_hash: str | None, settings: Settings) -> Loaded:
-    """Read a file and parse it unless its bytes are the ones the store already holds."""
+def load_seed(seed: SeedFile, known_hash: str | None, settings: Settings) -> Loaded:
+    """Read one seed file and parse it as the settings say, unless its bytes hash to
+    ``known_hash`` (what the store holds): what a scan and a check both do."""
     try:
         data = read_seed(seed, settings.max_file_bytes)
     except FileChanging:
@@ -452,23 +453,15 @@ def load_for_scan(seed: SeedFile, known_hash: str | None, settings: Settings) ->
     if digest == known_hash:
         return Loaded("same", digest)
     try:
-        return Loaded("parsed", digest, parsed=load_seed(seed, settings, data))
+        parsed = parse_seed(data, seed.rel, settings.public_url, settings.tz)
     except SeedError as exc:
         return Loaded("error", digest, error=(exc.path, exc.reason))
+    return Loaded("parsed", digest, parsed=parsed)
 
 
 def content_hash(data: bytes) -> str:
     """What identifies a file's bytes: a re-read file with the same hash changed nothing."""
     return hashlib.sha256(data).hexdigest()
-
-
-def load_seed(seed: SeedFile, settings: Settings, data: bytes | None = None) -> Parsed:
-    """Read and parse one seed file as the settings say: what a scan and a check both do
-    (``data``: its bytes, when the caller has read them already).
-    Raises SeedError (report it) or FileChanging (try again later)."""
-    if data is None:
-        data = read_seed(seed, settings.max_file_bytes)
-    return parse_seed(data, seed.rel, settings.public_url, settings.tz)
 
 
 def parse_seed(data: bytes, rel: str, base_url: str, zone: tzinfo) -> Parsed:

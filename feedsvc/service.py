@@ -13,7 +13,6 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -215,23 +214,28 @@ class FeedService:
             self._cache[key] = rendered
             self._sizes[key] = 0
             rendered.grew = partial(self._grew, key)
-            self._grew(key, len(body), locked=True)
+            self._count(key, len(body))
         return rendered
 
-    def _grew(self, key: tuple[str, ...], nbytes: int, *, locked: bool = False) -> None:
+    def _grew(self, key: tuple[str, ...], nbytes: int) -> None:
+        """A cached document gained an encoded form."""
+        with self._lock:
+            self._count(key, nbytes)
+
+    def _count(self, key: tuple[str, ...], nbytes: int) -> None:
         """Count a cached document's new bytes; drop the least recently used documents
-        while the cache holds more than ``cache_bytes`` (never the one that just grew)."""
-        with nullcontext() if locked else self._lock:
-            if key not in self._cache:
-                return
-            self._sizes[key] += nbytes
-            self.cached_bytes += nbytes
-            while self.cached_bytes > self.settings.cache_bytes and len(self._cache) > 1:
+        while the cache holds more than ``cache_bytes`` (never the one that just grew).
+        The caller holds the lock."""
+        if key not in self._cache:
+            return
+        self._sizes[key] += nbytes
+        self.cached_bytes += nbytes
+        while self.cached_bytes > self.settings.cache_bytes and len(self._cache) > 1:
+            oldest = next(iter(self._cache))
+            if oldest == key:
+                self._cache.move_to_end(key)
                 oldest = next(iter(self._cache))
-                if oldest == key:
-                    self._cache.move_to_end(key)
-                    oldest = next(iter(self._cache))
-                self._evict(oldest)
+            self._evict(oldest)
 
     def _evict(self, key: tuple[str, ...]) -> None:
         """Drop one document (the caller holds the lock)."""

@@ -61,7 +61,7 @@ class WebSubPublisher:
         self._thread: threading.Thread | None = None
         self.counts = {"sent": 0, "failed": 0, "retries": 0}
 
-    def feeds_changed(self, scopes: list[Scope], *, baseline: bool = False) -> None:
+    def feeds_changed(self, scopes: list[Scope], baseline: bool = False) -> None:
         """Queue the feeds a scan changed; returns at once. After a ``baseline`` scan (the
         first into an empty store: nothing is news to anyone) their digests are only
         recorded, so that later pings go out for real changes only."""

@@ -29,9 +29,7 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     publisher = None
     if watcher is not None and settings.websub_hubs:
         publisher = WebSubPublisher(settings, store, service.document)
-        watcher.listeners.append(
-            lambda scopes, baseline: publisher.feeds_changed(scopes, baseline=baseline)
-        )
+        watcher.listeners.append(publisher.feeds_changed)
         publisher.start()
     app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
     app.register_blueprint(bp)
