@@ -14,6 +14,7 @@ import itertools
 import json
 import logging
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -244,7 +245,18 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL takes a lock without calling the busy handler: another
+    # process creating the database at the same moment makes it fail at once ("database is
+    # locked"), so wait as busy_timeout would.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -596,6 +608,7 @@ class Store:
         self.path: Path | None = Path(parsed.database).resolve() if sqlite_file else None
         existed = self.path is None or self.path.exists()
         self._identity: tuple[int, int] | None = None
+        self._held: int | None = None  # a descriptor of that file, kept open: see problem()
         self.read_only = False
         if self.path is not None and existed and not self._writable(self.path):
             self._open_read_only("the file or its directory is read-only")
@@ -630,7 +643,7 @@ class Store:
         )
         self.engine = make_engine(self.url, read_only=True)
         self.read_only = True
-        self._identity = self._file_identity()
+        self._remember_file()
 
     # -- transactions --------------------------------------------------------------------
 
@@ -671,7 +684,7 @@ class Store:
     def _create_schema(self) -> None:
         """Create missing tables; safe when several processes start at once."""
         if self._schema_current():
-            self._identity = self._file_identity()
+            self._remember_file()
             return
         with self._write() as conn:
             if self.dialect == "postgresql":
@@ -683,7 +696,7 @@ class Store:
             if writer.get_meta("epoch") is None:
                 writer.set_meta("epoch", uuid.uuid4().hex)
                 writer.set_meta("schema_version", SCHEMA_VERSION)
-        self._identity = self._file_identity()
+        self._remember_file()
 
     def _check_version(self, conn: Connection) -> None:
         """A database written by another schema version is emptied, to be filled again from
@@ -707,8 +720,28 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._release_file()
 
     # -- the SQLite file's health ----------------------------------------------------------
+
+    def _remember_file(self) -> None:
+        """Note which file this process opened, and keep a descriptor of it open to read
+        its header. SQLite's locks are POSIX locks, which a process loses on *every* file
+        of its own when it closes *any* descriptor of that file: opening and closing the
+        database to look at it would let another process think it is alone, checkpoint and
+        delete the WAL under this one ("disk I/O error")."""
+        self._release_file()
+        self._identity = self._file_identity()
+        if self.path is not None and self._identity is not None:
+            try:
+                self._held = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                self._held = None
+
+    def _release_file(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def _file_identity(self) -> tuple[int, int] | None:
         if self.path is None:
@@ -728,8 +761,11 @@ class Store:
         if identity is None:
             return "was deleted"
         try:
-            with open(self.path, "rb") as handle:
-                header = handle.read(len(SQLITE_HEADER))
+            if identity == self._identity and self._held is not None:
+                header = os.pread(self._held, len(SQLITE_HEADER), 0)
+            else:  # another file: closing a descriptor of it costs this process no lock
+                with open(self.path, "rb") as handle:
+                    header = handle.read(len(SQLITE_HEADER))
         except OSError as exc:
             return f"cannot be read ({exc.strerror})"
         if len(header) == len(SQLITE_HEADER) and header != SQLITE_HEADER:
