@@ -1,4 +1,4 @@
-# One process tree: gunicorn with threaded workers, the watcher inside each worker.
+# One process tree: granian with worker processes, the watcher inside each worker.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

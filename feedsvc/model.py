@@ -74,7 +74,7 @@ class Scope:
     def all(cls) -> Scope:
         return cls(ScopeKind.ALL)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """A unique text key: the kind, then each name percent-encoded (so '/' stays inside)."""
         if self.kind is ScopeKind.ALL:
@@ -195,9 +195,11 @@ class Entry:
 _KINDS_BY_SEGMENT = {kind.url_segment: kind for kind in ScopeKind if kind is not ScopeKind.ALL}
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_feed_path(raw: str) -> tuple[Scope, Format]:
     """The scope and format a percent-encoded path under /feeds/ names (the inverse of
-    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed."""
+    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed. Cached: the
+    same few thousand paths are asked for again and again."""
     rest = raw.removeprefix("/feeds/")
     stem, dot, ext = rest.rpartition(".")
     if not dot or ext not in Format.__members__.values():

@@ -53,7 +53,7 @@ class Watcher:
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
         self._last_full = float("-inf")
-        # This server: the host and the process that started the workers (gunicorn's master).
+        # This server: the host and the process that started the workers (the server's master).
         self.replica = f"{socket.gethostname()}:{os.getppid()}"
 
     @property

@@ -25,7 +25,7 @@ from feedsvc.feeds import EPOCH, FeedPage, page_count, render
 from feedsvc.model import Entry, Format, Scope
 from feedsvc.store import ScopeSummary, Store
 
-CACHE_ENTRIES = 4096  # Last-Modified values kept without their documents
+CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their documents
 RENDER_VERSION = "1"
 
 
@@ -101,6 +101,7 @@ class FeedService:
         self._sizes: dict[tuple[str, ...], int] = {}  # bytes counted for each document
         self.cached_bytes = 0
         self._last_modified: dict[tuple[str, ...], datetime] = {}
+        self._etags: dict[tuple[str, ...], str] = {}
         self.renders = 0  # feed documents rendered by this process (a metric)
 
     @property
@@ -121,6 +122,8 @@ class FeedService:
                 self._evict(key)
             for key in [k for k in self._last_modified if k[1] not in live]:
                 del self._last_modified[key]
+            for key in [k for k in self._etags if k[1] not in live]:
+                del self._etags[key]
         return True
 
     def summaries(self) -> list[ScopeSummary]:
@@ -161,8 +164,16 @@ class FeedService:
         return self._etag(summary, fmt, page, limit)
 
     def _etag(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> str:
-        material = "\n".join((self._settings_key, *self._key(summary, fmt, page, limit)))
-        return '"' + hashlib.sha256(material.encode()).hexdigest()[:32] + '"'
+        key = self._key(summary, fmt, page, limit)
+        etag = self._etags.get(key)
+        if etag is None:
+            material = "\n".join((self._settings_key, *key))
+            etag = '"' + hashlib.sha256(material.encode()).hexdigest()[:32] + '"'
+            with self._lock:
+                if len(self._etags) >= CACHE_ENTRIES:
+                    self._etags.clear()
+                self._etags[key] = etag
+        return etag
 
     def last_modified(self, scope: Scope, fmt: Format, page: int, limit: int) -> datetime:
         """The newest update among a page's entries, from one query, without rendering."""

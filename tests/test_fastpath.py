@@ -1,11 +1,12 @@
-"""The fast WSGI layer in front of Flask answers feed URLs exactly as Flask's view does:
-the same status, headers and bytes for every URL form, query, method and conditional or
-encoding header; 304s and cached documents never reach Flask or a render. In-process, with
-Werkzeug's test client, on a store a real scan filled."""
+"""The ASGI layer `feedsvc serve` runs answers feed URLs exactly as Flask's view does: the
+same status, headers and bytes for every URL form, query, method and conditional or encoding
+header; 304s and cached documents never reach Flask or a render. In-process (the ASGI
+callable driven directly, Flask through Werkzeug's test client) on a store a real scan filled."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import asyncio
+from urllib.parse import quote, unquote
 
 import pytest
 from werkzeug.test import Client
@@ -15,6 +16,7 @@ from feedsvc.model import Format
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.web import create_app
+from feedsvc.web.asgi import Application
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
 QUERIES = [
@@ -61,8 +63,48 @@ def app(tmp_path_factory):
 
 
 def answer(client: Client, method: str, path: str, headers: dict[str, str]):
+    """Flask's answer, as (status code, headers with lower-case names, body)."""
     response = client.open(path, method=method, headers=headers)
-    return response.status, sorted(response.headers.items()), response.get_data()
+    named = sorted((name.lower(), value) for name, value in response.headers.items())
+    return response.status_code, named, response.get_data()
+
+
+def asgi_answer(app: Application, method: str, target: str, headers: dict[str, str]):
+    """The ASGI application's answer, in the same form, from one HTTP scope as a server
+    would build it (the raw path kept percent-encoded)."""
+    path, _, query = target.partition("?")
+    scope = {
+        "type": "http",
+        "method": method,
+        "scheme": "http",
+        "http_version": "1.1",
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "server": ("localhost", 80),
+        "headers": [
+            (b"host", b"localhost"),
+            *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+        ],
+    }
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    named = sorted((k.decode().lower(), v.decode("latin-1")) for k, v in start["headers"])
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], named, body
+
+
+def application(app) -> Application:
+    return Application(app, start=lambda: None, stop=lambda: None)
 
 
 def feed_paths(app) -> list[str]:
@@ -71,7 +113,7 @@ def feed_paths(app) -> list[str]:
 
 
 def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
-    fast, flask_only = Client(app), Client(app.wsgi_app.wsgi_app)
+    fast, flask_only = application(app), Client(app)
     paths = feed_paths(app)
     assert len(paths) >= 300
     compared = 0
@@ -80,8 +122,8 @@ def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
         for query in QUERIES if thorough else QUERIES[:2] if path in ODD_PATHS else [""]:
             target = path + query
             plain = answer(flask_only, "GET", target, {})
-            etag = dict(plain[1]).get("ETag", '"none"')
-            modified = dict(plain[1]).get("Last-Modified", "Sat, 01 Jan 2000 00:00:00 GMT")
+            etag = dict(plain[1]).get("etag", '"none"')
+            modified = dict(plain[1]).get("last-modified", "Sat, 01 Jan 2000 00:00:00 GMT")
             header_sets = [
                 {},
                 {"Accept-Encoding": "gzip"},
@@ -97,33 +139,34 @@ def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
             for headers in header_sets if thorough or path in ODD_PATHS else header_sets[:5]:
                 for method in ("GET", "HEAD"):
                     expected = answer(flask_only, method, target, headers)
-                    assert answer(fast, method, target, headers) == expected, (target, headers)
+                    assert asgi_answer(fast, method, target, headers) == expected, (
+                        target,
+                        headers,
+                    )
                     compared += 1
     assert compared > 4000
 
 
 def test_304s_and_cached_documents_never_reach_flask_or_a_render(app):
     state = app.extensions["feedsvc"]
-    client = Client(app)
+    fast = application(app)
     paths = feed_paths(app)[:30]
     before = state.service.renders
     etags = {}
     for path in paths:
-        etags[path] = dict(answer(client, "GET", path, {})[1])["ETag"]
+        etags[path] = dict(asgi_answer(fast, "GET", path, {})[1])["etag"]
     rendered = state.service.renders - before
     assert rendered <= len(paths)  # at most once each (the first test may have cached some)
 
-    def no_flask(_environ, _start_response):
+    async def no_flask(_scope, _receive, _send):
         raise AssertionError("the request reached Flask")
 
-    only_fast = Client(type(app.wsgi_app)(state, no_flask))
+    fast.flask = no_flask
     for path in paths:
-        assert (
-            answer(only_fast, "GET", path, {"If-None-Match": etags[path]})[0] == "304 NOT MODIFIED"
-        )
+        assert asgi_answer(fast, "GET", path, {"If-None-Match": etags[path]})[0] == 304
         for encoding in ("identity", "gzip", "br"):
-            status, _headers, body = answer(only_fast, "GET", path, {"Accept-Encoding": encoding})
-            assert status == "200 OK" and body
+            status, _headers, body = asgi_answer(fast, "GET", path, {"Accept-Encoding": encoding})
+            assert status == 200 and body
     assert state.service.renders - before == rendered
 
 
@@ -133,10 +176,10 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
     settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3")
     app = create_app(settings, watch=False)
     try:
-        fast, flask_only = Client(app), Client(app.wsgi_app.wsgi_app)
+        fast, flask_only = application(app), Client(app)
         for target in ("/feeds/all.atom", "/feeds/nope.rss?limit=x"):
             expected = answer(flask_only, "GET", target, {})
-            assert expected[0] == "503 SERVICE UNAVAILABLE"
-            assert answer(fast, "GET", target, {}) == expected
+            assert expected[0] == 503
+            assert asgi_answer(fast, "GET", target, {}) == expected
     finally:
         app.extensions["feedsvc"].store.close()

@@ -1,6 +1,8 @@
-"""The Flask app factory."""
+"""The Flask app factory, and the ASGI application `feedsvc serve` runs around it."""
 
 from __future__ import annotations
+
+import os
 
 from flask import Flask, Response, request
 
@@ -8,7 +10,7 @@ from feedsvc.config import Settings
 from feedsvc.schedule import Watcher
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from feedsvc.web.fastpath import FastFeeds
+from feedsvc.web.asgi import Application
 from feedsvc.web.feedroute import EVERY_RESPONSE
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
@@ -17,11 +19,12 @@ from feedsvc.websub import WebSubPublisher
 
 
 def create_app(settings: Settings, *, watch: bool = True) -> Flask:
-    """An app serving ``settings``; with ``watch`` it also runs the scheduled watcher."""
+    """An app serving ``settings``. Only wiring: with ``watch`` it holds a watcher (and a
+    WebSub publisher when hubs are set), which ``start_app`` starts."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
-    app.config.update(DEBUG=False, PROPAGATE_EXCEPTIONS=False, JSON_SORT_KEYS=False)
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
+    app.config.update(DEBUG=False, PROPAGATE_EXCEPTIONS=False)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     store = Store(settings.db)
     service = FeedService(store, settings)
     service.refresh()
@@ -30,10 +33,8 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     if watcher is not None and settings.websub_hubs:
         publisher = WebSubPublisher(settings, store, service.document)
         watcher.listeners.append(publisher.feeds_changed)
-        publisher.start()
     app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
     app.register_blueprint(bp)
-    app.wsgi_app = FastFeeds(app.extensions["feedsvc"], app.wsgi_app)  # type: ignore[method-assign]
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -43,9 +44,17 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
         REQUESTS.labels(route=route, status=str(response.status_code)).inc()
         return response
 
-    if watcher is not None:
-        watcher.start()
     return app
+
+
+def start_app(app: Flask) -> None:
+    """Start the background work: the watcher (scans when this process leads) and the
+    WebSub publisher. Called where the process starts serving, never by the factory."""
+    state: AppState = app.extensions["feedsvc"]
+    if state.publisher is not None:
+        state.publisher.start()
+    if state.watcher is not None:
+        state.watcher.start()
 
 
 def stop_app(app: Flask) -> None:
@@ -56,3 +65,13 @@ def stop_app(app: Flask) -> None:
     if state.publisher is not None:
         state.publisher.stop()
     state.store.close()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def asgi_app(settings: Settings) -> Application:
+    """What a server worker runs: the app with its background work tied to the lifespan."""
+    app = create_app(settings)
+    return Application(app, start=lambda: start_app(app), stop=lambda: stop_app(app))

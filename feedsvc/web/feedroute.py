@@ -4,10 +4,12 @@ the two can never disagree on a byte or a header."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from feedsvc.model import parse_feed_path
+from feedsvc.config import Settings
+from feedsvc.model import Format, Scope, parse_feed_path
 from feedsvc.service import FeedNotFound, StoreBehind
 from feedsvc.web.http import (
     MAX_PAGE,
@@ -49,6 +51,17 @@ def unavailable_answer() -> Answer:
     return text_answer(503, UNAVAILABLE, retry_after=5)
 
 
+VARY = ("Vary", "Accept-Encoding")
+
+
+@functools.lru_cache(maxsize=4096)
+def feed_links(settings: Settings, scope: Scope, fmt: Format) -> tuple[tuple[str, str], ...]:
+    """The Link header of a feed (self, and each WebSub hub), formatted once per feed."""
+    links = [f'<{settings.public_url}{scope.url_path(fmt)}>; rel="self"']
+    links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
+    return (("Link", ", ".join(links)),)
+
+
 @dataclass(frozen=True)
 class FeedRequest:
     """What a feed answer depends on: the method, the still percent-encoded path (so '%2F'
@@ -77,15 +90,13 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
         return text_answer(400, str(exc))
     service = state.service
     max_age = settings.scan_interval
-    links = [f'<{settings.public_url}{scope.url_path(fmt)}>; rel="self"']
-    links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
-    common = [("Link", ", ".join(links))]
+    common = feed_links(settings, scope, fmt)
     try:
         etag = service.etag(scope, fmt, page, limit)
         last_modified = service.last_modified(scope, fmt, page, limit)
         if not_modified(req.method, req.if_none_match, req.if_modified_since, etag, last_modified):
             headers = validator_headers(etag, last_modified, max_age)
-            return Answer(304, [*headers, ("Vary", "Accept-Encoding"), *common], b"")
+            return Answer(304, [*headers, VARY, *common], b"")
         rendered = service.cached_feed(scope, fmt, page, limit)
         if rendered is None:
             if not render:
@@ -99,6 +110,6 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
     headers = [("Content-Type", f"{rendered.media_type}; charset=utf-8")]
     if encoding != "identity":
         headers.append(("Content-Encoding", encoding))
-    headers.append(("Vary", "Accept-Encoding"))
+    headers.append(VARY)
     headers += validator_headers(rendered.etag, rendered.last_modified, max_age)
-    return Answer(200, headers + common, rendered.encoded(encoding))
+    return Answer(200, [*headers, *common], rendered.encoded(encoding))

@@ -4,6 +4,7 @@ header values, so Flask's views and the fast WSGI layer in front of Flask share 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -71,12 +72,16 @@ def choose_encoding(accept_encoding: str | None) -> str:
     return "identity"
 
 
-def validator_headers(etag: str, last_modified: datetime, max_age: int) -> list[tuple[str, str]]:
-    return [
+@functools.lru_cache(maxsize=4096)
+def validator_headers(
+    etag: str, last_modified: datetime, max_age: int
+) -> tuple[tuple[str, str], ...]:
+    """Cached: a feed's validators are formatted once, not per request."""
+    return (
         ("ETag", etag),
         ("Last-Modified", http_date(last_modified)),
         ("Cache-Control", f"public, max-age={max_age}"),
-    ]
+    )
 
 
 def validators(response: Response, etag: str, last_modified: datetime, max_age: int) -> None:
@@ -101,9 +106,21 @@ def not_modified_response(etag: str, last_modified: datetime, max_age: int) -> R
     return response
 
 
+def scope_path(scope: Mapping[str, Any]) -> str:
+    """An ASGI request's path still percent-encoded, so '%2F' inside a name is not a
+    separator. Bytes HTTP does not allow in a request target (raw UTF-8, which some servers
+    pass on) are percent-encoded as a client should have sent them."""
+    raw: bytes = scope["raw_path"]
+    if raw.isascii():
+        return raw.decode("ascii")
+    return quote(raw, safe="/%!$&'()*+,;=:@~")
+
+
 def raw_path(environ: Mapping[str, Any]) -> str:
-    """The request path still percent-encoded, so '%2F' inside a name is not a separator.
-    (HTTP allows only ASCII in a request target: gunicorn answers 400 to raw UTF-8.)"""
+    """A WSGI request's path still percent-encoded (see ``scope_path``)."""
+    scope = environ.get("asgi.scope")  # under the ASGI server (a2wsgi keeps the scope)
+    if scope is not None and scope.get("raw_path"):
+        return scope_path(scope)
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if not raw:
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")

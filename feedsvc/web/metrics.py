@@ -1,4 +1,4 @@
-"""Prometheus metrics. Counters live in prometheus-client's registry (shared across gunicorn
+"""Prometheus metrics. Counters live in prometheus-client's registry (shared across server
 workers through PROMETHEUS_MULTIPROC_DIR when set); the state gauges are read at scrape time
 from the answering process's service, which every process keeps in step with the store."""
 

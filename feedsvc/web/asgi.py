@@ -1,0 +1,115 @@
+"""The ASGI application `feedsvc serve` runs (under granian): feed URLs answered in the event
+loop from memory (a 304 or a cached document costs a few dictionary look-ups and no request
+machinery), everything else, renders included, handed to the Flask app on a thread pool.
+
+ASGI rather than WSGI because its scope keeps the raw request path: '%2F' inside a name is
+no separator, and granian's WSGI environ only has the decoded path. Both paths answer feed
+URLs with the same function (feedsvc.web.feedroute), so they never disagree on a byte."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from a2wsgi import WSGIMiddleware
+from flask import Flask
+
+from feedsvc.web.feedroute import EVERY_RESPONSE, Answer, FeedRequest, answer_feed, not_ready_answer
+from feedsvc.web.http import scope_path
+from feedsvc.web.metrics import REQUESTS
+from feedsvc.web.state import AppState
+
+log = logging.getLogger(__name__)
+
+FEED_ROUTE = "/feeds/<path:_rest>"  # the Flask rule's name, so metrics count both paths alike
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+_WANTED = {b"if-none-match": 0, b"if-modified-since": 1, b"accept-encoding": 2}
+_EVERY = [(name.lower().encode(), value.encode()) for name, value in EVERY_RESPONSE]
+
+
+def query_args(query: bytes) -> dict[str, list[str]]:
+    """The query's values as Werkzeug reads them (invalid bytes stay percent-encoded)."""
+    args: dict[str, list[str]] = {}
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, errors="werkzeug.url_quote")
+    for name, value in pairs:
+        args.setdefault(name, []).append(value)
+    return args
+
+
+def feed_request(scope: Scope) -> FeedRequest:
+    """The values a feed answer depends on, from an ASGI HTTP scope."""
+    found: list[str | None] = [None, None, None]
+    for name, value in scope["headers"]:
+        index = _WANTED.get(name)
+        if index is not None:
+            text = value.decode("latin-1")
+            found[index] = text if found[index] is None else f"{found[index]},{text}"
+    query = scope["query_string"]
+    return FeedRequest(
+        scope["method"],
+        scope_path(scope),
+        query_args(query) if query else {},
+        *found,
+    )
+
+
+class Application:
+    """The ASGI callable: lifespan starts and stops the process's background work; feed
+    requests that need no render are answered here; the rest go to Flask (a2wsgi)."""
+
+    def __init__(self, app: Flask, *, start: Callable[[], None], stop: Callable[[], None]):
+        self.state: AppState = app.extensions["feedsvc"]
+        self.flask = WSGIMiddleware(app, workers=self.state.settings.threads)  # type: ignore[arg-type]
+        self._start = start
+        self._stop = stop
+        self._counters: dict[int, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if scope["method"] in ("GET", "HEAD") and scope["raw_path"].startswith(b"/feeds/"):
+                answer = self._answer(scope)
+                if answer is not None:
+                    await self._send(answer, scope["method"], send)
+                    return
+            await self.flask(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    def _answer(self, scope: Scope) -> Answer | None:
+        try:
+            if not self.state.ensure_ready():
+                return not_ready_answer()
+            return answer_feed(self.state, feed_request(scope), render=False)
+        except Exception:  # Flask's error handling decides what the client sees
+            log.debug("fast path handed a request on", exc_info=True)
+            return None
+
+    async def _send(self, answer: Answer, method: str, send: Send) -> None:
+        headers = [(name.lower().encode(), value.encode()) for name, value in answer.headers]
+        headers += _EVERY
+        if answer.status != 304:
+            headers.append((b"content-length", str(len(answer.body)).encode()))
+        counter = self._counters.get(answer.status)
+        if counter is None:
+            counter = self._counters[answer.status] = REQUESTS.labels(
+                route=FEED_ROUTE, status=str(answer.status)
+            )
+        counter.inc()
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        body = b"" if method == "HEAD" or answer.status == 304 else answer.body
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
