@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from feedsvc.config import Settings
+from feedsvc.model import id_keeper
 from feedsvc.scan import check_seeds_dir
 from feedsvc.seeds import display_path, load_seed, walk_seeds
 
@@ -24,10 +26,15 @@ class CheckResult:
         ]
 
 
-def check_seeds(settings: Settings) -> CheckResult:
+def check_seeds(
+    settings: Settings, served: Callable[[Sequence[str]], Mapping[str, str]] | None = None
+) -> CheckResult:
+    """``served(ids)``: which file serves each of these ids now (the store's answer, when
+    there is a database), so a clash blames the file a scan would."""
     check_seeds_dir(settings.seeds)
     result = CheckResult()
-    owners: dict[str, str] = {}
+    claimants: dict[str, list[str]] = {}
+    shown_as: dict[str, str] = {}
     for seed in walk_seeds(settings.seeds):
         result.files += 1
         shown = display_path(seed.rel)
@@ -43,9 +50,16 @@ def check_seeds(settings: Settings) -> CheckResult:
         if parsed.entry is None:
             result.drafts += 1
             continue
-        owner = owners.setdefault(parsed.entry.id, shown)
-        if owner != shown:
-            result.errors.append((shown, f"id {parsed.entry.id} is already used by {owner}"))
-            continue
-        result.ok += 1
+        claimants.setdefault(parsed.entry.id, []).append(seed.rel)
+        shown_as[seed.rel] = shown
+    shared = {entry_id: rels for entry_id, rels in claimants.items() if len(rels) > 1}
+    owners = served(sorted(shared)) if served is not None and shared else {}
+    for entry_id, rels in claimants.items():
+        keeper = id_keeper(rels, owners.get(entry_id))
+        for rel in rels:
+            if rel == keeper:
+                result.ok += 1
+            else:
+                reason = f"id {entry_id} is already used by {shown_as[keeper]}"
+                result.errors.append((shown_as[rel], reason))
     return result

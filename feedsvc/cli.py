@@ -16,8 +16,6 @@ from typing import Any
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
 
-log = logging.getLogger("feedsvc")
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", metavar="DIR", help="seeds directory (default ./seeds)")
@@ -156,12 +154,19 @@ def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     from feedsvc.check import check_seeds
     from feedsvc.scan import ScanError
+    from feedsvc.store import Store, database_exists
 
+    # With a database, ask it which file serves an id two files give, as a scan would;
+    # never create one (check writes nothing).
+    store = Store(settings.db) if database_exists(settings.db) else None
     try:
-        result = check_seeds(settings)
+        result = check_seeds(settings, store.id_owners if store is not None else None)
     except ScanError as exc:
         print(f"feedsvc: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if store is not None:
+            store.close()
     for line in result.lines():
         print(line)
     print(

@@ -48,8 +48,8 @@ def parse_date(raw: object, zone: tzinfo) -> datetime:
             pass
         slashed = _SLASHED.match(text)
         if slashed:
-            parts = [int(p) if p else 0 for p in slashed.groups()]
-            return _in_range(datetime(*parts, tzinfo=zone), raw)  # type: ignore[misc]
+            year, month, day, hour, minute, second = (int(p) if p else 0 for p in slashed.groups())
+            return _in_range(datetime(year, month, day, hour, minute, second, tzinfo=zone), raw)
         try:
             parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

@@ -16,10 +16,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote
 
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 _PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
 
@@ -27,17 +26,13 @@ _PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
 class ScanLocks:
     """The leader lock and the scan lock of one database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, path: Path | None) -> None:
+        """``path``: the SQLite database file, beside which the lock files live (None for
+        PostgreSQL, which locks through ``engine``, or an in-memory database: no locks)."""
         self._engine = engine
-        url = make_url(str(engine.url))
         self._pg = engine.dialect.name == "postgresql"
-        self._dir: Path | None = None
-        database = url.database or ""
-        if database.startswith("file:"):  # a read-only URI (see store.make_engine)
-            database = unquote(database.removeprefix("file:"))
-        if not self._pg and database and database != ":memory:":
-            self._dir = Path(database).resolve().parent
-            self._stem = Path(database).name
+        self._dir = path.parent if path is not None and not self._pg else None
+        self._stem = path.name if path is not None else ""
         self._leader_fd: int | None = None
         self._leader_conn: Connection | None = None
         self._local = threading.Lock()

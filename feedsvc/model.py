@@ -8,6 +8,7 @@ import hashlib
 import json
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -219,3 +220,12 @@ def parse_feed_path(raw: str) -> tuple[Scope, Format]:
     if kind is not ScopeKind.CATEGORY and len(path) != 1:
         raise ValueError("author and tag feeds take one name")
     return Scope(kind, path), fmt
+
+
+def id_keeper(claimants: Sequence[str], served_by: str | None) -> str:
+    """Of the seed files (relative paths) that give one explicit id, the one whose entry
+    gets it: the file serving it now if that file still gives it, else the first in path
+    order. Scan and check both decide by this, so they blame the same file."""
+    if served_by is not None and served_by in claimants:
+        return served_by
+    return min(claimants)

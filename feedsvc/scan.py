@@ -22,8 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DatabaseError
-
 from feedsvc.config import Settings
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
@@ -39,13 +37,13 @@ from feedsvc.seeds import (
 )
 from feedsvc.store import (
     Changes,
+    CorruptStorage,
     FileStat,
     FileState,
     Note,
+    ScanTransaction,
     Store,
     StoredEntry,
-    Writer,
-    is_corruption,
 )
 from feedsvc.workers import start_pool
 
@@ -165,7 +163,7 @@ class Scanner:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.locks = locks or ScanLocks(store.engine)
+        self.locks = locks or ScanLocks(store.engine, store.path)
         self.clock = clock
         self.workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
 
@@ -188,10 +186,10 @@ class Scanner:
         corrupt is moved aside and rebuilt from the seeds by scanning again."""
         try:
             return self._scan(progress, prune_now, paths)
-        except DatabaseError as exc:
-            if self.store.path is None or not is_corruption(exc):
+        except CorruptStorage as exc:
+            if self.store.path is None:
                 raise
-            self.store.rebuild(f"is corrupt ({exc.orig})")
+            self.store.rebuild(f"is corrupt ({exc})")
             return self._scan(progress, prune_now, None)
 
     def _scan(
@@ -216,7 +214,7 @@ class Scanner:
                 known = writer.file_states()
                 seeds = list(walk_seeds(root))
             else:
-                known = writer.file_states(list(paths))
+                known = writer.file_states([display_path(rel) for rel in paths])
                 seeds = stat_seeds(root, {*paths, *known})
                 held = writer.get_meta("deletion_hold") not in (None, "null")
                 if held or len(known) - len(seeds) >= MASS_DISAPPEARANCE:
@@ -226,13 +224,13 @@ class Scanner:
                     seeds = list(walk_seeds(root))
             batch = _Batch()
             for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
-                self._visit(seed, known.get(seed.rel), loaded, batch, report)
+                self._visit(seed, known.get(seed.key), loaded, batch, report)
                 if len(batch) >= BATCH_FILES:
                     self._apply(writer, batch, report, rebuild)
                     batch = _Batch()
                 if progress:
                     progress(done, len(seeds))
-            present = {seed.rel for seed in seeds}
+            present = {seed.key for seed in seeds}
             self._deletions(writer, known, present, batch.changes, report, prune_now, paths is None)
             self._apply(writer, batch, report, rebuild)
             report.changed_scopes = writer.refresh_scopes()
@@ -259,7 +257,7 @@ class Scanner:
         parsed on a pool of processes, one per core: parsing and sanitising are CPU-bound."""
         wanted: list[SeedFile] = []
         for seed in seeds:
-            state = known.get(seed.rel)
+            state = known.get(seed.key)
             if (
                 rebuild
                 or state is None
@@ -267,7 +265,7 @@ class Scanner:
             ):
                 wanted.append(seed)
         hashes = [
-            None if rebuild or seed.rel not in known else known[seed.rel].content_hash
+            None if rebuild or seed.key not in known else known[seed.key].content_hash
             for seed in wanted
         ]
         load = partial(load_seed, settings=self.settings)
@@ -304,51 +302,53 @@ class Scanner:
             assert known is not None
             if known.missing_since is not None:  # back, untouched (moved out and in again)
                 changes.restats.append(
-                    FileStat(seed.rel, seed.mtime_ns, seed.size, known.content_hash, known.noted)
+                    FileStat(seed.key, seed.mtime_ns, seed.size, known.content_hash, known.noted)
                 )
             report.unchanged += 1
             return
         if loaded.kind == "changing":
             log.info(
                 "%s: changed while being read; will read it at the next scan",
-                display_path(seed.rel),
+                seed.key,
             )
             return
         if loaded.error is not None:
             path, reason = loaded.error
-            changes.errors.append(Note(path, seed.mtime_ns, seed.size, loaded.digest, reason))
+            changes.errors.append(Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, reason))
             report.errors.append((path, reason))
             log.warning("%s: %s", path, reason)
             return
         if loaded.kind == "same":
             assert known is not None
             changes.restats.append(
-                FileStat(seed.rel, seed.mtime_ns, seed.size, loaded.digest, known.noted)
+                FileStat(seed.key, seed.mtime_ns, seed.size, loaded.digest, known.noted)
             )
             report.unchanged += 1
             return
         parsed = loaded.parsed
         assert parsed is not None
         if parsed.entry is None:
-            changes.drafts.append(Note(seed.rel, seed.mtime_ns, seed.size, loaded.digest, ""))
+            changes.drafts.append(Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, ""))
             if known and known.entry_id:
                 report.removed += 1
             return
         batch.parsed.append((seed, loaded.digest, parsed, known))
 
-    def _settle(self, writer: Writer, batch: _Batch, report: ScanReport, rebuild: bool) -> None:
+    def _settle(
+        self, writer: ScanTransaction, batch: _Batch, report: ScanReport, rebuild: bool
+    ) -> None:
         """Turn the batch's parsed files into entries, dated against what the store serves;
         an entry equal to the one served changes nothing but the file's stat."""
         changes = batch.changes
-        served = writer.entries_at([seed.rel for seed, *_rest in batch.parsed])
+        served = writer.entries_at([seed.key for seed, *_rest in batch.parsed])
         for seed, digest, parsed, known in batch.parsed:
-            previous = served.get(seed.rel)
+            previous = served.get(seed.key)
             entry = settle(parsed, previous, report.started, rebuild=rebuild)
             if known and known.noted:
-                changes.cleared_errors.append(seed.rel)
+                changes.cleared_errors.append(seed.key)
             if entry == previous and known is not None:
                 changes.restats.append(
-                    FileStat(seed.rel, seed.mtime_ns, seed.size, digest, noted=False)
+                    FileStat(seed.key, seed.mtime_ns, seed.size, digest, noted=False)
                 )
                 report.unchanged += 1
                 continue
@@ -357,12 +357,12 @@ class Scanner:
                 report.updated += 1
             else:
                 report.added += 1
-                changes.new_paths.add(seed.rel)
+                changes.new_paths.add(seed.key)
         batch.parsed.clear()
 
     def _deletions(
         self,
-        writer: Writer,
+        writer: ScanTransaction,
         known: dict[str, FileState],
         present: set[str],
         changes: Changes,
@@ -402,7 +402,7 @@ class Scanner:
             )
 
     def _hold(
-        self, writer: Writer, known: int, present: int, now: int, grace: int
+        self, writer: ScanTransaction, known: int, present: int, now: int, grace: int
     ) -> dict[str, Any] | None:
         """The deletion hold in force, if any: while the directory suddenly holds fewer than
         half the files of the last scan (and MASS_DISAPPEARANCE fewer), nothing is removed
@@ -432,7 +432,9 @@ class Scanner:
             return None
         return hold
 
-    def _apply(self, writer: Writer, batch: _Batch, report: ScanReport, rebuild: bool) -> None:
+    def _apply(
+        self, writer: ScanTransaction, batch: _Batch, report: ScanReport, rebuild: bool
+    ) -> None:
         self._settle(writer, batch, report, rebuild)
         changes = batch.changes
         if not changes:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy.exc import SQLAlchemyError
 
 from feedsvc.config import Settings
 from feedsvc.events import SeedEvents
@@ -29,7 +28,7 @@ from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.store import Store
+from feedsvc.store import FileProblem, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class Watcher:
         self.store = store
         self.settings = settings
         self.service = service
-        self.locks = ScanLocks(store.engine)
+        self.locks = ScanLocks(store.engine, store.path)
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
         self.last_error: str | None = None
@@ -146,11 +145,11 @@ class Watcher:
         problem = self.store.problem()
         if problem is None:
             return
-        if problem == "was replaced":
+        if problem is FileProblem.REPLACED:
             log.warning("database %s was replaced: reconnecting", self.store.path)
             self.store.reopen()
         elif self.locks.try_lead():
-            self.store.rebuild(problem)
+            self.store.rebuild(problem.value)
 
     def _scan(self, paths: set[str] | None = None) -> ScanReport | None:
         try:
@@ -159,8 +158,8 @@ class Watcher:
             self.last_error = str(exc)
             log.error("scan skipped: %s", exc)
             return None
-        except SQLAlchemyError as exc:
-            self.last_error = f"database: {getattr(exc, 'orig', exc)}"
+        except StorageError as exc:
+            self.last_error = f"database: {exc}"
             log.error("scan failed, serving what was there: %s", self.last_error)
             return None
         self.last_error = None

@@ -87,12 +87,18 @@ class FileChanging(Exception):
 
 @dataclass(frozen=True)
 class SeedFile:
-    """A file the walk found: its path relative to the seeds directory, and its stat."""
+    """A file the walk found: its path relative to the seeds directory, and its stat.
+    ``rel`` is the name as the file system has it (a name that is not UTF-8 keeps its bytes
+    as surrogates, to open it by); ``key`` is the text the store knows the file by."""
 
     rel: str
     abspath: Path
     mtime_ns: int
     size: int
+
+    @property
+    def key(self) -> str:
+        return display_path(self.rel)
 
 
 @dataclass(frozen=True)
@@ -337,7 +343,8 @@ def _scalar_text(node: yaml.Node | None) -> str | None:
 def _name(node: yaml.Node, field: str, rel: str, warnings: list[str]) -> str:
     """A category, tag or author name; '' for names that cannot be one."""
     if not isinstance(node, yaml.ScalarNode):
-        raise SeedError(rel, f"{field}: expected a name, got a {node.id}")
+        kind = type(node).__name__.removesuffix("Node").lower()  # sequence, mapping
+        raise SeedError(rel, f"{field}: expected a name, got a {kind}")
     name = clean_text(_scalar_text(node) or "")
     if len(name) > MAX_NAME_CHARS:
         raise SeedError(rel, f"{field}: a name is over {MAX_NAME_CHARS} characters")

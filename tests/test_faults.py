@@ -27,7 +27,8 @@ from feedsvc.config import Settings
 from feedsvc.feeds import EPOCH
 from feedsvc.model import Entry, Format, Scope
 from feedsvc.service import FeedService
-from feedsvc.store import Store, entries, entry_scopes
+from feedsvc.store import Store
+from feedsvc.store.schema import entries, entry_scopes
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, require
 from tests.server import ServerProcess, wait_for
 from tests.test_scan import UNDATED

@@ -106,7 +106,7 @@ def test_the_whole_hostile_corpus_scans_and_every_feed_stays_valid(tmp_path, mak
     report = Scanner(store, make_settings(seeds, store.url)).scan()
     served = sum(1 for e in MANIFEST.values() if e == "served")
     reported = sum(1 for e in MANIFEST.values() if e.startswith("reported")) + 1
-    assert store.entry_count() == served
+    assert len(store.all_entries()) == served
     assert len(report.errors) == reported
     assert dict(report.errors)["size-over-limit.md"].startswith(
         "file is 6291483 bytes, over max_file_bytes"
@@ -256,7 +256,7 @@ def test_renames_atomic_replaces_and_deletes(tmp_path, make_settings):
     assert store.entry(stable_uuid("path", "old.md")) is None
     assert store.entry(stable_uuid("path", "new.md")).title == "moving"
     assert store.entry(stable_uuid("path", "swap.md")).title == "after"
-    assert store.entry_count() == 2
+    assert len(store.all_entries()) == 2
     store.close()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from feedsvc.check import check_seeds
 from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import POOL_MIN_FILES, ScanError, Scanner
 from feedsvc.service import FeedService
@@ -56,7 +57,7 @@ def test_first_scan_serves_48_and_reports_2(scanner):
     report = scanner.scan()
     assert (report.added, report.updated, report.removed) == (48, 0, 0)
     assert len(report.errors) == 2
-    assert scanner.store.entry_count() == 48
+    assert len(scanner.store.all_entries()) == 48
     errors = scanner.store.errors()
     assert [path for path, _ in errors] == sorted(
         p for p in os.listdir(scanner.settings.seeds) if p.startswith('"""')
@@ -169,6 +170,42 @@ def test_duplicate_explicit_ids_keep_the_first_and_report_the_second(scanner):
     assert report.added == 48 + 1
 
 
+def test_check_blames_the_same_file_as_the_scan_for_a_shared_id(scanner):
+    """The served file keeps its id; a newcomer giving the same id is at fault, even when
+    it comes first in path order. Check used to blame the served file."""
+    seeds = scanner.settings.seeds
+    (seeds / "b-served.md").write_text("---\ntitle: served\nid: shared\n---\nx\n")
+    scanner.scan()
+    (seeds / "a-newcomer.md").write_text("---\ntitle: newcomer\nid: shared\n---\nx\n")
+    report = scanner.scan()
+    scan_blames = {path for path, reason in report.errors if "already used" in reason}
+    assert scan_blames == {"a-newcomer.md"}
+    assert scanner.store.entry(stable_uuid("id", "shared")).title == "served"
+    checked = check_seeds(scanner.settings, scanner.store.id_owners)
+    assert {path for path, reason in checked.errors if "already used" in reason} == scan_blames
+    # without a database, the first file in path order keeps it, as in a first scan
+    fresh = check_seeds(scanner.settings)
+    assert {path for path, reason in fresh.errors if "already used" in reason} == {"b-served.md"}
+
+
+def test_a_name_that_is_not_utf8_is_reported_once_not_read_at_every_scan(scanner):
+    seeds = scanner.settings.seeds
+    with open(os.path.join(os.fsencode(seeds), b"caf\xe9.md"), "wb") as handle:
+        handle.write(b"---\ntitle: t\n---\nbody\n")
+    shown = "caf\\xe9.md"
+    first = scanner.scan()
+    assert (shown, "file name is not valid UTF-8") in first.errors
+    assert shown in dict(scanner.store.errors())
+    # unchanged since: not read again, not a new error (it used to be, at every scan)
+    again = scanner.scan()
+    assert again.errors == [] and again.unchanged == first.unchanged + first.added + len(
+        first.errors
+    )
+    named = scanner.scan(paths={os.fsdecode(b"caf\xe9.md")})  # as a filesystem event names it
+    assert named.errors == []
+    assert shown in dict(scanner.store.errors())
+
+
 def test_missing_seeds_directory_stops_the_scan_and_keeps_everything(
     scanner, tmp_path, make_settings
 ):
@@ -176,7 +213,7 @@ def test_missing_seeds_directory_stops_the_scan_and_keeps_everything(
     gone = Scanner(scanner.store, make_settings(tmp_path / "nowhere", scanner.store.url))
     with pytest.raises(ScanError):
         gone.scan()
-    assert scanner.store.entry_count() == 48
+    assert len(scanner.store.all_entries()) == 48
 
 
 def test_ids_and_bytes_survive_a_rescan_into_a_fresh_database(scanner, tmp_path, make_settings):
@@ -220,8 +257,9 @@ def test_changing_the_base_url_rebuilds_every_entry(scanner, make_settings):
     scanner.scan()
     moved = Scanner(
         scanner.store,
-        make_settings(scanner.settings.seeds, scanner.store.url).with_overrides(
-            base_url="https://new.example"
+        replace(
+            make_settings(scanner.settings.seeds, scanner.store.url),
+            base_url="https://new.example",
         ),
     )
     report = moved.scan()
@@ -245,7 +283,7 @@ def test_concurrent_scans_do_not_overlap(scanner):
     for thread in threads:
         thread.join()
     assert sorted(r.added for r in results) == [0, 0, 48]
-    assert scanner.store.entry_count() == 48
+    assert len(scanner.store.all_entries()) == 48
 
 
 def test_tags_get_feeds_of_their_own(scanner):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from a2wsgi import WSGIMiddleware
@@ -63,7 +63,11 @@ class Application:
 
     def __init__(self, app: Flask, *, start: Callable[[], None], stop: Callable[[], None]):
         self.state: AppState = app.extensions["feedsvc"]
-        self.flask = WSGIMiddleware(app, workers=self.state.settings.threads)  # type: ignore[arg-type]
+        # a2wsgi types its messages as TypedDicts; these plain mappings are the same messages.
+        self.flask = cast(
+            Callable[[Scope, Receive, Send], Awaitable[None]],
+            WSGIMiddleware(app, workers=self.state.settings.threads),  # type: ignore[arg-type]
+        )
         self._start = start
         self._stop = stop
         self._counters: dict[int, Any] = {}

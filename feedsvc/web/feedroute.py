@@ -95,8 +95,8 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
         etag = service.etag(scope, fmt, page, limit)
         last_modified = service.last_modified(scope, fmt, page, limit)
         if not_modified(req.method, req.if_none_match, req.if_modified_since, etag, last_modified):
-            headers = validator_headers(etag, last_modified, max_age)
-            return Answer(304, [*headers, VARY, *common], b"")
+            validators = validator_headers(etag, last_modified, max_age)
+            return Answer(304, [*validators, VARY, *common], b"")
         rendered = service.cached_feed(scope, fmt, page, limit)
         if rendered is None:
             if not render:
@@ -107,7 +107,7 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
     except StoreBehind:
         return unavailable_answer()
     encoding = choose_encoding(req.accept_encoding)
-    headers = [("Content-Type", f"{rendered.media_type}; charset=utf-8")]
+    headers: list[tuple[str, str]] = [("Content-Type", f"{rendered.media_type}; charset=utf-8")]
     if encoding != "identity":
         headers.append(("Content-Encoding", encoding))
     headers.append(VARY)

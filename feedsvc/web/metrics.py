@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -29,7 +29,7 @@ class StateCollector(Collector):
         self.service = service
         self.watcher = watcher
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         summaries = self.service.summaries()
         everything = next((s for s in summaries if s.scope.key == "all"), None)
         websub = CounterMetricFamily(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.feeds import EPOCH
 from feedsvc.model import Format, Scope
 from feedsvc.opml import render_opml
 from feedsvc.pages import render_entry, render_index
+from feedsvc.store import StorageError
 from feedsvc.web.feedroute import (
     Answer,
     FeedRequest,
@@ -98,7 +99,7 @@ class Page:
     last_modified: datetime
 
 
-def _cached_page(name: str, build: callable) -> Page:  # type: ignore[valid-type]
+def _cached_page(name: str, build: Callable[[], bytes]) -> Page:
     app = state()
     generation = app.service.generation
     cached = app.pages.get(name)
@@ -187,7 +188,7 @@ def status() -> Response:
         "generation": app.service.generation,
         "websub": {"hubs": list(app.settings.websub_hubs), **app.store.websub_counts()},
     }
-    response = current_app.json.response(body)
+    response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -204,8 +205,8 @@ def http_error(exc: HTTPException) -> Response:
     return text_response(exc.code or 500, exc.description or exc.name)
 
 
-@bp.app_errorhandler(SQLAlchemyError)
-def database_error(exc: SQLAlchemyError) -> Response:
+@bp.app_errorhandler(StorageError)
+def database_error(exc: StorageError) -> Response:
     current_app.logger.error("database error on %s: %s", request.path, exc)
     return unavailable()
 

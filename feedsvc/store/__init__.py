@@ -1,0 +1,300 @@
+"""feedsvc's database, on SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL for several
+replicas. The scan writes, in one transaction (feedsvc.store.transaction); everything else
+reads through ``Store``. Only the store's own errors (feedsvc.store.errors) leave it.
+
+The package, one job per module: ``schema`` (tables and ids), ``version`` (schema version and
+rebuild), ``engine`` (engines per backend), ``errors``, ``sql`` (bounded IN lists, the meta
+table), ``sqlitefile`` (the SQLite file's health and repair), ``records`` (what the store
+and the scan exchange), ``transaction`` (the scan's writes) and this module: opening the
+store under the repair policy, and the read side."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from feedsvc.model import Entry, Scope
+from feedsvc.store import version
+from feedsvc.store.engine import WRITE_OPTION, database_exists, make_engine, sqlite_path
+from feedsvc.store.errors import CorruptStorage, ReadOnlyStorage, StorageError
+from feedsvc.store.records import (
+    Changes,
+    FileStat,
+    FileState,
+    Note,
+    ScopeSummary,
+    StoredEntry,
+)
+from feedsvc.store.schema import (
+    entries,
+    entry_scopes,
+    pinged,
+    scope_id,
+    scopes,
+    unpublished,
+    url_id,
+)
+from feedsvc.store.sql import delete_in, get_meta, get_metas, select_in, set_meta
+from feedsvc.store.sqlitefile import FileProblem, SqliteFile
+from feedsvc.store.transaction import ScanTransaction
+
+__all__ = [
+    "Changes",
+    "CorruptStorage",
+    "FileProblem",
+    "FileStat",
+    "FileState",
+    "Note",
+    "ReadOnlyStorage",
+    "ScanTransaction",
+    "ScopeSummary",
+    "StorageError",
+    "Store",
+    "StoredEntry",
+    "database_exists",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """All reads of feedsvc's database, its write transactions, and what happens when the
+    SQLite file under it cannot be written, is damaged, deleted or replaced."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        self.file = SqliteFile(self.path) if self.path is not None else None
+        existed = self.file is None or self.file.path.exists()
+        self.read_only = False
+        if self.file is not None and existed and not self.file.writable():
+            self._open_read_only("the file or its directory is read-only")
+            return
+        self.engine = make_engine(url)
+        try:
+            self._create_schema()
+            if not existed:
+                log.info("created database %s: the first scan fills it from the seeds", self.path)
+        except ReadOnlyStorage as exc:
+            if self.file is None or not existed:
+                raise
+            self.engine.dispose()
+            self._open_read_only(str(exc))
+        except CorruptStorage as exc:
+            if self.file is None:
+                raise
+            self._repair(f"is unreadable ({exc})", self.file.identity())
+
+    def _open_read_only(self, reason: str) -> None:
+        """Serve what an unwritable database holds; every scan fails (and says why) until
+        the file can be written again and the process restarts."""
+        log.error(
+            "database %s cannot be written (%s): serving what it holds; scans fail until it can be written",
+            self.path,
+            reason,
+        )
+        self.engine = make_engine(self.url, read_only=True)
+        self.read_only = True
+        self._remember_file()
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it holds the write lock from its first statement)."""
+        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[ScanTransaction]:
+        """One write transaction: everything done through it commits together."""
+        with self._write() as conn:
+            yield ScanTransaction(conn)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one committed state."""
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
+    def _create_schema(self) -> None:
+        """Bring the database to this schema version (see feedsvc.store.version)."""
+        with self.engine.connect() as conn:
+            current = version.is_current(conn)
+        if not current:
+            with self._write() as conn:
+                version.prepare(conn, str(self.path or self.dialect))
+        self._remember_file()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.file is not None:
+            self.file.release()
+
+    # -- the SQLite file's health ----------------------------------------------------------
+
+    def _remember_file(self) -> None:
+        if self.file is not None:
+            self.file.remember()
+
+    def problem(self) -> FileProblem | None:
+        """What is wrong with the SQLite file under this process, if anything (nothing to
+        repair where nothing can be written)."""
+        if self.file is None or self.read_only:
+            return None
+        found = self.file.problem()
+        if found is FileProblem.UNREADABLE:
+            log.warning("database %s cannot be read", self.path)
+        return found
+
+    def reopen(self) -> None:
+        """Drop every connection and open the database file that is there now."""
+        self.engine.dispose()
+        self.engine = make_engine(self.url)
+        self._create_schema()
+
+    def rebuild(self, reason: str) -> None:
+        """Move a damaged or vanished database aside and start an empty one; the next scan
+        fills it from the seeds with the same ids (ids derive from paths, not from rows)."""
+        assert self.file is not None
+        self._repair(reason, self.file.identity())
+
+    def _repair(self, reason: str, broken: tuple[int, int] | None) -> None:
+        """Under a lock shared by every process: move the broken file (if it is still the one
+        that failed) aside, then open a fresh database."""
+        assert self.file is not None
+        self.engine.dispose()
+        with self.file.repair_lock():
+            if self.file.move_aside(broken):
+                log.error("database %s %s: rebuilding it from the seeds", self.path, reason)
+            self.engine = make_engine(self.url)
+            self._create_schema()
+
+    # -- small writes -----------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return get_meta(conn, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as conn:
+            set_meta(conn, key, value)
+
+    def generation(self) -> str | None:
+        """Changes whenever a scan changed a feed, and whenever the database was rebuilt:
+        readers compare it with what they loaded to know when to reload. None until a scan
+        has finished in this database (a rebuilt one is empty until then: keep serving)."""
+        if self.last_scan() is None:
+            return None
+        with self.engine.connect() as conn:
+            values = get_metas(conn, ["epoch", "generation"])
+        return f"{values.get('epoch', '')}:{values.get('generation', '0')}"
+
+    def pinged_digests(self, urls: Sequence[str]) -> dict[str, str]:
+        """The digest each feed URL had when the hubs were last told of it, where known."""
+        with self.engine.connect() as conn:
+            rows = select_in(
+                conn,
+                select(pinged.c.url, pinged.c.digest),
+                pinged.c.id,
+                [url_id(url) for url in urls],
+            )
+        return {row.url: row.digest for row in rows}
+
+    def record_pinged(self, digests: dict[str, str | None]) -> None:
+        """Remember what the hubs are told now (None: the feed is gone)."""
+        with self._write() as conn:
+            delete_in(conn, pinged, pinged.c.id, [url_id(url) for url in digests])
+            rows = [
+                {"id": url_id(url), "url": url, "digest": digest}
+                for url, digest in digests.items()
+                if digest is not None
+            ]
+            if rows:
+                conn.execute(insert(pinged), rows)
+
+    def record_websub(self, counts: dict[str, int]) -> None:
+        self.set_meta("websub", json.dumps(counts, sort_keys=True))
+
+    # -- read side ------------------------------------------------------------------------
+
+    def scope_summaries(self) -> list[ScopeSummary]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(scopes)).all()
+        return sorted(
+            (
+                ScopeSummary(
+                    Scope.from_key(row.key),
+                    row.entry_count,
+                    datetime.fromtimestamp(row.newest_updated, UTC),
+                    row.fingerprint,
+                )
+                for row in rows
+            ),
+            key=lambda s: s.scope,
+        )
+
+    def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
+        """Entries of a scope, newest published first, then by id (a total, stable order),
+        with the scope's fingerprint read in the same snapshot: the caller can tell whether
+        the entries belong to the summary it holds."""
+        sid = scope_id(scope.key)
+        query = (
+            select(entries.c.data)
+            .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
+            .where(entry_scopes.c.scope_id == sid)
+            .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._snapshot() as conn:
+            fingerprint = conn.execute(
+                select(scopes.c.fingerprint).where(scopes.c.id == sid)
+            ).scalar()
+            found = [Entry.from_json(data) for data in conn.execute(query).scalars()]
+        return found, fingerprint
+
+    def id_owners(self, ids: Sequence[str]) -> dict[str, str]:
+        """The seed file (relative path) serving each of these entry ids, where one does."""
+        with self.engine.connect() as conn:
+            rows = select_in(conn, select(entries.c.id, entries.c.path), entries.c.id, ids)
+        return {row.id: row.path for row in rows}
+
+    def entry(self, entry_id: str) -> Entry | None:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(entries.c.data).where(entries.c.id == entry_id)).scalar()
+        return Entry.from_json(data) if data else None
+
+    def errors(self) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(unpublished.c.path, unpublished.c.error).where(unpublished.c.kind == "error")
+            ).all()
+        return sorted((row.path, row.error) for row in rows)
+
+    def last_scan(self) -> dict[str, Any] | None:
+        value = self.get_meta("last_scan")
+        return json.loads(value) if value else None
+
+    def websub_counts(self) -> dict[str, int]:
+        value = self.get_meta("websub")
+        return json.loads(value) if value else {"sent": 0, "failed": 0, "retries": 0, "pending": 0}
+
+    def all_entries(self) -> Sequence[Entry]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(entries.c.data).order_by(entries.c.id)).scalars()
+            return [Entry.from_json(data) for data in rows]

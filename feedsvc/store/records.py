@@ -1,0 +1,89 @@
+"""What the store and the scan hand each other: files, entries, notes, feed summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from feedsvc.model import Entry, Scope
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the store last saw of a seed file: its stat and the hash of its bytes, whether it
+    gave an entry, and whether it is noted as an error or a draft (whose stat then wins)."""
+
+    mtime_ns: int
+    size: int
+    content_hash: str
+    entry_id: str | None
+    noted: bool
+    missing_since: int | None
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """A file whose new version serves exactly what is served now: only its stat (and the
+    hash of its bytes) is recorded, on its entry or, when ``noted``, its error or draft note."""
+
+    rel: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    noted: bool
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as parsed, with the facts about the file it came from."""
+
+    entry: Entry
+    mtime_ns: int
+    size: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A file that gave no entry: an error (with its reason) or a draft (reason '')."""
+
+    rel: str
+    mtime_ns: int
+    size: int
+    content_hash: str
+    reason: str
+
+
+@dataclass
+class Changes:
+    """One batch of scan results."""
+
+    upserts: list[StoredEntry] = field(default_factory=list)
+    restats: list[FileStat] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    removed_paths: list[str] = field(default_factory=list)
+    errors: list[Note] = field(default_factory=list)
+    drafts: list[Note] = field(default_factory=list)
+    cleared_errors: list[str] = field(default_factory=list)
+    new_paths: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.upserts
+            or self.restats
+            or self.missing
+            or self.removed_paths
+            or self.errors
+            or self.drafts
+            or self.cleared_errors
+        )
+
+
+@dataclass(frozen=True)
+class ScopeSummary:
+    """One feed's summary row: enough to answer validators and list the feed."""
+
+    scope: Scope
+    count: int
+    newest_updated: datetime
+    fingerprint: str

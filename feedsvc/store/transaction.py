@@ -1,0 +1,295 @@
+"""The write side of the store, bound to one transaction (the scan's): what the store knows
+of each seed file, and the batches of changes a scan applies."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from feedsvc.model import Entry, Scope, id_keeper
+from feedsvc.store.records import Changes, FileStat, FileState
+from feedsvc.store.schema import (
+    dirty_scopes,
+    entries,
+    entry_scopes,
+    path_id,
+    scope_id,
+    scopes,
+    unpublished,
+)
+from feedsvc.store.sql import chunks, delete_in, get_meta, select_in, set_meta
+
+
+class ScanTransaction:
+    """The write side, bound to one transaction: a whole scan commits at once, so readers
+    (in this process or a replica) never see entries whose feed summaries are not written yet,
+    and a scan killed at any point leaves the store exactly as the last finished scan left it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def set_meta(self, key: str, value: str) -> None:
+        set_meta(self.conn, key, value)
+
+    def get_meta(self, key: str) -> str | None:
+        return get_meta(self.conn, key)
+
+    def file_states(self, paths: Sequence[str] | None = None) -> dict[str, FileState]:
+        """The seed files the store knows (only ``paths`` and the files missing now, when
+        given), by relative path; an error's or a draft's stat wins, so a file that broke
+        is not re-read until it changes again."""
+        entry_query = select(
+            entries.c.path,
+            entries.c.mtime_ns,
+            entries.c.size,
+            entries.c.content_hash,
+            entries.c.id,
+            entries.c.missing_since,
+        )
+        note_query = select(unpublished)
+        if paths is None:
+            entry_rows = self.conn.execute(entry_query).all()
+            note_rows = self.conn.execute(note_query).all()
+        else:
+            ids = [path_id(rel) for rel in paths]
+            missing = entry_query.where(entries.c.missing_since.is_not(None))
+            entry_rows = select_in(self.conn, entry_query, entries.c.path_id, ids)
+            entry_rows += self.conn.execute(missing).all()
+            note_rows = select_in(self.conn, note_query, unpublished.c.id, ids)
+        states: dict[str, FileState] = {}
+        for row in entry_rows:
+            states[row.path] = FileState(
+                row.mtime_ns, row.size, row.content_hash, row.id, False, row.missing_since
+            )
+        for row in note_rows:
+            kept = states.get(row.path)
+            states[row.path] = FileState(
+                row.mtime_ns,
+                row.size,
+                row.content_hash,
+                kept.entry_id if kept else None,
+                True,
+                kept.missing_since if kept else None,
+            )
+        return states
+
+    def entries_at(self, paths: Sequence[str]) -> dict[str, Entry]:
+        """The entries served now for these seed files, by relative path."""
+        rows = select_in(
+            self.conn,
+            select(entries.c.path, entries.c.data),
+            entries.c.path_id,
+            [path_id(rel) for rel in paths],
+        )
+        return {row.path: Entry.from_json(row.data) for row in rows}
+
+    def apply(self, changes: Changes, seen_at: int) -> list[str]:
+        """Write one batch in one transaction, with a handful of set-wise statements;
+        ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start).
+        Returns the paths whose explicit id is already another file's (not written)."""
+        conn = self.conn
+        dirty: set[str] = set()
+        self._restat(changes.restats)
+        for chunk in chunks([path_id(rel) for rel in changes.missing]):
+            conn.execute(
+                update(entries).where(entries.c.path_id.in_(chunk)).values(missing_since=seen_at)
+            )
+        gone_paths = changes.removed_paths + [note.rel for note in changes.drafts]
+        upserts = {stored.entry.path: stored for stored in changes.upserts}
+        # Existing rows for every path this batch touches, and owners of the ids it writes.
+        touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
+        old_rows = select_in(
+            self.conn,
+            select(entries.c.id, entries.c.path, entries.c.first_seen, entries.c.data),
+            entries.c.path_id,
+            touched,
+        )
+        owners = {
+            row.id: row.path
+            for row in select_in(
+                self.conn,
+                select(entries.c.id, entries.c.path),
+                entries.c.id,
+                [stored.entry.id for stored in upserts.values()],
+            )
+        }
+        # Which file keeps each explicit id: see model.id_keeper. The file holding an id
+        # still claims it unless it is gone or was re-read in this batch (then its new
+        # version, if any, claims it among the batch's files).
+        leaving = set(gone_paths) | set(upserts)
+        claimants: dict[str, list[str]] = {}
+        for rel, stored in upserts.items():
+            claimants.setdefault(stored.entry.id, []).append(rel)
+        clashes = []
+        for entry_id, rels in claimants.items():
+            owner = owners.get(entry_id)
+            holding = [owner] if owner is not None and owner not in leaving else []
+            keeper = id_keeper([*holding, *rels], owner)
+            for rel in rels:
+                if rel != keeper:
+                    clashes.append(rel)
+                    del upserts[rel]
+        clashes.sort()
+        first_seen = {row.path: row.first_seen for row in old_rows}
+        doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
+        for row in old_rows:
+            if row.id in doomed:
+                dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
+        delete_in(self.conn, entry_scopes, entry_scopes.c.entry_id, doomed)
+        delete_in(self.conn, entries, entries.c.id, doomed)
+
+        entry_rows, scope_rows = [], []
+        for rel, stored in upserts.items():
+            entry = stored.entry
+            data = entry.to_json()
+            published = int(entry.published.timestamp())
+            entry_rows.append(
+                {
+                    "id": entry.id,
+                    "path": rel,
+                    "path_id": path_id(rel),
+                    "published": published,
+                    "updated": int(entry.updated.timestamp()),
+                    "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
+                    "content_hash": stored.content_hash,
+                    "mtime_ns": stored.mtime_ns,
+                    "size": stored.size,
+                    "first_seen": first_seen.get(rel, seen_at),
+                    "missing_since": None,
+                    "data": data,
+                }
+            )
+            for scope in entry.scopes():
+                dirty.add(scope.key)
+                scope_rows.append(
+                    {
+                        "scope_id": scope_id(scope.key),
+                        "entry_id": entry.id,
+                        "published": published,
+                    }
+                )
+        if entry_rows:
+            conn.execute(insert(entries), entry_rows)
+            conn.execute(insert(entry_scopes), scope_rows)
+
+        notes = [(note, "error") for note in changes.errors]
+        notes += [(note, "draft") for note in changes.drafts]
+        cleared = [
+            *changes.removed_paths,
+            *changes.cleared_errors,
+            *(note.rel for note, _kind in notes),
+        ]
+        delete_in(self.conn, unpublished, unpublished.c.id, [path_id(rel) for rel in cleared])
+        if notes:
+            conn.execute(
+                insert(unpublished),
+                [
+                    {
+                        "id": path_id(note.rel),
+                        "path": note.rel,
+                        "mtime_ns": note.mtime_ns,
+                        "size": note.size,
+                        "kind": kind,
+                        "error": note.reason,
+                        "content_hash": note.content_hash,
+                    }
+                    for note, kind in notes
+                ],
+            )
+        self._mark_dirty(dirty)
+        return clashes
+
+    def _restat(self, restats: list[FileStat]) -> None:
+        """Record the new stat of files whose bytes did not change: nothing served moves."""
+        targets = ((entries, entries.c.path_id, False), (unpublished, unpublished.c.id, True))
+        for table, key, noted in targets:
+            rows = [
+                {
+                    "pid": path_id(item.rel),
+                    "m": item.mtime_ns,
+                    "n": item.size,
+                    "h": item.content_hash,
+                }
+                for item in restats
+                if item.noted is noted
+            ]
+            if not rows:
+                continue
+            values: dict[str, Any] = {
+                "mtime_ns": bindparam("m"),
+                "size": bindparam("n"),
+                "content_hash": bindparam("h"),
+            }
+            if table is entries:
+                values["missing_since"] = None
+            self.conn.execute(update(table).where(key == bindparam("pid")).values(**values), rows)
+
+    def _mark_dirty(self, keys: Iterable[str]) -> None:
+        wanted = {scope_id(key): key for key in keys}
+        present = {
+            row.id
+            for row in select_in(
+                self.conn, select(dirty_scopes.c.id), dirty_scopes.c.id, list(wanted)
+            )
+        }
+        rows = [{"id": sid, "key": key} for sid, key in wanted.items() if sid not in present]
+        if rows:
+            self.conn.execute(insert(dirty_scopes), rows)
+
+    def refresh_scopes(self) -> list[Scope]:
+        """Recompute the summary of every scope a write touched; bump the generation when a
+        summary really changed. Returns the scopes whose feeds changed."""
+        changed: list[Scope] = []
+        conn = self.conn
+        dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
+        for chunk in chunks(sorted(dirty), 200):
+            old = dict(
+                conn.execute(
+                    select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
+                ).all()
+            )
+            members = conn.execute(
+                select(
+                    entry_scopes.c.scope_id,
+                    entries.c.id,
+                    entries.c.fingerprint,
+                    entries.c.updated,
+                )
+                .join(entries, entry_scopes.c.entry_id == entries.c.id)
+                .where(entry_scopes.c.scope_id.in_(chunk))
+                .order_by(entry_scopes.c.scope_id, entries.c.id)
+            )  # streamed, one scope's members at a time: at 100k entries the chunk's are millions
+            summaries: dict[str, dict[str, Any]] = {}
+            for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
+                rows = list(group)
+                digest = hashlib.sha256()
+                for row in rows:
+                    digest.update(f"{row.id}:{row.fingerprint};".encode())
+                summaries[sid] = {
+                    "id": sid,
+                    "key": dirty[sid],
+                    "entry_count": len(rows),
+                    "newest_updated": max(row.updated for row in rows),
+                    "fingerprint": digest.hexdigest(),
+                }
+            conn.execute(delete(scopes).where(scopes.c.id.in_(chunk)))
+            if summaries:
+                conn.execute(insert(scopes), list(summaries.values()))
+            for sid in chunk:
+                new = summaries.get(sid, {}).get("fingerprint")
+                if new != old.get(sid):
+                    changed.append(Scope.from_key(dirty[sid]))
+        conn.execute(delete(dirty_scopes))
+        if changed:
+            generation = get_meta(conn, "generation")
+            self.set_meta("generation", str(int(generation or 0) + 1))
+        return sorted(changed)
+
+    def error_count(self) -> int:
+        query = select(func.count()).select_from(unpublished).where(unpublished.c.kind == "error")
+        return int(self.conn.execute(query).scalar() or 0)
