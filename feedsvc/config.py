@@ -61,6 +61,21 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
+# Which settings show in what the store holds (a change re-reads every seed file) and in what
+# is served (a change moves every ETag): decided here, beside the fields.
+PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes")
+RENDER_SETTINGS = ("public_url", "site_title", "feed_limit", "scan_interval", "websub_hubs")
+
+
+def settings_key(settings: Settings, names: tuple[str, ...], *versions: str) -> str:
+    """The named settings' values (and the versions of the code that uses them) as one key."""
+
+    def text(value: Any) -> str:
+        return ",".join(value) if isinstance(value, tuple) else str(value)
+
+    return "|".join([*versions, *(text(getattr(settings, name)) for name in names)])
+
+
 def _int(low: int, high: int) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         if isinstance(value, bool):

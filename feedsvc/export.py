@@ -30,7 +30,7 @@ def feed_file(outdir: Path, scope: Scope, fmt: Format) -> Path:
     if scope.kind is ScopeKind.ALL:
         parts = ["all"]
     else:
-        parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.path)]
+        parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.names)]
     parts[-1] = f"{parts[-1]}.{fmt.value}"
     return outdir.joinpath("feeds", *parts)
 
@@ -50,16 +50,16 @@ def export_site(store: Store, settings: Settings, outdir: Path, *, entries: bool
     files written."""
     service = FeedService(store, settings)
     service.refresh()
-    summaries = service.summaries()
-    scopes = [s.scope for s in summaries] or [Scope.all()]
+    catalog = service.catalog()
+    scopes = [s.scope for s in catalog.summaries] or [Scope.all()]
     written = 0
     for scope in scopes:
         for fmt in Format:
             rendered = service.feed(scope, fmt, 1, settings.feed_limit)
             _write(outdir, feed_file(outdir, scope, fmt), rendered.body)
             written += 1
-    _write(outdir, outdir / "index.html", render_index(settings, summaries).encode("utf-8"))
-    _write(outdir, outdir / "opml", render_opml(settings, summaries))
+    _write(outdir, outdir / "index.html", render_index(settings, catalog).encode("utf-8"))
+    _write(outdir, outdir / "opml", render_opml(settings, catalog))
     for entry in store.all_entries() if entries else ():
         page = render_entry(settings, entry).encode("utf-8")
         _write(outdir, outdir / "entries" / entry.id / "index.html", page)

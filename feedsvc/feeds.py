@@ -9,7 +9,7 @@ import json
 import math
 import mimetypes
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,10 +19,9 @@ from feedgen.util import xml_elem
 
 from feedsvc import __version__
 from feedsvc.config import Settings
-from feedsvc.model import Entry, Format, Scope, ScopeKind
+from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STYLESHEET_PATH = "/static/feed.xsl"
 
 

@@ -19,6 +19,9 @@ from urllib.parse import quote, unquote
 NAMESPACE = uuid.UUID("6f1d8a52-4c1e-5b7a-9d2e-3c8f0b1a7e64")
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of nothing: an empty feed's update
+
+
 def stable_uuid(kind: str, name: str) -> str:
     """A name-based (version 5) UUID; works for any str, including undecodable file names."""
     digest = hashlib.sha1(
@@ -66,10 +69,10 @@ class ScopeKind(StrEnum):
 
 @dataclass(frozen=True, order=True)
 class Scope:
-    """What a feed covers. ``path`` is the category hierarchy, or the one author or tag name."""
+    """What a feed covers. ``names`` is the category hierarchy, or the one author or tag name."""
 
     kind: ScopeKind
-    path: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
 
     @classmethod
     def all(cls) -> Scope:
@@ -80,7 +83,7 @@ class Scope:
         """A unique text key: the kind, then each name percent-encoded (so '/' stays inside)."""
         if self.kind is ScopeKind.ALL:
             return "all"
-        return self.kind.value + ":" + "/".join(map(url_segment, self.path))
+        return self.kind.value + ":" + "/".join(map(url_segment, self.names))
 
     @classmethod
     def from_key(cls, key: str) -> Scope:
@@ -97,7 +100,7 @@ class Scope:
         """The feed's path on the site, each name percent-encoded as UTF-8."""
         if self.kind is ScopeKind.ALL:
             return f"/feeds/all.{fmt.value}"
-        segments = "/".join(map(url_segment, self.path))
+        segments = "/".join(map(url_segment, self.names))
         return f"/feeds/{self.kind.url_segment}/{segments}.{fmt.value}"
 
     @property
@@ -105,7 +108,7 @@ class Scope:
         """A human name: 'All entries', '新媒体 › 快科技', or the author or tag."""
         if self.kind is ScopeKind.ALL:
             return "All entries"
-        return " › ".join(self.path)
+        return " › ".join(self.names)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from xml.etree import ElementTree as ET
 
+from feedsvc.catalog import Catalog, TreeNode
 from feedsvc.config import Settings
 from feedsvc.feeds import feed_title, feed_url
-from feedsvc.model import Format, Scope, ScopeKind
-from feedsvc.store import ScopeSummary
+from feedsvc.model import Format, Scope
 
 
 def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) -> ET.Element:
@@ -24,29 +25,26 @@ def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) ->
     )
 
 
-def render_opml(settings: Settings, summaries: list[ScopeSummary]) -> bytes:
+def render_opml(settings: Settings, catalog: Catalog) -> bytes:
     """OPML for feed readers' import: subscribing to a category outline subscribes its feed."""
     root = ET.Element("opml", version="2.0")
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = f"{settings.site_title} feeds"
-    newest = max((s.newest_updated for s in summaries), default=None)
-    if newest is not None:
+    if catalog.summaries:
+        newest = max(s.newest_updated for s in catalog.summaries)
         ET.SubElement(head, "dateModified").text = newest.strftime("%a, %d %b %Y %H:%M:%S GMT")
     body = ET.SubElement(root, "body")
     _outline(body, settings, Scope.all(), "All entries")
 
-    categories = ET.SubElement(body, "outline", text="Categories")
-    nodes: dict[tuple[str, ...], ET.Element] = {}
-    for summary in summaries:
-        scope = summary.scope
-        if scope.kind is ScopeKind.CATEGORY:
-            parent = nodes.get(scope.path[:-1], categories)
-            nodes[scope.path] = _outline(parent, settings, scope, scope.path[-1])
-    for kind, label in ((ScopeKind.AUTHOR, "Authors"), (ScopeKind.TAG, "Tags")):
-        group = [s.scope for s in summaries if s.scope.kind is kind]
+    def branch(parent: ET.Element, nodes: Sequence[TreeNode]) -> None:
+        for node in nodes:
+            branch(_outline(parent, settings, node.summary.scope, node.name), node.children)
+
+    branch(ET.SubElement(body, "outline", text="Categories"), catalog.tree)
+    for group, label in ((catalog.authors, "Authors"), (catalog.tags, "Tags")):
         if group:
             holder = ET.SubElement(body, "outline", text=label)
-            for scope in group:
-                _outline(holder, settings, scope, scope.path[0])
+            for summary in group:
+                _outline(holder, settings, summary.scope, summary.scope.names[0])
     ET.indent(root, space=" ")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"

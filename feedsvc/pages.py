@@ -4,14 +4,12 @@ Entry content is already sanitised by the parser; everything else is escaped her
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from feedsvc.catalog import Catalog
 from feedsvc.config import Settings
 from feedsvc.feeds import entry_url, feed_title, feed_url
 from feedsvc.model import Entry, Format, Scope, ScopeKind
-from feedsvc.store import ScopeSummary
 
 _env = Environment(
     loader=PackageLoader("feedsvc", "templates"),
@@ -19,27 +17,6 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-
-
-@dataclass
-class TreeNode:
-    """One category in the index tree, with its sub-categories."""
-
-    summary: ScopeSummary
-    children: list[TreeNode] = field(default_factory=list)
-
-
-def category_tree(summaries: list[ScopeSummary]) -> list[TreeNode]:
-    roots: list[TreeNode] = []
-    nodes: dict[tuple[str, ...], TreeNode] = {}
-    for summary in summaries:
-        if summary.scope.kind is not ScopeKind.CATEGORY:
-            continue
-        node = TreeNode(summary)
-        nodes[summary.scope.path] = node
-        parent = nodes.get(summary.scope.path[:-1])
-        (parent.children if parent else roots).append(node)
-    return roots
 
 
 def _helpers(settings: Settings) -> dict[str, object]:
@@ -54,15 +31,8 @@ def _helpers(settings: Settings) -> dict[str, object]:
     }
 
 
-def render_index(settings: Settings, summaries: list[ScopeSummary]) -> str:
-    everything = next((s for s in summaries if s.scope.kind is ScopeKind.ALL), None)
-    return _env.get_template("index.html").render(
-        everything=everything,
-        tree=category_tree(summaries),
-        authors=[s for s in summaries if s.scope.kind is ScopeKind.AUTHOR],
-        tags=[s for s in summaries if s.scope.kind is ScopeKind.TAG],
-        **_helpers(settings),
-    )
+def render_index(settings: Settings, catalog: Catalog) -> str:
+    return _env.get_template("index.html").render(catalog=catalog, **_helpers(settings))
 
 
 def render_entry(settings: Settings, entry: Entry) -> str:

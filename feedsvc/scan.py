@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from feedsvc.config import Settings
+from feedsvc.config import PARSE_SETTINGS, Settings, settings_key
 from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.revisions import settle
@@ -101,7 +101,7 @@ class ScanReport:
 
 def parse_settings_key(settings: Settings) -> str:
     """The settings a stored entry depends on; when they change every file is parsed again."""
-    return f"{PARSER_VERSION}|{settings.public_url}|{settings.timezone}|{settings.max_file_bytes}"
+    return settings_key(settings, PARSE_SETTINGS, PARSER_VERSION)
 
 
 def check_seeds_dir(root: Path) -> None:

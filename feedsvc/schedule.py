@@ -1,4 +1,4 @@
-"""The watcher: scans in the replica that holds the leader lock, and keeps every replica's
+"""The scheduler: scans in the replica that holds the leader lock, and keeps every replica's
 in-memory feeds in step with the store.
 
 The leader watches the seeds directory for filesystem events (feedsvc.events) and scans just
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ChangeListener = Callable[[list[Scope], bool], None]
 
 
-class Watcher:
+class Scheduler:
     """Owns the scan schedule of one process and what it knows about the last scan."""
 
     def __init__(self, store: Store, settings: Settings, service: FeedService) -> None:
@@ -47,7 +47,6 @@ class Watcher:
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
         self.last_error: str | None = None
-        self.ready = False
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
@@ -84,7 +83,7 @@ class Watcher:
                     due = time.monotonic() - self._last_full >= self._full_interval() - slack
                     self._scan_and_tell(None if due else set())
                 else:
-                    self.catch_up()
+                    self.service.catch_up()
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("watcher tick failed")
@@ -102,7 +101,7 @@ class Watcher:
             self._last_full = float("-inf")
         elif paths is None:
             self._last_full = started
-        self.catch_up()
+        self.service.catch_up()
         if report is not None and report.changed_scopes:
             # told once this process serves what the scan wrote
             for listener in self.listeners:
@@ -125,17 +124,9 @@ class Watcher:
         next tick repairs or reconnects first."""
         try:
             if self.store.problem() is None:
-                self.catch_up()
+                self.service.catch_up()
         except Exception as exc:
             log.debug("catch-up failed: %s", exc)
-
-    def catch_up(self) -> bool:
-        """Load what the store holds now; True once this process has loaded the result of a
-        finished scan (any replica's), i.e. once it can answer for every feed."""
-        scanned = self.store.last_scan() is not None
-        self.service.refresh()
-        self.ready = self.ready or scanned
-        return self.ready
 
     def _check_database(self) -> None:
         """A SQLite file deleted, corrupted or replaced under a running process: the scanner

@@ -3,9 +3,9 @@ with graceful shutdown.
 
 granian was chosen by measurement (README, "Serving"): on the same machine and feed it
 answered several times the requests per second of gunicorn's threaded workers. Each worker
-is forked from this process and builds its own app; its lifespan starts the watcher, and the
+is forked from this process and builds its own app; its lifespan starts the scheduler, and the
 leader lock makes exactly one process (across all replicas on one database) the scanner.
-SIGTERM: granian stops accepting, lets requests finish, and the lifespan stops the watcher."""
+SIGTERM: granian stops accepting, lets requests finish, and the lifespan stops the scheduler."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def _load(settings: Settings) -> Any:
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT; workers finish their requests and stop their watchers."""
+    """Run until SIGTERM or SIGINT; workers finish their requests and stop their schedulers."""
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels

@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import brotli
 
 from feedsvc import __version__
-from feedsvc.config import Settings
-from feedsvc.feeds import EPOCH, FeedPage, page_count, render
+from feedsvc.catalog import Catalog
+from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
+from feedsvc.feeds import FeedPage, page_count, render
 from feedsvc.model import Entry, Format, Scope
 from feedsvc.store import ScopeSummary, Store
 
@@ -71,19 +73,9 @@ class Rendered:
             return form
 
 
-def settings_key(settings: Settings) -> str:
-    """Every setting that shows in a feed's bytes: part of each ETag."""
-    return "|".join(
-        (
-            RENDER_VERSION,
-            __version__,
-            settings.public_url,
-            settings.site_title,
-            str(settings.feed_limit),
-            str(settings.scan_interval),
-            ",".join(settings.websub_hubs),
-        )
-    )
+def strong_etag(material: bytes) -> str:
+    """The one ETag format: a strong validator from a digest of what identifies the bytes."""
+    return '"' + hashlib.sha256(material).hexdigest()[:32] + '"'
 
 
 class FeedService:
@@ -92,10 +84,12 @@ class FeedService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._settings_key = settings_key(settings)
+        self._settings_key = settings_key(settings, RENDER_SETTINGS, RENDER_VERSION, __version__)
         self._lock = threading.Lock()
         self._generation: str | None = None
         self._summaries: dict[str, ScopeSummary] = {}
+        self._catalog = Catalog.of([])
+        self._generated: dict[str, tuple[str | None, Rendered]] = {}  # index, OPML: by name
         # Rendered documents, least recently used first, bounded by their bytes in all forms.
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
         self._sizes: dict[tuple[str, ...], int] = {}  # bytes counted for each document
@@ -116,6 +110,7 @@ class FeedService:
         summaries = {s.scope.key: s for s in self.store.scope_summaries()}
         with self._lock:
             self._summaries = summaries
+            self._catalog = Catalog.of(list(summaries.values()))
             self._generation = generation
             live = {s.fingerprint for s in summaries.values()}
             for key in [k for k in self._cache if k[1] not in live]:
@@ -126,15 +121,55 @@ class FeedService:
                 del self._etags[key]
         return True
 
+    def catch_up(self) -> bool:
+        """Load what the store holds now; True once this process has loaded the result of
+        a finished scan (any replica's), i.e. once it can answer for every feed. It stays
+        True: a rebuilt, still empty database keeps what was loaded being served."""
+        self.refresh()
+        return self._generation is not None
+
+    @property
+    def ready(self) -> bool:
+        return self._generation is not None
+
     def summaries(self) -> list[ScopeSummary]:
-        return sorted(self._summaries.values(), key=lambda s: s.scope)
+        return list(self._catalog.summaries)
+
+    def catalog(self) -> Catalog:
+        """Every feed, arranged (tree, authors, tags), as of the loaded generation."""
+        return self._catalog
+
+    def generated(self, name: str, media_type: str, build: Callable[[], bytes]) -> Rendered:
+        """A document built from the catalog (the index page, OPML): built once per
+        generation, dated by the newest entry."""
+        generation = self._generation
+        cached = self._generated.get(name)
+        if cached is None or cached[0] != generation:
+            body = build()
+            rendered = Rendered(body, strong_etag(body), self._catalog.newest, media_type)
+            cached = self._generated[name] = (generation, rendered)
+        return cached[1]
+
+    # The rest of the read side, for the web layer (which never holds the store itself).
+
+    def entry(self, entry_id: str) -> Entry | None:
+        return self.store.entry(entry_id)
+
+    def last_scan(self) -> dict[str, Any] | None:
+        return self.store.last_scan()
+
+    def errors(self) -> list[tuple[str, str]]:
+        return self.store.errors()
+
+    def websub_counts(self) -> dict[str, int]:
+        return self.store.websub_counts()
 
     def _locate(self, scope: Scope, page: int, limit: int) -> tuple[ScopeSummary, int]:
         summary = self._summaries.get(scope.key)
         if summary is None:
             if scope != Scope.all():
                 raise FeedNotFound(f"no feed for {scope.label}")
-            summary = ScopeSummary(scope, 0, EPOCH, "empty")
+            summary = ScopeSummary.empty(scope)
         last = page_count(summary.count, limit)
         if page > last:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
@@ -167,8 +202,7 @@ class FeedService:
         key = self._key(summary, fmt, page, limit)
         etag = self._etags.get(key)
         if etag is None:
-            material = "\n".join((self._settings_key, *key))
-            etag = '"' + hashlib.sha256(material.encode()).hexdigest()[:32] + '"'
+            etag = strong_etag("\n".join((self._settings_key, *key)).encode())
             with self._lock:
                 if len(self._etags) >= CACHE_ENTRIES:
                     self._etags.clear()

@@ -95,7 +95,7 @@ def test_export_writes_every_feed(corpus_dir, tmp_path):
             parts = (
                 ["all"]
                 if summary.scope.key == "all"
-                else [summary.scope.kind.url_segment, *summary.scope.path]
+                else [summary.scope.kind.url_segment, *summary.scope.names]
             )
             path = out.joinpath("feeds", *parts[:-1], f"{parts[-1]}.{fmt.value}")
             body = path.read_bytes()

@@ -24,8 +24,7 @@ from lxml import etree
 from sqlalchemy import create_engine
 
 from feedsvc.config import Settings
-from feedsvc.feeds import EPOCH
-from feedsvc.model import Entry, Format, Scope
+from feedsvc.model import EPOCH, Entry, Format, Scope
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 from feedsvc.store.schema import entries, entry_scopes

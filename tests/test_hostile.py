@@ -123,7 +123,7 @@ def test_the_whole_hostile_corpus_scans_and_every_feed_stays_valid(tmp_path, mak
     names = {s.scope for s in service.summaries()}
     assert Scope(ScopeKind.CATEGORY, ("a/b",)) in names
     assert Scope(ScopeKind.CATEGORY, ("ok",)) in names
-    assert not any(".." in s.path or "." in s.path for s in names)
+    assert not any(".." in s.names or "." in s.names for s in names)
     store.close()
 
 
@@ -378,7 +378,7 @@ def test_any_feed_path_is_a_feed_or_a_clean_refusal(path):
     except ValueError:
         return
     assert isinstance(fmt, Format)
-    assert all(part.strip() for part in scope.path)
+    assert all(part.strip() for part in scope.names)
 
 
 @PROPERTY_SETTINGS

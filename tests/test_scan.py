@@ -89,7 +89,7 @@ def test_every_category_level_author_and_site_has_a_feed(scanner):
     children = [
         count
         for scope, count in counts.items()
-        if scope.kind is ScopeKind.CATEGORY and len(scope.path) == 2 and scope.path[0] == "新媒体"
+        if scope.kind is ScopeKind.CATEGORY and len(scope.names) == 2 and scope.names[0] == "新媒体"
     ]
     assert top == sum(children)  # descendants included, each entry once
     assert counts[Scope.all()] == 48
@@ -119,7 +119,7 @@ def test_edit_changes_updated_not_id_and_delete_removes_everywhere(scanner):
     assert scanner.store.entry(entry_id) is None
     for summary in scanner.store.scope_summaries():
         assert entry_id not in {e.id for e in scanner.store.page(summary.scope, 0, 1000)[0]}
-    assert not any(s.scope.path == ("快科技",) for s in scanner.store.scope_summaries())
+    assert not any(s.scope.names == ("快科技",) for s in scanner.store.scope_summaries())
 
 
 def test_a_file_that_breaks_keeps_its_last_good_version(scanner):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedsvc.model import Entry, Scope
+from feedsvc.model import EPOCH, Entry, Scope
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,8 @@ class ScopeSummary:
     count: int
     newest_updated: datetime
     fingerprint: str
+
+    @classmethod
+    def empty(cls, scope: Scope) -> ScopeSummary:
+        """A feed with no entries (the all-entries feed of an empty store)."""
+        return cls(scope, 0, EPOCH, "empty")

@@ -7,7 +7,7 @@ import os
 from flask import Flask, Response, request
 
 from feedsvc.config import Settings
-from feedsvc.schedule import Watcher
+from feedsvc.schedule import Scheduler
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 from feedsvc.web.asgi import Application
@@ -19,7 +19,7 @@ from feedsvc.websub import WebSubPublisher
 
 
 def create_app(settings: Settings, *, watch: bool = True) -> Flask:
-    """An app serving ``settings``. Only wiring: with ``watch`` it holds a watcher (and a
+    """An app serving ``settings``. Only wiring: with ``watch`` it holds a scheduler (and a
     WebSub publisher when hubs are set), which ``start_app`` starts."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.config.update(DEBUG=False, PROPAGATE_EXCEPTIONS=False)
@@ -28,12 +28,12 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     store = Store(settings.db)
     service = FeedService(store, settings)
     service.refresh()
-    watcher = Watcher(store, settings, service) if watch else None
+    scheduler = Scheduler(store, settings, service) if watch else None
     publisher = None
-    if watcher is not None and settings.websub_hubs:
+    if scheduler is not None and settings.websub_hubs:
         publisher = WebSubPublisher(settings, store, service.document)
-        watcher.listeners.append(publisher.feeds_changed)
-    app.extensions["feedsvc"] = AppState(settings, store, service, watcher, publisher)
+        scheduler.listeners.append(publisher.feeds_changed)
+    app.extensions["feedsvc"] = AppState(settings, store, service, scheduler, publisher)
     app.register_blueprint(bp)
 
     @app.after_request
@@ -48,20 +48,20 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
 
 
 def start_app(app: Flask) -> None:
-    """Start the background work: the watcher (scans when this process leads) and the
+    """Start the background work: the scheduler (scans when this process leads) and the
     WebSub publisher. Called where the process starts serving, never by the factory."""
     state: AppState = app.extensions["feedsvc"]
     if state.publisher is not None:
         state.publisher.start()
-    if state.watcher is not None:
-        state.watcher.start()
+    if state.scheduler is not None:
+        state.scheduler.start()
 
 
 def stop_app(app: Flask) -> None:
-    """Stop the watcher and close the database: the graceful part of a shutdown."""
+    """Stop the scheduler and close the database: the graceful part of a shutdown."""
     state: AppState = app.extensions["feedsvc"]
-    if state.watcher is not None:
-        state.watcher.stop()
+    if state.scheduler is not None:
+        state.scheduler.stop()
     if state.publisher is not None:
         state.publisher.stop()
     state.store.close()

@@ -5,12 +5,13 @@ the two can never disagree on a byte or a header."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from feedsvc.config import Settings
 from feedsvc.model import Format, Scope, parse_feed_path
-from feedsvc.service import FeedNotFound, StoreBehind
+from feedsvc.service import FeedNotFound, Rendered, StoreBehind
 from feedsvc.web.http import (
     MAX_PAGE,
     BadQuery,
@@ -64,8 +65,8 @@ def feed_links(settings: Settings, scope: Scope, fmt: Format) -> tuple[tuple[str
 
 @dataclass(frozen=True)
 class FeedRequest:
-    """What a feed answer depends on: the method, the still percent-encoded path (so '%2F'
-    in a name is no separator), the query's values, and three request headers."""
+    """What an answer depends on: the method, the still percent-encoded path (so '%2F' in a
+    name is no separator), the query's values, and three request headers."""
 
     method: str
     raw_path: str
@@ -90,26 +91,45 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
         return text_answer(400, str(exc))
     service = state.service
     max_age = settings.scan_interval
-    common = feed_links(settings, scope, fmt)
+
+    def document() -> Rendered | None:
+        rendered = service.cached_feed(scope, fmt, page, limit)
+        if rendered is None and render:
+            rendered = service.feed(scope, fmt, page, limit)
+        return rendered
+
     try:
         etag = service.etag(scope, fmt, page, limit)
         last_modified = service.last_modified(scope, fmt, page, limit)
-        if not_modified(req.method, req.if_none_match, req.if_modified_since, etag, last_modified):
-            validators = validator_headers(etag, last_modified, max_age)
-            return Answer(304, [*validators, VARY, *common], b"")
-        rendered = service.cached_feed(scope, fmt, page, limit)
-        if rendered is None:
-            if not render:
-                return None
-            rendered = service.feed(scope, fmt, page, limit)
+        return document_answer(
+            req, etag, last_modified, max_age, feed_links(settings, scope, fmt), document
+        )
     except FeedNotFound as exc:
         return text_answer(404, str(exc))
     except StoreBehind:
         return unavailable_answer()
+
+
+def document_answer(
+    req: FeedRequest,
+    etag: str,
+    last_modified: datetime,
+    max_age: int,
+    extra: Sequence[tuple[str, str]],
+    document: Callable[[], Rendered | None],
+) -> Answer | None:
+    """The 304-or-200 answer for any document feedsvc serves (feeds and pages alike): a 304
+    from the validators alone, else the document in the encoding the client prefers (None
+    when ``document`` gives none: it would have had to be rendered)."""
+    if not_modified(req.method, req.if_none_match, req.if_modified_since, etag, last_modified):
+        return Answer(304, [*validator_headers(etag, last_modified, max_age), VARY, *extra], b"")
+    rendered = document()
+    if rendered is None:
+        return None
     encoding = choose_encoding(req.accept_encoding)
     headers: list[tuple[str, str]] = [("Content-Type", f"{rendered.media_type}; charset=utf-8")]
     if encoding != "identity":
         headers.append(("Content-Encoding", encoding))
     headers.append(VARY)
     headers += validator_headers(rendered.etag, rendered.last_modified, max_age)
-    return Answer(200, [*headers, *common], rendered.encoded(encoding))
+    return Answer(200, [*headers, *extra], rendered.encoded(encoding))

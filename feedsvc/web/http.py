@@ -84,10 +84,6 @@ def validator_headers(
     )
 
 
-def validators(response: Response, etag: str, last_modified: datetime, max_age: int) -> None:
-    response.headers.update(validator_headers(etag, last_modified, max_age))
-
-
 class NotModified(Response):
     """A 304 that keeps Last-Modified: Werkzeug drops it with the other entity headers, but
     clients that validate by date alone need the same validators a 200 carries."""
@@ -97,13 +93,6 @@ class NotModified(Response):
         if "Last-Modified" in self.headers:
             headers["Last-Modified"] = self.headers["Last-Modified"]
         return headers
-
-
-def not_modified_response(etag: str, last_modified: datetime, max_age: int) -> Response:
-    response = NotModified(status=304)
-    validators(response, etag, last_modified, max_age)
-    response.headers["Vary"] = "Accept-Encoding"
-    return response
 
 
 def scope_path(scope: Mapping[str, Any]) -> str:

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
-from feedsvc.schedule import Watcher
+from feedsvc.schedule import Scheduler
 from feedsvc.service import FeedService
 
 REQUESTS = Counter(
@@ -25,17 +25,16 @@ REQUESTS = Counter(
 class StateCollector(Collector):
     """Entries, feeds and seed errors as this process last loaded them."""
 
-    def __init__(self, service: FeedService, watcher: Watcher | None) -> None:
+    def __init__(self, service: FeedService, scheduler: Scheduler | None) -> None:
         self.service = service
-        self.watcher = watcher
+        self.scheduler = scheduler
 
     def collect(self) -> Iterator[Metric]:
-        summaries = self.service.summaries()
-        everything = next((s for s in summaries if s.scope.key == "all"), None)
+        catalog = self.service.catalog()
         websub = CounterMetricFamily(
             "feedsvc_websub_pings", "WebSub publish pings, by outcome", labels=["outcome"]
         )
-        for outcome, count in self.service.store.websub_counts().items():
+        for outcome, count in self.service.websub_counts().items():
             if outcome != "pending":
                 websub.add_metric([outcome], count)
         yield websub
@@ -45,29 +44,31 @@ class StateCollector(Collector):
             value=self.service.renders,
         )
         yield GaugeMetricFamily(
-            "feedsvc_entries", "Published entries", value=everything.count if everything else 0
+            "feedsvc_entries", "Published entries", value=catalog.everything.count
         )
         yield GaugeMetricFamily(
-            "feedsvc_feeds", "Feed scopes (each in Atom, RSS and JSON)", value=len(summaries)
+            "feedsvc_feeds",
+            "Feed scopes (each in Atom, RSS and JSON)",
+            value=len(catalog.summaries),
         )
         yield GaugeMetricFamily(
             "feedsvc_seed_errors",
             "Seed files that do not parse",
-            value=len(self.service.store.errors()),
+            value=len(self.service.errors()),
         )
         yield GaugeMetricFamily(
             "feedsvc_scanner",
             "1 if this replica holds the scan lock",
-            value=int(bool(self.watcher and self.watcher.is_scanner)),
+            value=int(bool(self.scheduler and self.scheduler.is_scanner)),
         )
 
 
-def exposition(service: FeedService, watcher: Watcher | None) -> tuple[bytes, str]:
+def exposition(service: FeedService, scheduler: Scheduler | None) -> tuple[bytes, str]:
     """The counters (of every worker, in multiprocess mode) and this process's state."""
     registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     state = CollectorRegistry()
-    state.register(StateCollector(service, watcher))
+    state.register(StateCollector(service, scheduler))
     return generate_latest(registry) + generate_latest(state), CONTENT_TYPE_LATEST

@@ -1,35 +1,25 @@
-"""Thin views: each one asks the service or the store and wraps the answer in HTTP."""
+"""Thin views: each one asks the read side (the service) and wraps the answer in HTTP."""
 
 from __future__ import annotations
-
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feedsvc.feeds import EPOCH
-from feedsvc.model import Format, Scope
+from feedsvc.model import Format
 from feedsvc.opml import render_opml
 from feedsvc.pages import render_entry, render_index
+from feedsvc.service import Rendered, strong_etag
 from feedsvc.store import StorageError
 from feedsvc.web.feedroute import (
     Answer,
     FeedRequest,
     answer_feed,
+    document_answer,
     not_ready_answer,
     text_answer,
     unavailable_answer,
 )
-from feedsvc.web.http import (
-    NotModified,
-    not_modified,
-    not_modified_response,
-    raw_path,
-    validators,
-)
+from feedsvc.web.http import NotModified, raw_path
 from feedsvc.web.metrics import exposition
 from feedsvc.web.state import AppState
 
@@ -77,7 +67,14 @@ def wait_for_first_scan() -> Response | None:
 @bp.get("/feeds/<path:_rest>")
 def feed(_rest: str) -> Response:
     """The feed route; the fast WSGI layer answers it first whenever no render is needed."""
-    req = FeedRequest(
+    answer = answer_feed(state(), request_facts())
+    assert answer is not None  # rendering allowed: always an answer
+    return respond(answer)
+
+
+def request_facts() -> FeedRequest:
+    """What an answer depends on, from Flask's request."""
+    return FeedRequest(
         request.method,
         raw_path(request.environ),
         request.args.to_dict(flat=False),
@@ -85,78 +82,52 @@ def feed(_rest: str) -> Response:
         request.headers.get("If-Modified-Since"),
         request.headers.get("Accept-Encoding"),
     )
-    answer = answer_feed(state(), req)
-    assert answer is not None  # rendering allowed: always an answer
+
+
+def send_document(rendered: Rendered, extra: dict[str, str]) -> Response:
+    """A page by the same 304-or-200 rule (and encodings) as every feed."""
+    answer = document_answer(
+        request_facts(),
+        rendered.etag,
+        rendered.last_modified,
+        state().settings.scan_interval,
+        list(extra.items()),
+        lambda: rendered,
+    )
+    assert answer is not None  # the document is at hand
     return respond(answer)
-
-
-@dataclass(frozen=True)
-class Page:
-    """A generated document and its validators, cached until the store's generation moves."""
-
-    body: bytes
-    etag: str
-    last_modified: datetime
-
-
-def _cached_page(name: str, build: Callable[[], bytes]) -> Page:
-    app = state()
-    generation = app.service.generation
-    cached = app.pages.get(name)
-    if cached is None or cached[0] != generation:
-        body = build()
-        summaries = app.service.summaries()
-        newest = max((s.newest_updated for s in summaries), default=EPOCH)
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        cached = (generation, Page(body, etag, newest))
-        app.pages[name] = cached
-    return cached[1]
-
-
-def _send_page(page: Page, mimetype: str, html: bool = False) -> Response:
-    max_age = state().settings.scan_interval
-    headers = request.headers
-    if not_modified(
-        request.method,
-        headers.get("If-None-Match"),
-        headers.get("If-Modified-Since"),
-        page.etag,
-        page.last_modified,
-    ):
-        return not_modified_response(page.etag, page.last_modified, max_age)
-    response = Response(page.body, mimetype=mimetype)
-    response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"
-    validators(response, page.etag, page.last_modified, max_age)
-    if html:
-        response.headers.update(HTML_SECURITY)
-    return response
 
 
 @bp.get("/")
 def index() -> Response:
     app = state()
-    page = _cached_page(
-        "index", lambda: render_index(app.settings, app.service.summaries()).encode("utf-8")
+    page = app.service.generated(
+        "index",
+        "text/html",
+        lambda: render_index(app.settings, app.service.catalog()).encode("utf-8"),
     )
-    return _send_page(page, "text/html", html=True)
+    return send_document(page, HTML_SECURITY)
 
 
 @bp.get("/opml")
 def opml() -> Response:
     app = state()
-    page = _cached_page("opml", lambda: render_opml(app.settings, app.service.summaries()))
-    return _send_page(page, "text/x-opml")
+    page = app.service.generated(
+        "opml", "text/x-opml", lambda: render_opml(app.settings, app.service.catalog())
+    )
+    return send_document(page, {})
 
 
 @bp.get("/entries/<entry_id>")
 def entry(entry_id: str) -> Response:
     app = state()
-    found = app.store.entry(entry_id) if len(entry_id) == 36 else None
+    found = app.service.entry(entry_id) if len(entry_id) == 36 else None
     if found is None:
         return text_response(404, "no such entry")
     body = render_entry(app.settings, found).encode("utf-8")
-    page = Page(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', found.updated)
-    return _send_page(page, "text/html", html=True)
+    return send_document(
+        Rendered(body, strong_etag(body), found.updated, "text/html"), HTML_SECURITY
+    )
 
 
 @bp.get("/healthz")
@@ -174,19 +145,18 @@ def readyz() -> Response:
 @bp.get("/status")
 def status() -> Response:
     app = state()
-    summaries = app.service.summaries()
-    everything = next((s for s in summaries if s.scope == Scope.all()), None)
+    catalog = app.service.catalog()
     body = {
-        "entries": everything.count if everything else 0,
-        "feeds": len(summaries),
+        "entries": catalog.everything.count,
+        "feeds": len(catalog.summaries),
         "formats": [fmt.value for fmt in Format],
-        "last_scan": app.store.last_scan(),
-        "errors": [{"path": path, "error": error} for path, error in app.store.errors()],
-        "scanner": bool(app.watcher and app.watcher.is_scanner),
-        "watch": app.watcher.watch_mode if app.watcher else None,
-        "scan_error": app.watcher.last_error if app.watcher else None,
+        "last_scan": app.service.last_scan(),
+        "errors": [{"path": path, "error": error} for path, error in app.service.errors()],
+        "scanner": bool(app.scheduler and app.scheduler.is_scanner),
+        "watch": app.scheduler.watch_mode if app.scheduler else None,
+        "scan_error": app.scheduler.last_error if app.scheduler else None,
         "generation": app.service.generation,
-        "websub": {"hubs": list(app.settings.websub_hubs), **app.store.websub_counts()},
+        "websub": {"hubs": list(app.settings.websub_hubs), **app.service.websub_counts()},
     }
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
@@ -196,7 +166,7 @@ def status() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     app = state()
-    body, content_type = exposition(app.service, app.watcher)
+    body, content_type = exposition(app.service, app.scheduler)
     return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
