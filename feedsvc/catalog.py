@@ -30,6 +30,7 @@ class Catalog:
     tree: tuple[TreeNode, ...]
     authors: tuple[ScopeSummary, ...]
     tags: tuple[ScopeSummary, ...]
+    nodes: dict[tuple[str, ...], TreeNode] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, summaries: Sequence[ScopeSummary]) -> Catalog:
@@ -49,7 +50,12 @@ class Catalog:
             tree=tuple(roots),
             authors=tuple(s for s in ordered if s.scope.kind is ScopeKind.AUTHOR),
             tags=tuple(s for s in ordered if s.scope.kind is ScopeKind.TAG),
+            nodes=nodes,
         )
+
+    def node(self, scope: Scope) -> TreeNode | None:
+        """A category's place in the tree (its sub-categories), if it has entries."""
+        return self.nodes.get(scope.names)
 
     @property
     def newest(self) -> datetime:

@@ -8,6 +8,7 @@ it came from and stops start-up with one line naming its source.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -34,6 +35,7 @@ class Settings:
     threads: int = 4
     base_url: str = ""
     site_title: str = "feedsvc"
+    language: str = ""
     timezone: str = "UTC"
     scan_interval: int = 10
     delete_grace: int = 60
@@ -64,7 +66,14 @@ class Settings:
 # Which settings show in what the store holds (a change re-reads every seed file) and in what
 # is served (a change moves every ETag): decided here, beside the fields.
 PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes")
-RENDER_SETTINGS = ("public_url", "site_title", "feed_limit", "scan_interval", "websub_hubs")
+RENDER_SETTINGS = (
+    "public_url",
+    "site_title",
+    "language",
+    "feed_limit",
+    "scan_interval",
+    "websub_hubs",
+)
 
 
 def settings_key(settings: Settings, names: tuple[str, ...], *versions: str) -> str:
@@ -163,6 +172,17 @@ def _log_level(value: Any) -> str:
     return level
 
 
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _language(value: Any) -> str:
+    """A BCP 47 language tag (e.g. zh-CN, ja, en-GB), or '' for none."""
+    text = _text(value)
+    if text and not _LANGUAGE_TAG.match(text):
+        raise ValueError(f"expected a BCP 47 language tag such as zh-CN, got {value!r}")
+    return text
+
+
 def _title(value: Any) -> str:
     text = _text(value)
     if not text:
@@ -179,6 +199,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "threads": _int(1, 256),
     "base_url": _base_url,
     "site_title": _title,
+    "language": _language,
     "timezone": _timezone,
     "scan_interval": _int(1, 86400),
     "delete_grace": _int(0, 30 * 86400),

@@ -4,7 +4,7 @@ times taken in the configured zone. Every result is an aware UTC datetime in who
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 
 # Dates outside this range are treated as unparseable: they are typos or placeholders
@@ -20,7 +20,10 @@ class DateError(ValueError):
 
 
 def _in_range(value: datetime, raw: object) -> datetime:
-    value = value.astimezone(UTC).replace(microsecond=0)
+    """The date to the second, in the offset it was written with (or the configured zone's):
+    readers see the instant in their own zone, and the original is still known."""
+    value = value.replace(microsecond=0)
+    value = value.astimezone(timezone(value.utcoffset() or timedelta(0)))
     if not EARLIEST <= value < LATEST:
         raise DateError(f"date {raw!r} is outside {EARLIEST.year}-{LATEST.year - 1}")
     return value

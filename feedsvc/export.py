@@ -12,9 +12,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from feedsvc.config import Settings
-from feedsvc.model import Format, Scope, ScopeKind
+from feedsvc.model import Format, Html, Scope, ScopeKind
 from feedsvc.opml import render_opml
-from feedsvc.pages import render_entry, render_index
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 
@@ -33,6 +32,15 @@ def feed_file(outdir: Path, scope: Scope, fmt: Format) -> Path:
         parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.names)]
     parts[-1] = f"{parts[-1]}.{fmt.value}"
     return outdir.joinpath("feeds", *parts)
+
+
+def page_file(outdir: Path, scope: Scope) -> Path:
+    """Where a scope's page goes: ``<its path>/index.html``, so a static server answers its
+    URL ('/categories/a/b') with it (only page 1: paging needs the server)."""
+    if scope.kind is ScopeKind.ALL:
+        return outdir / "index.html"
+    parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.names)]
+    return outdir.joinpath(*parts, "index.html")
 
 
 def _write(outdir: Path, path: Path, data: bytes) -> None:
@@ -58,15 +66,19 @@ def export_site(store: Store, settings: Settings, outdir: Path, *, entries: bool
             rendered = service.feed(scope, fmt, 1, settings.feed_limit)
             _write(outdir, feed_file(outdir, scope, fmt), rendered.body)
             written += 1
-    _write(outdir, outdir / "index.html", render_index(settings, catalog).encode("utf-8"))
+    for scope in scopes if entries else [Scope.all()]:
+        page = service.feed(scope, Html.PAGE, 1, settings.feed_limit)
+        _write(outdir, page_file(outdir, scope), page.body)
+        written += 1
     _write(outdir, outdir / "opml", render_opml(settings, catalog))
     for entry in store.all_entries() if entries else ():
-        page = render_entry(settings, entry).encode("utf-8")
-        _write(outdir, outdir / "entries" / entry.id / "index.html", page)
+        entry_page = service.entry_page(entry.id)
+        assert entry_page is not None  # read from the store a moment ago, in this process
+        _write(outdir, outdir / "entries" / entry.id / "index.html", entry_page.body)
         written += 1
     static = outdir / "static"
     static.mkdir(parents=True, exist_ok=True)
     for item in files("feedsvc.web").joinpath("static").iterdir():
         with item.open("rb") as source, (static / item.name).open("wb") as target:
             shutil.copyfileobj(source, target)
-    return written + 2 + len(list(static.iterdir()))
+    return written + 1 + len(list(static.iterdir()))  # and the OPML

@@ -48,14 +48,19 @@ def page_count(total: int, limit: int) -> int:
 def feed_url(
     settings: Settings, scope: Scope, fmt: Format, page: int = 1, limit: int | None = None
 ) -> str:
-    """The canonical URL of a feed page: default page and limit are left out of the query."""
+    """The canonical URL of a feed page."""
+    return settings.public_url + scope.url_path(fmt) + paging_query(settings, page, limit)
+
+
+def paging_query(settings: Settings, page: int = 1, limit: int | None = None) -> str:
+    """The query of a page of a feed or of a scope's page: default page and limit are left
+    out, so each page has one canonical URL."""
     query = {}
     if limit is not None and limit != settings.feed_limit:
         query["limit"] = str(limit)
     if page != 1:
         query["page"] = str(page)
-    suffix = "?" + urlencode(query) if query else ""
-    return settings.public_url + scope.url_path(fmt) + suffix
+    return "?" + urlencode(query) if query else ""
 
 
 def entry_url(settings: Settings, entry: Entry) -> str:
@@ -176,8 +181,9 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
     else:
         fg.rsslinks.links = extra_links
         fg.ttl(ttl_minutes(settings))
-    # RSS takes the last link added as <link>: the HTML index goes last.
-    fg.link(href=settings.public_url + "/", rel="alternate", type="text/html")
+    # RSS takes the last link added as <link>: the scope's HTML page goes last. Readers and
+    # browsers follow it to something readable without the stylesheet (XSLT is going away).
+    fg.link(href=settings.public_url + page.scope.page_path, rel="alternate", type="text/html")
 
     for entry in page.entries:
         fe = fg.add_entry(order="append")
@@ -220,7 +226,7 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title(settings, page.scope),
-        "home_page_url": settings.public_url + "/",
+        "home_page_url": settings.public_url + page.scope.page_path,
         "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit),
         "description": feed_description(settings, page.scope),
         "authors": [{"name": settings.site_title}],

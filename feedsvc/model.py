@@ -10,7 +10,7 @@ import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote
@@ -20,6 +20,11 @@ NAMESPACE = uuid.UUID("6f1d8a52-4c1e-5b7a-9d2e-3c8f0b1a7e64")
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the date of nothing: an empty feed's update
+
+
+def _offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    return int(offset.total_seconds() // 60) if offset else 0
 
 
 def stable_uuid(kind: str, name: str) -> str:
@@ -49,6 +54,19 @@ class Format(StrEnum):
             Format.RSS: "application/rss+xml",
             Format.JSON: "application/feed+json",
         }[self]
+
+
+class Html(StrEnum):
+    """A scope's HTML page, cached and validated like its feeds (beside ``Format``)."""
+
+    PAGE = "html"
+
+    @property
+    def media_type(self) -> str:
+        return "text/html"
+
+
+Variant = Format | Html  # what the service renders for a scope
 
 
 class ScopeKind(StrEnum):
@@ -100,8 +118,23 @@ class Scope:
         """The feed's path on the site, each name percent-encoded as UTF-8."""
         if self.kind is ScopeKind.ALL:
             return f"/feeds/all.{fmt.value}"
+        return f"/feeds{self.page_path}.{fmt.value}"
+
+    @functools.cached_property
+    def page_path(self) -> str:
+        """The path of the scope's HTML page: its feed's path without '/feeds' and the
+        extension ('/' for everything)."""
+        if self.kind is ScopeKind.ALL:
+            return "/"
         segments = "/".join(map(url_segment, self.names))
-        return f"/feeds/{self.kind.url_segment}/{segments}.{fmt.value}"
+        return f"/{self.kind.url_segment}/{segments}"
+
+    @property
+    def parents(self) -> list[Scope]:
+        """The categories above this one, outermost first (the breadcrumb)."""
+        if self.kind is not ScopeKind.CATEGORY:
+            return []
+        return [Scope(self.kind, self.names[:depth]) for depth in range(1, len(self.names))]
 
     @property
     def label(self) -> str:
@@ -175,6 +208,9 @@ class Entry:
             "published": int(self.published.timestamp()),
             "updated": int(self.updated.timestamp()),
         }
+        offset = _offset_minutes(self.published)
+        if offset:  # the UTC offset the date was written with, for showing it as written
+            data["offset"] = offset
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -184,7 +220,9 @@ class Entry:
             id=data["id"],
             path=data["path"],
             title=data["title"],
-            published=datetime.fromtimestamp(data["published"], UTC),
+            published=datetime.fromtimestamp(
+                data["published"], timezone(timedelta(minutes=data.get("offset", 0)))
+            ),
             updated=datetime.fromtimestamp(data["updated"], UTC),
             authors=tuple(Author(**a) for a in data["authors"]),
             categories=tuple(tuple(h) for h in data["categories"]),
@@ -211,6 +249,20 @@ def parse_feed_path(raw: str) -> tuple[Scope, Format]:
     fmt = Format(ext)
     if stem == "all":
         return Scope.all(), fmt
+    return _scope_of(stem), fmt
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_page_path(raw: str) -> Scope:
+    """The scope a percent-encoded page path names: '/' for everything, else the feed's
+    path without '/feeds' and the extension (the inverse of ``Scope.page_path``)."""
+    if raw == "/":
+        return Scope.all()
+    return _scope_of(raw.removeprefix("/"))
+
+
+def _scope_of(stem: str) -> Scope:
+    """'categories/a/b', 'authors/x' or 'tags/x' (names percent-encoded) as a Scope."""
     kind_segment, _, names = stem.partition("/")
     kind = _KINDS_BY_SEGMENT.get(kind_segment)
     if kind is None or not names:
@@ -222,7 +274,7 @@ def parse_feed_path(raw: str) -> tuple[Scope, Format]:
         raise ValueError("empty name in feed path")
     if kind is not ScopeKind.CATEGORY and len(path) != 1:
         raise ValueError("author and tag feeds take one name")
-    return Scope(kind, path), fmt
+    return Scope(kind, path)
 
 
 def id_keeper(claimants: Sequence[str], served_by: str | None) -> str:

@@ -1,14 +1,18 @@
-"""HTML pages: the index of every feed and one page per entry (Jinja2, autoescaped).
+"""HTML pages (Jinja2, autoescaped): one per scope, at its feed's path without '/feeds' and
+the extension ('/' for everything, with the directory of every feed), and one per entry.
 
-Entry content is already sanitised by the parser; everything else is escaped here."""
+Entry content is already sanitised by the parser; everything else is escaped here. Pages
+load one stylesheet and one script from /static, so a strict Content-Security-Policy holds."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from feedsvc.catalog import Catalog
 from feedsvc.config import Settings
-from feedsvc.feeds import entry_url, feed_title, feed_url
+from feedsvc.feeds import FeedPage, feed_title, feed_url, paging_query
 from feedsvc.model import Entry, Format, Scope, ScopeKind
 
 _env = Environment(
@@ -17,23 +21,53 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+KIND_LABELS = {ScopeKind.CATEGORY: "Category", ScopeKind.AUTHOR: "Author", ScopeKind.TAG: "Tag"}
 
 
-def _helpers(settings: Settings) -> dict[str, object]:
+def page_url(settings: Settings, scope: Scope, page: int = 1, limit: int | None = None) -> str:
+    """The canonical URL of a scope's page."""
+    return settings.public_url + scope.page_path + paging_query(settings, page, limit)
+
+
+def entry_page_url(settings: Settings, entry: Entry) -> str:
+    return f"{settings.public_url}/entries/{entry.id}"
+
+
+def _helpers(settings: Settings, feed_scope: Scope) -> dict[str, Any]:
     return {
         "settings": settings,
         "formats": list(Format),
+        "feed_scope": feed_scope,
         "feed_url": lambda scope, fmt: feed_url(settings, scope, fmt),
         "feed_title": lambda scope: feed_title(settings, scope),
-        "entry_url": lambda entry: entry_url(settings, entry),
-        "Scope": Scope,
+        "page_url": lambda scope: page_url(settings, scope),
+        "entry_page": lambda entry: entry_page_url(settings, entry),
+        "author_scope": lambda name: Scope(ScopeKind.AUTHOR, (name,)),
+        "category_scope": lambda names: Scope(ScopeKind.CATEGORY, tuple(names)),
         "ScopeKind": ScopeKind,
     }
 
 
-def render_index(settings: Settings, catalog: Catalog) -> str:
-    return _env.get_template("index.html").render(catalog=catalog, **_helpers(settings))
+def render_scope_page(settings: Settings, feed: FeedPage, catalog: Catalog) -> str:
+    """A scope's page: name and breadcrumb, subscribe box, sub-categories (for everything:
+    the directory of every feed), and one page of its newest entries."""
+    scope = feed.scope
+    node = catalog.node(scope) if scope.kind is ScopeKind.CATEGORY else None
+    return _env.get_template("scope.html").render(
+        scope=scope,
+        feed=feed,
+        catalog=catalog,
+        children=node.children if node else [],
+        kind_label=KIND_LABELS.get(scope.kind, ""),
+        paged=lambda number: page_url(settings, scope, number, feed.limit),
+        **_helpers(settings, scope),
+    )
 
 
-def render_entry(settings: Settings, entry: Entry) -> str:
-    return _env.get_template("entry.html").render(entry=entry, **_helpers(settings))
+def render_entry(
+    settings: Settings, entry: Entry, newer: Entry | None = None, older: Entry | None = None
+) -> str:
+    """An entry's page, with the entries just newer and older in its first category."""
+    return _env.get_template("entry.html").render(
+        entry=entry, newer=newer, older=older, **_helpers(settings, Scope.all())
+    )

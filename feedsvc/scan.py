@@ -55,7 +55,7 @@ POOL_MIN_FILES = 256
 READ_WINDOW = 1024  # files handed to the pool at once
 MAX_WORKERS = 4
 # Bump when parsing or normalisation changes, so stored entries are derived again from their files.
-PARSER_VERSION = "2"
+PARSER_VERSION = "3"  # bumped when parsing gives other entries for the same bytes
 # A scan that finds fewer than half the files of the last one, and at least this many fewer,
 # is looking at a directory being regenerated or a mount gone missing: nothing is removed.
 MASS_DISAPPEARANCE = 20

@@ -24,11 +24,12 @@ from feedsvc import __version__
 from feedsvc.catalog import Catalog
 from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.feeds import FeedPage, page_count, render
-from feedsvc.model import Entry, Format, Scope
+from feedsvc.model import Entry, Format, Html, Scope, ScopeKind, Variant
+from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.store import ScopeSummary, Store
 
 CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their documents
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"  # bump when the bytes change for the same content and settings
 
 
 class FeedNotFound(LookupError):
@@ -175,7 +176,7 @@ class FeedService:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
         return summary, last
 
-    def _key(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> tuple[str, ...]:
+    def _key(self, summary: ScopeSummary, fmt: Variant, page: int, limit: int) -> tuple[str, ...]:
         return (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
 
     def _read_page(
@@ -193,12 +194,12 @@ class FeedService:
                 break
         raise StoreBehind("the database does not hold what this process serves yet")
 
-    def etag(self, scope: Scope, fmt: Format, page: int, limit: int) -> str:
+    def etag(self, scope: Scope, fmt: Variant, page: int, limit: int) -> str:
         """The strong ETag of a feed page, known without rendering it."""
         summary, _last = self._locate(scope, page, limit)
         return self._etag(summary, fmt, page, limit)
 
-    def _etag(self, summary: ScopeSummary, fmt: Format, page: int, limit: int) -> str:
+    def _etag(self, summary: ScopeSummary, fmt: Variant, page: int, limit: int) -> str:
         key = self._key(summary, fmt, page, limit)
         etag = self._etags.get(key)
         if etag is None:
@@ -209,7 +210,7 @@ class FeedService:
                 self._etags[key] = etag
         return etag
 
-    def last_modified(self, scope: Scope, fmt: Format, page: int, limit: int) -> datetime:
+    def last_modified(self, scope: Scope, fmt: Variant, page: int, limit: int) -> datetime:
         """The newest update among a page's entries, from one query, without rendering."""
         summary, _last = self._locate(scope, page, limit)
         key = self._key(summary, fmt, page, limit)
@@ -227,7 +228,7 @@ class FeedService:
                 self._last_modified[key] = value
         return value
 
-    def cached_feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered | None:
+    def cached_feed(self, scope: Scope, fmt: Variant, page: int, limit: int) -> Rendered | None:
         """The rendered page if it is cached (a dictionary look-up), else None."""
         summary, _last = self._locate(scope, page, limit)
         key = self._key(summary, fmt, page, limit)
@@ -237,15 +238,19 @@ class FeedService:
                 self._cache.move_to_end(key)
             return cached
 
-    def feed(self, scope: Scope, fmt: Format, page: int, limit: int) -> Rendered:
-        """The rendered page, from the cache or rendered once now."""
+    def feed(self, scope: Scope, fmt: Variant, page: int, limit: int) -> Rendered:
+        """The rendered page (a feed's, or with ``Html.PAGE`` the scope's HTML page), from the
+        cache or rendered once now."""
         cached = self.cached_feed(scope, fmt, page, limit)
         if cached is not None:
             return cached
         summary, last, entries = self._read_page(scope, page, limit)
         key = self._key(summary, fmt, page, limit)
         feed_page = FeedPage(scope, entries, page, last, limit)
-        body = render(self.settings, feed_page, fmt)
+        if isinstance(fmt, Html):
+            body = render_scope_page(self.settings, feed_page, self._catalog).encode("utf-8")
+        else:
+            body = render(self.settings, feed_page, fmt)
         self.renders += 1
         rendered = Rendered(
             body=body,
@@ -253,13 +258,38 @@ class FeedService:
             last_modified=feed_page.updated,
             media_type=fmt.media_type,
         )
+        return self._keep(key, rendered)
+
+    def entry_page(self, entry_id: str) -> Rendered | None:
+        """An entry's HTML page (None: no such entry), rendered once per generation: it
+        links the entries beside it in its first category, which any scan may change."""
+        key = ("entry:" + entry_id, self._generation or "", Html.PAGE.value, "", "")
         with self._lock:
-            if key in self._cache:  # rendered meanwhile by another thread: keep that one
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        entry = self.store.entry(entry_id)
+        if entry is None:
+            return None
+        first = entry.categories[0] if entry.categories else None
+        newer, older = (
+            self.store.neighbours(Scope(ScopeKind.CATEGORY, first), entry_id)
+            if first
+            else (None, None)
+        )
+        body = render_entry(self.settings, entry, newer, older).encode("utf-8")
+        return self._keep(key, Rendered(body, strong_etag(body), entry.updated, "text/html"))
+
+    def _keep(self, key: tuple[str, ...], rendered: Rendered) -> Rendered:
+        """Cache a rendered document (or return the one another thread cached meanwhile)."""
+        with self._lock:
+            if key in self._cache:
                 return self._cache[key]
             self._cache[key] = rendered
             self._sizes[key] = 0
             rendered.grew = partial(self._grew, key)
-            self._count(key, len(body))
+            self._count(key, len(rendered.body))
         return rendered
 
     def _grew(self, key: tuple[str, ...], nbytes: int) -> None:

@@ -105,7 +105,7 @@ def test_export_writes_every_feed(corpus_dir, tmp_path):
                 assert feedparser.parse(body).bozo == 0
     feed_files = [p for p in (out / "feeds").rglob("*") if p.is_file()]
     assert len(feed_files) == 3 * len(summaries)
-    assert (out / "index.html").read_text().count("<li>") > 10
+    assert (out / "index.html").read_text().count('class="name"') > 10
     assert len(list((out / "entries").iterdir())) == 48
     assert (out / "static" / "feed.xsl").exists()
     store.close()

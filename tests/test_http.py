@@ -193,7 +193,9 @@ def test_index_lists_the_tree_with_counts_and_autodiscovery(server):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     html = response.text
     assert '<link rel="alternate" type="application/atom+xml"' in html
-    assert "快科技（原驱动之家）" in html and CATEGORY_PATH + ".atom" in html
+    # every category links to its page, with its count
+    assert f'<a href="{server.url}{CATEGORY_PATH.removeprefix("/feeds")}" class="name">' in html
+    assert "快科技（原驱动之家）" in html
     assert '<span class="count">4</span>' in html
 
 

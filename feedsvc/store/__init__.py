@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope
@@ -247,6 +247,37 @@ class Store:
             ),
             key=lambda s: s.scope,
         )
+
+    def neighbours(self, scope: Scope, entry_id: str) -> tuple[Entry | None, Entry | None]:
+        """The entries just newer and just older than this one in a scope's order (newest
+        published first, then by id): the next and previous entry a reader pages to."""
+        sid = scope_id(scope.key)
+        order = (entry_scopes.c.published, entry_scopes.c.entry_id)
+        with self._snapshot() as conn:
+            here = conn.execute(
+                select(entry_scopes.c.published).where(
+                    entry_scopes.c.scope_id == sid, entry_scopes.c.entry_id == entry_id
+                )
+            ).scalar()
+            if here is None:
+                return None, None
+            found = []
+            for newer in (True, False):
+                position = (
+                    tuple_(*order) > (here, entry_id)
+                    if newer
+                    else tuple_(*order) < (here, entry_id)
+                )
+                query = (
+                    select(entries.c.data)
+                    .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
+                    .where(entry_scopes.c.scope_id == sid, position)
+                    .order_by(*(c.asc() if newer else c.desc() for c in order))
+                    .limit(1)
+                )
+                data = conn.execute(query).scalar()
+                found.append(Entry.from_json(data) if data else None)
+        return found[0], found[1]
 
     def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
         """Entries of a scope, newest published first, then by id (a total, stable order),

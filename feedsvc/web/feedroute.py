@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedsvc.config import Settings
-from feedsvc.model import Format, Scope, parse_feed_path
+from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
 from feedsvc.service import FeedNotFound, Rendered, StoreBehind
 from feedsvc.web.http import (
     MAX_PAGE,
@@ -26,6 +26,16 @@ NOT_READY = "feeds are not loaded yet: the first scan is running"
 UNAVAILABLE = "the database is being rebuilt or cannot be reached; retry shortly"
 # Sent with every response, whichever path answers it.
 EVERY_RESPONSE = (("X-Content-Type-Options", "nosniff"),)
+# Sent with every HTML page: its own stylesheet and script only, images from anywhere.
+HTML_SECURITY = (
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; img-src http: https: data:; media-src http: https:; "
+        "style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'",
+    ),
+    ("Referrer-Policy", "no-referrer"),
+)
 
 
 @dataclass(frozen=True)
@@ -79,31 +89,51 @@ class FeedRequest:
 def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> Answer | None:
     """The answer to a feed request. With ``render`` False, None when the document would
     have to be rendered: the caller hands the request on instead of rendering itself."""
-    settings = state.settings
     try:
         scope, fmt = parse_feed_path(req.raw_path)
     except ValueError:
         return text_answer(404, "no such feed")
+    return answer_scope(state, req, scope, fmt, feed_links(state.settings, scope, fmt), render)
+
+
+def answer_page(state: AppState, req: FeedRequest) -> Answer:
+    """The answer to a scope's HTML page: the same paging, validators and encodings as its
+    feeds, rendered once per change of the scope."""
+    try:
+        scope = parse_page_path(req.raw_path)
+    except ValueError:
+        return text_answer(404, "no such page")
+    answer = answer_scope(state, req, scope, Html.PAGE, HTML_SECURITY, True)
+    assert answer is not None  # rendering allowed: always an answer
+    return answer
+
+
+def answer_scope(
+    state: AppState,
+    req: FeedRequest,
+    scope: Scope,
+    variant: Variant,
+    extra: Sequence[tuple[str, str]],
+    render: bool,
+) -> Answer | None:
+    settings = state.settings
     try:
         page = query_int(req.args, "page", 1, MAX_PAGE)
         limit = query_int(req.args, "limit", settings.feed_limit, settings.max_limit)
     except BadQuery as exc:
         return text_answer(400, str(exc))
     service = state.service
-    max_age = settings.scan_interval
 
     def document() -> Rendered | None:
-        rendered = service.cached_feed(scope, fmt, page, limit)
+        rendered = service.cached_feed(scope, variant, page, limit)
         if rendered is None and render:
-            rendered = service.feed(scope, fmt, page, limit)
+            rendered = service.feed(scope, variant, page, limit)
         return rendered
 
     try:
-        etag = service.etag(scope, fmt, page, limit)
-        last_modified = service.last_modified(scope, fmt, page, limit)
-        return document_answer(
-            req, etag, last_modified, max_age, feed_links(settings, scope, fmt), document
-        )
+        etag = service.etag(scope, variant, page, limit)
+        last_modified = service.last_modified(scope, variant, page, limit)
+        return document_answer(req, etag, last_modified, settings.scan_interval, extra, document)
     except FeedNotFound as exc:
         return text_answer(404, str(exc))
     except StoreBehind:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from feedsvc.model import Format
 from feedsvc.opml import render_opml
-from feedsvc.pages import render_entry, render_index
-from feedsvc.service import Rendered, strong_etag
+from feedsvc.service import Rendered
 from feedsvc.store import StorageError
 from feedsvc.web.feedroute import (
+    HTML_SECURITY,
     Answer,
     FeedRequest,
     answer_feed,
+    answer_page,
     document_answer,
     not_ready_answer,
     text_answer,
@@ -24,14 +27,6 @@ from feedsvc.web.metrics import exposition
 from feedsvc.web.state import AppState
 
 bp = Blueprint("feedsvc", __name__)
-
-HTML_SECURITY = {
-    "Content-Security-Policy": (
-        "default-src 'none'; img-src http: https: data:; media-src http: https:; "
-        "style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-}
 
 
 def state() -> AppState:
@@ -84,14 +79,14 @@ def request_facts() -> FeedRequest:
     )
 
 
-def send_document(rendered: Rendered, extra: dict[str, str]) -> Response:
+def send_document(rendered: Rendered, extra: Sequence[tuple[str, str]]) -> Response:
     """A page by the same 304-or-200 rule (and encodings) as every feed."""
     answer = document_answer(
         request_facts(),
         rendered.etag,
         rendered.last_modified,
         state().settings.scan_interval,
-        list(extra.items()),
+        extra,
         lambda: rendered,
     )
     assert answer is not None  # the document is at hand
@@ -99,14 +94,12 @@ def send_document(rendered: Rendered, extra: dict[str, str]) -> Response:
 
 
 @bp.get("/")
-def index() -> Response:
-    app = state()
-    page = app.service.generated(
-        "index",
-        "text/html",
-        lambda: render_index(app.settings, app.service.catalog()).encode("utf-8"),
-    )
-    return send_document(page, HTML_SECURITY)
+@bp.get("/categories/<path:_rest>")
+@bp.get("/authors/<path:_rest>")
+@bp.get("/tags/<path:_rest>")
+def scope_page(_rest: str = "") -> Response:
+    """A scope's page ('/': everything, with the directory of every feed)."""
+    return respond(answer_page(state(), request_facts()))
 
 
 @bp.get("/opml")
@@ -115,19 +108,15 @@ def opml() -> Response:
     page = app.service.generated(
         "opml", "text/x-opml", lambda: render_opml(app.settings, app.service.catalog())
     )
-    return send_document(page, {})
+    return send_document(page, ())
 
 
 @bp.get("/entries/<entry_id>")
 def entry(entry_id: str) -> Response:
-    app = state()
-    found = app.service.entry(entry_id) if len(entry_id) == 36 else None
+    found = state().service.entry_page(entry_id) if len(entry_id) == 36 else None
     if found is None:
         return text_response(404, "no such entry")
-    body = render_entry(app.settings, found).encode("utf-8")
-    return send_document(
-        Rendered(body, strong_etag(body), found.updated, "text/html"), HTML_SECURITY
-    )
+    return send_document(found, HTML_SECURITY)
 
 
 @bp.get("/healthz")
