@@ -45,6 +45,9 @@ class Settings:
     max_limit: int = 100
     max_file_bytes: int = 5 * 1024 * 1024
     cache_bytes: int = 64 * 1024 * 1024
+    filter_window: int = 1000
+    tombstone_days: int = 7
+    query_renders: int = 2
     websub_hubs: tuple[str, ...] = ()
     log_level: str = "INFO"
 
@@ -172,13 +175,13 @@ def _log_level(value: Any) -> str:
     return level
 
 
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")  # BCP 47, loosely
 
 
 def _language(value: Any) -> str:
     """A BCP 47 language tag (e.g. zh-CN, ja, en-GB), or '' for none."""
     text = _text(value)
-    if text and not _LANGUAGE_TAG.match(text):
+    if text and not LANGUAGE_TAG.match(text):
         raise ValueError(f"expected a BCP 47 language tag such as zh-CN, got {value!r}")
     return text
 
@@ -209,6 +212,9 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "max_limit": _int(1, 10000),
     "max_file_bytes": _int(1, 1 << 40),
     "cache_bytes": _int(1 << 16, 1 << 40),
+    "filter_window": _int(1, 100_000),
+    "tombstone_days": _int(0, 3650),
+    "query_renders": _int(1, 64),
     "websub_hubs": _hubs,
     "log_level": _log_level,
 }

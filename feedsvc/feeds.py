@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import mimetypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,8 @@ from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 STYLESHEET_PATH = "/static/feed.xsl"
 
 
@@ -34,6 +37,8 @@ class FeedPage:
     page: int
     last_page: int
     limit: int
+    params: tuple[tuple[str, str], ...] = ()  # the query it answers (see feedsvc.query)
+    tombstones: tuple[tuple[str, datetime], ...] = ()  # (entry id, when): Atom only
 
     @property
     def updated(self) -> datetime:
@@ -46,20 +51,30 @@ def page_count(total: int, limit: int) -> int:
 
 
 def feed_url(
-    settings: Settings, scope: Scope, fmt: Format, page: int = 1, limit: int | None = None
+    settings: Settings,
+    scope: Scope,
+    fmt: Format,
+    page: int = 1,
+    limit: int | None = None,
+    params: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The canonical URL of a feed page."""
-    return settings.public_url + scope.url_path(fmt) + paging_query(settings, page, limit)
+    """The canonical URL of a feed page (``params``: a query's, see feedsvc.query)."""
+    return settings.public_url + scope.url_path(fmt) + paging_query(settings, page, limit, params)
 
 
-def paging_query(settings: Settings, page: int = 1, limit: int | None = None) -> str:
+def paging_query(
+    settings: Settings,
+    page: int = 1,
+    limit: int | None = None,
+    params: Sequence[tuple[str, str]] = (),
+) -> str:
     """The query of a page of a feed or of a scope's page: default page and limit are left
-    out, so each page has one canonical URL."""
-    query = {}
+    out, so each page has one canonical URL; a query's own parameters come first."""
+    query = list(params)
     if limit is not None and limit != settings.feed_limit:
-        query["limit"] = str(limit)
+        query.append(("limit", str(limit)))
     if page != 1:
-        query["page"] = str(page)
+        query.append(("page", str(page)))
     return "?" + urlencode(query) if query else ""
 
 
@@ -95,7 +110,7 @@ def paging_links(settings: Settings, page: FeedPage, fmt: Format) -> dict[str, s
     """RFC 5005 paged-feed links (first, last, previous, next) for this page."""
 
     def url(number: int) -> str:
-        return feed_url(settings, page.scope, fmt, number, page.limit)
+        return feed_url(settings, page.scope, fmt, number, page.limit, page.params)
 
     links = {"first": url(1), "last": url(page.last_page)}
     if page.page > 1:
@@ -137,16 +152,41 @@ class _RssAtomLinks(BaseExtension):
         return rss_feed
 
 
-class _EntryMedia(BaseEntryExtension):
-    """The lead image as an enclosure: <link rel="enclosure"> in Atom, <enclosure> in RSS.
+class _Tombstones(BaseExtension):
+    """RFC 6721 at:deleted-entry elements: entries that left the feed (their file was
+    deleted), so readers that understand them drop their copies."""
+
+    def __init__(self) -> None:
+        self.deleted: tuple[tuple[str, datetime], ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"at": TOMBSTONES_NS}
+
+    def extend_atom(self, atom_feed: Any) -> Any:
+        for entry_id, when in self.deleted:
+            xml_elem(
+                f"{{{TOMBSTONES_NS}}}deleted-entry",
+                atom_feed,
+                ref="urn:uuid:" + entry_id,
+                when=when.isoformat(),
+            )
+        return atom_feed
+
+
+class _EntryExtras(BaseEntryExtension):
+    """The lead image as an enclosure (<link rel="enclosure"> in Atom, <enclosure> in RSS),
+    and in Atom the entry's xml:lang where it differs from the feed's.
 
     feedgen's own entry links lose their rel and type attributes (it shadows the dict it
     reads them from), which would turn an enclosure into a second alternate link."""
 
     def __init__(self) -> None:
         self.image: str | None = None
+        self.lang: str | None = None
 
     def extend_atom(self, entry: Any) -> Any:
+        if self.lang:
+            entry.set(XML_LANG, self.lang)
         if self.image:
             # feedgen writes Atom elements without a namespace under a literal xmlns attribute.
             attrs = {"rel": "enclosure", "type": image_type(self.image), "href": self.image}
@@ -164,14 +204,19 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
     fg.load_extension("media", atom=True, rss=True)
     fg.load_extension("dc", atom=False, rss=True)
     fg.register_extension("rsslinks", _RssAtomLinks, None, atom=False, rss=True)
-    fg.register_extension("lead", BaseExtension, _EntryMedia, atom=True, rss=True)
+    fg.register_extension("lead", BaseExtension, _EntryExtras, atom=True, rss=True)
+    if settings.language:
+        fg.language(settings.language)  # Atom xml:lang on the feed, RSS <language>
+    if fmt is Format.ATOM and page.tombstones:
+        fg.register_extension("tombstones", _Tombstones, None, atom=True, rss=False)
+        fg.tombstones.deleted = page.tombstones
     fg.id(page.scope.feed_id)
     fg.title(feed_title(settings, page.scope))
     fg.subtitle(feed_description(settings, page.scope))
     fg.author({"name": settings.site_title})
     fg.generator("feedsvc", __version__)
     fg.updated(page.updated)
-    self_url = feed_url(settings, page.scope, fmt, page.page, page.limit)
+    self_url = feed_url(settings, page.scope, fmt, page.page, page.limit, page.params)
     fg.link(href=self_url, rel="self", type=fmt.media_type)
     extra_links = [(rel, href) for rel, href in paging_links(settings, page, fmt).items()]
     extra_links += [("hub", hub) for hub in settings.websub_hubs]
@@ -215,6 +260,8 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
         if entry.image:
             fe.media.thumbnail(url=entry.image, group=None)
             fe.lead.image = entry.image
+        if entry.lang and entry.lang != settings.language:
+            fe.lead.lang = entry.lang
     body = fg.atom_str(pretty=True) if fmt is Format.ATOM else fg.rss_str(pretty=True)
     declaration, _, rest = body.partition(b"\n")
     stylesheet = f'<?xml-stylesheet href="{settings.public_url}{STYLESHEET_PATH}" type="text/xsl"?>'
@@ -227,10 +274,12 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title(settings, page.scope),
         "home_page_url": settings.public_url + page.scope.page_path,
-        "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit),
+        "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit, page.params),
         "description": feed_description(settings, page.scope),
         "authors": [{"name": settings.site_title}],
     }
+    if settings.language:
+        feed["language"] = settings.language
     links = paging_links(settings, page, Format.JSON)
     if "next" in links:
         feed["next_url"] = links["next"]
@@ -246,6 +295,8 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
             "date_published": entry.published.isoformat(),
             "date_modified": entry.updated.isoformat(),
         }
+        if entry.lang and entry.lang != settings.language:
+            item["language"] = entry.lang
         if entry.summary:
             item["summary"] = entry.summary
         if entry.image:

@@ -167,6 +167,7 @@ class Entry:
     image: str | None
     summary: str
     content: str
+    lang: str | None = None  # BCP 47, when the seed file states one
 
     @property
     def urn(self) -> str:
@@ -195,6 +196,7 @@ class Entry:
             "image": self.image,
             "summary": self.summary,
             "content": self.content,
+            "lang": self.lang,
         }
 
     def same_content(self, other: Entry) -> bool:
@@ -231,6 +233,7 @@ class Entry:
             image=data["image"],
             summary=data["summary"],
             content=data["content"],
+            lang=data.get("lang"),
         )
 
 

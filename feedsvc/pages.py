@@ -6,6 +6,7 @@ load one stylesheet and one script from /static, so a strict Content-Security-Po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -24,9 +25,15 @@ _env = Environment(
 KIND_LABELS = {ScopeKind.CATEGORY: "Category", ScopeKind.AUTHOR: "Author", ScopeKind.TAG: "Tag"}
 
 
-def page_url(settings: Settings, scope: Scope, page: int = 1, limit: int | None = None) -> str:
-    """The canonical URL of a scope's page."""
-    return settings.public_url + scope.page_path + paging_query(settings, page, limit)
+def page_url(
+    settings: Settings,
+    scope: Scope,
+    page: int = 1,
+    limit: int | None = None,
+    params: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The canonical URL of a scope's page (``params``: a query's)."""
+    return settings.public_url + scope.page_path + paging_query(settings, page, limit, params)
 
 
 def entry_page_url(settings: Settings, entry: Entry) -> str:
@@ -59,7 +66,9 @@ def render_scope_page(settings: Settings, feed: FeedPage, catalog: Catalog) -> s
         catalog=catalog,
         children=node.children if node else [],
         kind_label=KIND_LABELS.get(scope.kind, ""),
-        paged=lambda number: page_url(settings, scope, number, feed.limit),
+        paged=lambda number: page_url(settings, scope, number, feed.limit, feed.params),
+        search=dict(feed.params).get("q"),
+        filtered=bool(feed.params),
         **_helpers(settings, scope),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 import markdown
@@ -159,6 +160,21 @@ def html_to_text(fragment: str) -> str:
     '>', and every '<' in text is escaped, so dropping the tags needs no second parse. (A
     parser would also drop one U+FEFF at the very start, taking it for a byte-order mark.)"""
     return clean_text(html.unescape(_SERIALISED_TAG.sub("", fragment.removeprefix("\ufeff"))))
+
+
+def map_text(fragment: str, convert: Callable[[str], str]) -> str:
+    """``convert`` applied to the text between the tags of HTML that clean_html produced
+    (see html_to_text), markup untouched: for converting scripts, e.g. with OpenCC."""
+    parts = []
+    position = 0
+    for tag in _SERIALISED_TAG.finditer(fragment):
+        if tag.start() > position:
+            parts.append(convert(fragment[position : tag.start()]))
+        parts.append(tag.group())
+        position = tag.end()
+    if position < len(fragment):
+        parts.append(convert(fragment[position:]))
+    return "".join(parts)
 
 
 def summarize(text: str, limit: int = SUMMARY_CHARS) -> str:

@@ -233,6 +233,8 @@ class Scanner:
             present = {seed.key for seed in seeds}
             self._deletions(writer, known, present, batch.changes, report, prune_now, paths is None)
             self._apply(writer, batch, report, rebuild)
+            started = int(report.started.timestamp())
+            writer.expire_tombstones(started - self.settings.tombstone_days * 86400 + 1)
             report.changed_scopes = writer.refresh_scopes()
             report.files_with_errors = writer.error_count()
             report.finished = self.clock().astimezone(UTC).replace(microsecond=0)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feedsvc.config import Settings
+from feedsvc.config import LANGUAGE_TAG, Settings
 from feedsvc.dates import DateError, parse_date
 from feedsvc.model import Author, Entry, stable_uuid
 from feedsvc.sanitize import (
@@ -527,6 +527,7 @@ def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Pa
 
     explicit_id = clean_text(_scalar_text(nodes.get("id")) or "")
     entry_id = stable_uuid("id", explicit_id) if explicit_id else stable_uuid("path", rel)
+    lang = _language(meta.get("lang") or meta.get("language"), warnings)
     link_value = meta.get("link") or meta.get("permalink")
     image_value = meta.get("headimg") or meta.get("thumbnail")
     entry = Entry(
@@ -542,8 +543,20 @@ def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Pa
         image=absolute_url(str(image_value), base_url) if image_value else None,
         summary=summary,
         content=content,
+        lang=lang,
     )
     return Parsed(entry, tuple(warnings), date, stated_updated)
+
+
+def _language(raw: Any, warnings: list[str]) -> str | None:
+    """The `lang` (or `language`) field: a BCP 47 tag, or None (with a warning if unusable)."""
+    if raw is None or raw == "":
+        return None
+    text = clean_text(str(raw))
+    if not LANGUAGE_TAG.match(text):
+        warnings.append(f"lang: {text[:40]!r} is not a language tag such as zh-CN, ignored")
+        return None
+    return text
 
 
 def _stated_date(

@@ -26,14 +26,20 @@ from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.feeds import FeedPage, page_count, render
 from feedsvc.model import Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
+from feedsvc.query import PLAIN, FeedQuery, select
 from feedsvc.store import ScopeSummary, Store
 
+QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
 CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their documents
 RENDER_VERSION = "2"  # bump when the bytes change for the same content and settings
 
 
 class FeedNotFound(LookupError):
     """No such scope, or a page past its end."""
+
+
+class Busy(RuntimeError):
+    """Too many uncached filtered documents are being rendered at once: answered 429."""
 
 
 class StoreBehind(RuntimeError):
@@ -97,6 +103,7 @@ class FeedService:
         self.cached_bytes = 0
         self._last_modified: dict[tuple[str, ...], datetime] = {}
         self._etags: dict[tuple[str, ...], str] = {}
+        self._query_renders = threading.BoundedSemaphore(settings.query_renders)
         self.renders = 0  # feed documents rendered by this process (a metric)
 
     @property
@@ -165,42 +172,66 @@ class FeedService:
     def websub_counts(self) -> dict[str, int]:
         return self.store.websub_counts()
 
-    def _locate(self, scope: Scope, page: int, limit: int) -> tuple[ScopeSummary, int]:
+    def _locate(
+        self, scope: Scope, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> tuple[ScopeSummary, int]:
+        """The scope's summary and last page. A page past the end is known here for a plain
+        document; a filtered one knows its length only once its entries are chosen."""
         summary = self._summaries.get(scope.key)
         if summary is None:
             if scope != Scope.all():
                 raise FeedNotFound(f"no feed for {scope.label}")
             summary = ScopeSummary.empty(scope)
         last = page_count(summary.count, limit)
-        if page > last:
+        if page > last and not query.filters:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
         return summary, last
 
-    def _key(self, summary: ScopeSummary, fmt: Variant, page: int, limit: int) -> tuple[str, ...]:
-        return (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
+    def _key(
+        self, summary: ScopeSummary, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> tuple[str, ...]:
+        key = (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
+        return key if query.plain else (*key, query.key)
 
-    def _read_page(
-        self, scope: Scope, page: int, limit: int
-    ) -> tuple[ScopeSummary, int, list[Entry]]:
-        """A page's entries as of the summary this process holds. If the store has moved on
-        (a scan committed since the last refresh), catch up first: bytes cached under a
+    def _read(self, scope: Scope, offset: int, limit: int) -> tuple[ScopeSummary, list[Entry]]:
+        """Entries of a scope as of the summary this process holds. If the store has moved
+        on (a scan committed since the last refresh), catch up first: bytes cached under a
         fingerprint must be exactly the bytes of that fingerprint, in every replica."""
         for _attempt in range(3):
-            summary, last = self._locate(scope, page, limit)
-            entries, fingerprint = self.store.page(scope, (page - 1) * limit, limit)
+            summary = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
+            entries, fingerprint = self.store.page(scope, offset, limit)
             if (fingerprint or "empty") == summary.fingerprint:
-                return summary, last, entries
+                return summary, entries
             if not self.refresh():
                 break
         raise StoreBehind("the database does not hold what this process serves yet")
 
-    def etag(self, scope: Scope, fmt: Variant, page: int, limit: int) -> str:
-        """The strong ETag of a feed page, known without rendering it."""
-        summary, _last = self._locate(scope, page, limit)
-        return self._etag(summary, fmt, page, limit)
+    def _chosen(
+        self, scope: Scope, page: int, limit: int, query: FeedQuery
+    ) -> tuple[ScopeSummary, int, list[Entry]]:
+        """One page of the entries a query chooses, and the number of pages. Filters look at
+        the newest ``filter_window`` entries of the scope; a search asks the index over the
+        whole scope (its newest ``filter_window`` matches)."""
+        window = self.settings.filter_window
+        if query.search:
+            summary, _ = self._read(scope, 0, 1)  # the state the search must answer for
+            candidates = self.store.search(scope, query.search, window)
+        else:
+            summary, candidates = self._read(scope, 0, window)
+        chosen = select(candidates, query)
+        last = page_count(len(chosen), limit)
+        if page > last:
+            raise FeedNotFound(f"page {page} is past the last page ({last})")
+        return summary, last, chosen[(page - 1) * limit : page * limit]
 
-    def _etag(self, summary: ScopeSummary, fmt: Variant, page: int, limit: int) -> str:
-        key = self._key(summary, fmt, page, limit)
+    def etag(
+        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> str:
+        """The strong ETag of a document, known without rendering it."""
+        summary, _last = self._locate(scope, page, limit, query)
+        return self._etag(self._key(summary, fmt, page, limit, query))
+
+    def _etag(self, key: tuple[str, ...]) -> str:
         etag = self._etags.get(key)
         if etag is None:
             etag = strong_etag("\n".join((self._settings_key, *key)).encode())
@@ -210,16 +241,21 @@ class FeedService:
                 self._etags[key] = etag
         return etag
 
-    def last_modified(self, scope: Scope, fmt: Variant, page: int, limit: int) -> datetime:
-        """The newest update among a page's entries, from one query, without rendering."""
-        summary, _last = self._locate(scope, page, limit)
+    def last_modified(
+        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> datetime:
+        """The newest update among a page's entries, from one query, without rendering. A
+        filtered document is dated by its scope's newest update (it moves when they do)."""
+        summary, _last = self._locate(scope, page, limit, query)
+        if not query.plain:
+            return summary.newest_updated
         key = self._key(summary, fmt, page, limit)
         cached = self._cache.get(key)
         if cached is not None:
             return cached.last_modified
         value = self._last_modified.get(key)
         if value is None:
-            summary, _last, entries = self._read_page(scope, page, limit)
+            summary, entries = self._read(scope, (page - 1) * limit, limit)
             key = self._key(summary, fmt, page, limit)
             value = FeedPage(scope, entries, page, page, limit).updated
             with self._lock:
@@ -228,36 +264,57 @@ class FeedService:
                 self._last_modified[key] = value
         return value
 
-    def cached_feed(self, scope: Scope, fmt: Variant, page: int, limit: int) -> Rendered | None:
-        """The rendered page if it is cached (a dictionary look-up), else None."""
-        summary, _last = self._locate(scope, page, limit)
-        key = self._key(summary, fmt, page, limit)
+    def cached_feed(
+        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> Rendered | None:
+        """The rendered document if it is cached (a dictionary look-up), else None."""
+        summary, _last = self._locate(scope, page, limit, query)
+        key = self._key(summary, fmt, page, limit, query)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
             return cached
 
-    def feed(self, scope: Scope, fmt: Variant, page: int, limit: int) -> Rendered:
-        """The rendered page (a feed's, or with ``Html.PAGE`` the scope's HTML page), from the
-        cache or rendered once now."""
-        cached = self.cached_feed(scope, fmt, page, limit)
+    def feed(
+        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+    ) -> Rendered:
+        """The rendered document (a feed's, or with ``Html.PAGE`` the scope's HTML page),
+        from the cache or rendered once now. A query's documents render under a limit on
+        how many at once (Busy past it): their number has no bound but the cache's."""
+        cached = self.cached_feed(scope, fmt, page, limit, query)
         if cached is not None:
             return cached
-        summary, last, entries = self._read_page(scope, page, limit)
-        key = self._key(summary, fmt, page, limit)
-        feed_page = FeedPage(scope, entries, page, last, limit)
+        if query.plain:
+            return self._render(scope, fmt, page, limit, query)
+        if not self._query_renders.acquire(timeout=QUERY_RENDER_WAIT):
+            raise Busy("too many filtered documents are being rendered; retry shortly")
+        try:
+            return self._render(scope, fmt, page, limit, query)
+        finally:
+            self._query_renders.release()
+
+    def _render(
+        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery
+    ) -> Rendered:
+        if query.filters:
+            summary, last, entries = self._chosen(scope, page, limit, query)
+        else:
+            summary, entries = self._read(scope, (page - 1) * limit, limit)
+            last = page_count(summary.count, limit)
+        entries = [query.transform(entry) for entry in entries]
+        graves = self.store.tombstones(scope) if fmt is Format.ATOM and page == 1 else []
+        feed_page = FeedPage(
+            scope, entries, page, last, limit, tuple(query.params()), tuple(graves)
+        )
         if isinstance(fmt, Html):
             body = render_scope_page(self.settings, feed_page, self._catalog).encode("utf-8")
         else:
             body = render(self.settings, feed_page, fmt)
         self.renders += 1
-        rendered = Rendered(
-            body=body,
-            etag=self._etag(summary, fmt, page, limit),
-            last_modified=feed_page.updated,
-            media_type=fmt.media_type,
-        )
+        key = self._key(summary, fmt, page, limit, query)
+        last_modified = feed_page.updated if query.plain else summary.newest_updated
+        rendered = Rendered(body, self._etag(key), last_modified, fmt.media_type)
         return self._keep(key, rendered)
 
     def entry_page(self, entry_id: str) -> Rendered | None:

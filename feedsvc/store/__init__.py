@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope
@@ -33,11 +33,14 @@ from feedsvc.store.records import (
     StoredEntry,
 )
 from feedsvc.store.schema import (
+    SEARCH_TABLE,
     entries,
     entry_scopes,
+    entry_text,
     pinged,
     scope_id,
     scopes,
+    tombstones,
     unpublished,
     url_id,
 )
@@ -278,6 +281,47 @@ class Store:
                 data = conn.execute(query).scalar()
                 found.append(Entry.from_json(data) if data else None)
         return found[0], found[1]
+
+    def tombstones(self, scope: Scope) -> list[tuple[str, datetime]]:
+        """Entries that left this feed because their file was deleted: (id, when), newest
+        first (see tombstone_days)."""
+        query = (
+            select(tombstones.c.entry_id, tombstones.c.removed)
+            .where(tombstones.c.scope_id == scope_id(scope.key))
+            .order_by(tombstones.c.removed.desc(), tombstones.c.entry_id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [(row.entry_id, datetime.fromtimestamp(row.removed, UTC)) for row in rows]
+
+    def search(self, scope: Scope, words: str, limit: int) -> list[Entry]:
+        """The newest ``limit`` entries of a scope whose title or text contains every word
+        (a substring, any case), newest first. From the index: SQLite's FTS5 trigram table
+        for words of three characters or more (shorter ones are matched by LIKE on the
+        candidates), PostgreSQL's pg_trgm index under ILIKE."""
+        terms = words.split()
+        if not terms:
+            return []
+        sid = scope_id(scope.key)
+        query = (
+            select(entries.c.data)
+            .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
+            .join(entry_text, entry_text.c.entry_id == entries.c.id)
+            .where(entry_scopes.c.scope_id == sid)
+        )
+        indexed = [term for term in terms if len(term) >= 3]
+        if self.dialect == "sqlite" and indexed:
+            phrase = " AND ".join('"' + term.replace('"', '""') + '"' for term in indexed)
+            matched = text(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :phrase")
+            query = query.where(entry_text.c.id.in_(matched.bindparams(phrase=phrase)))
+        for term in terms if self.dialect != "sqlite" else set(terms) - set(indexed):
+            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(entry_text.c.text.ilike(pattern, escape="\\"))
+        query = query.order_by(
+            entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc()
+        ).limit(limit)
+        with self.engine.connect() as conn:
+            return [Entry.from_json(data) for data in conn.execute(query).scalars()]
 
     def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
         """Entries of a scope, newest published first, then by id (a total, stable order),

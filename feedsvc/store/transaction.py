@@ -12,17 +12,25 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope, id_keeper
+from feedsvc.sanitize import html_to_text
 from feedsvc.store.records import Changes, FileStat, FileState
 from feedsvc.store.schema import (
     dirty_scopes,
     entries,
     entry_scopes,
+    entry_text,
     path_id,
     scope_id,
     scopes,
+    tombstones,
     unpublished,
 )
 from feedsvc.store.sql import chunks, delete_in, get_meta, select_in, set_meta
+
+
+def searchable_text(entry: Entry) -> str:
+    """What a search (?q=) looks in: the title and the body's plain text."""
+    return entry.title + "\n" + html_to_text(entry.content)
 
 
 class ScanTransaction:
@@ -88,6 +96,20 @@ class ScanTransaction:
         )
         return {row.path: Entry.from_json(row.data) for row in rows}
 
+    def expire_tombstones(self, before: int) -> None:
+        """Forget tombstones older than ``before``: their feeds change (and move)."""
+        rows = self.conn.execute(
+            select(tombstones.c.scope_id).where(tombstones.c.removed < before).distinct()
+        ).scalars()
+        expired = set(rows)
+        if not expired:
+            return
+        keys = dict(
+            select_in(self.conn, select(scopes.c.id, scopes.c.key), scopes.c.id, list(expired))
+        )
+        self.conn.execute(delete(tombstones).where(tombstones.c.removed < before))
+        self._mark_dirty(keys.values())
+
     def apply(self, changes: Changes, seen_at: int) -> list[str]:
         """Write one batch in one transaction, with a handful of set-wise statements;
         ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start).
@@ -137,16 +159,30 @@ class ScanTransaction:
         clashes.sort()
         first_seen = {row.path: row.first_seen for row in old_rows}
         doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
+        deleted = set(changes.removed_paths)
+        graves = []
         for row in old_rows:
             if row.id in doomed:
-                dirty.update(scope.key for scope in Entry.from_json(row.data).scopes())
+                old_scopes = Entry.from_json(row.data).scopes()
+                dirty.update(scope.key for scope in old_scopes)
+                if row.path in deleted:  # its file is gone: a tombstone in each feed it left
+                    graves += [
+                        {"scope_id": scope_id(s.key), "entry_id": row.id, "removed": seen_at}
+                        for s in old_scopes
+                    ]
+        returning = [stored.entry.id for stored in upserts.values()]
+        delete_in(self.conn, tombstones, tombstones.c.entry_id, [*returning, *doomed])
+        if graves:
+            conn.execute(insert(tombstones), graves)
         delete_in(self.conn, entry_scopes, entry_scopes.c.entry_id, doomed)
+        delete_in(self.conn, entry_text, entry_text.c.entry_id, doomed)
         delete_in(self.conn, entries, entries.c.id, doomed)
 
-        entry_rows, scope_rows = [], []
+        entry_rows, scope_rows, text_rows = [], [], []
         for rel, stored in upserts.items():
             entry = stored.entry
             data = entry.to_json()
+            text_rows.append({"entry_id": entry.id, "text": searchable_text(entry)})
             published = int(entry.published.timestamp())
             entry_rows.append(
                 {
@@ -176,6 +212,7 @@ class ScanTransaction:
         if entry_rows:
             conn.execute(insert(entries), entry_rows)
             conn.execute(insert(entry_scopes), scope_rows)
+            conn.execute(insert(entry_text), text_rows)
 
         notes = [(note, "error") for note in changes.errors]
         notes += [(note, "draft") for note in changes.drafts]
@@ -264,12 +301,21 @@ class ScanTransaction:
                 .where(entry_scopes.c.scope_id.in_(chunk))
                 .order_by(entry_scopes.c.scope_id, entries.c.id)
             )  # streamed, one scope's members at a time: at 100k entries the chunk's are millions
+            graves: dict[str, list[str]] = {}
+            for grave in conn.execute(
+                select(tombstones.c.scope_id, tombstones.c.entry_id, tombstones.c.removed)
+                .where(tombstones.c.scope_id.in_(chunk))
+                .order_by(tombstones.c.scope_id, tombstones.c.entry_id)
+            ):
+                graves.setdefault(grave.scope_id, []).append(f"-{grave.entry_id}:{grave.removed};")
             summaries: dict[str, dict[str, Any]] = {}
             for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
                 rows = list(group)
                 digest = hashlib.sha256()
                 for row in rows:
                     digest.update(f"{row.id}:{row.fingerprint};".encode())
+                for grave_text in graves.get(sid, ()):
+                    digest.update(grave_text.encode())
                 summaries[sid] = {
                     "id": sid,
                     "key": dirty[sid],

@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from feedsvc.store.schema import SCHEMA_VERSION, meta, metadata
+from feedsvc.store.schema import SCHEMA_VERSION, SEARCH_TABLE, meta, metadata
 from feedsvc.store.sql import get_meta, get_metas, set_meta
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,6 @@ def prepare(conn: Connection, where: str) -> None:
 
 def _drop_unknown(conn: Connection) -> None:
     """Tables of older versions that this one no longer has (renamed or retired)."""
-    for name in ("file_errors",):
+    for name in ("file_errors", SEARCH_TABLE):
         if inspect(conn).has_table(name):
             conn.execute(text(f"drop table {name}"))

@@ -10,16 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedsvc.config import Settings
+from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
-from feedsvc.service import FeedNotFound, Rendered, StoreBehind
-from feedsvc.web.http import (
-    MAX_PAGE,
-    BadQuery,
-    choose_encoding,
-    not_modified,
-    query_int,
-    validator_headers,
-)
+from feedsvc.query import BadQuery, FeedQuery, parse_query, query_int
+from feedsvc.service import Busy, FeedNotFound, Rendered, StoreBehind
+from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
 
 NOT_READY = "feeds are not loaded yet: the first scan is running"
@@ -31,7 +26,7 @@ HTML_SECURITY = (
     (
         "Content-Security-Policy",
         "default-src 'none'; img-src http: https: data:; media-src http: https:; "
-        "style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'none'; "
+        "style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'",
     ),
     ("Referrer-Policy", "no-referrer"),
@@ -66,9 +61,12 @@ VARY = ("Vary", "Accept-Encoding")
 
 
 @functools.lru_cache(maxsize=4096)
-def feed_links(settings: Settings, scope: Scope, fmt: Format) -> tuple[tuple[str, str], ...]:
-    """The Link header of a feed (self, and each WebSub hub), formatted once per feed."""
-    links = [f'<{settings.public_url}{scope.url_path(fmt)}>; rel="self"']
+def feed_links(
+    settings: Settings, scope: Scope, fmt: Format, query: FeedQuery
+) -> tuple[tuple[str, str], ...]:
+    """The Link header of a feed (self, with its query, and each WebSub hub), formatted
+    once per feed and query."""
+    links = [f'<{feed_url(settings, scope, fmt, params=query.params())}>; rel="self"']
     links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
     return (("Link", ", ".join(links)),)
 
@@ -90,10 +88,21 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
     """The answer to a feed request. With ``render`` False, None when the document would
     have to be rendered: the caller hands the request on instead of rendering itself."""
     try:
-        scope, fmt = parse_feed_path(req.raw_path)
-    except ValueError:
-        return text_answer(404, "no such feed")
-    return answer_scope(state, req, scope, fmt, feed_links(state.settings, scope, fmt), render)
+        query = parse_query(req.args)
+    except BadQuery as exc:
+        return text_answer(400, str(exc))
+    stem, dot, ext = req.raw_path.removeprefix("/feeds/").rpartition(".")
+    if stem == "search" and dot and ext in Format.__members__.values():
+        if query.search is None:  # the site-wide search feed: /feeds/all.<fmt> with ?q=
+            return text_answer(400, "the search feed needs q=<words>")
+        scope, fmt = Scope.all(), Format(ext)
+    else:
+        try:
+            scope, fmt = parse_feed_path(req.raw_path)
+        except ValueError:
+            return text_answer(404, "no such feed")
+    links = feed_links(state.settings, scope, fmt, query)
+    return answer_scope(state, req, scope, fmt, query, links, render)
 
 
 def answer_page(state: AppState, req: FeedRequest) -> Answer:
@@ -103,7 +112,11 @@ def answer_page(state: AppState, req: FeedRequest) -> Answer:
         scope = parse_page_path(req.raw_path)
     except ValueError:
         return text_answer(404, "no such page")
-    answer = answer_scope(state, req, scope, Html.PAGE, HTML_SECURITY, True)
+    try:
+        query = parse_query(req.args)
+    except BadQuery as exc:
+        return text_answer(400, str(exc))
+    answer = answer_scope(state, req, scope, Html.PAGE, query, HTML_SECURITY, True)
     assert answer is not None  # rendering allowed: always an answer
     return answer
 
@@ -113,6 +126,7 @@ def answer_scope(
     req: FeedRequest,
     scope: Scope,
     variant: Variant,
+    query: FeedQuery,
     extra: Sequence[tuple[str, str]],
     render: bool,
 ) -> Answer | None:
@@ -125,17 +139,19 @@ def answer_scope(
     service = state.service
 
     def document() -> Rendered | None:
-        rendered = service.cached_feed(scope, variant, page, limit)
+        rendered = service.cached_feed(scope, variant, page, limit, query)
         if rendered is None and render:
-            rendered = service.feed(scope, variant, page, limit)
+            rendered = service.feed(scope, variant, page, limit, query)
         return rendered
 
     try:
-        etag = service.etag(scope, variant, page, limit)
-        last_modified = service.last_modified(scope, variant, page, limit)
+        etag = service.etag(scope, variant, page, limit, query)
+        last_modified = service.last_modified(scope, variant, page, limit, query)
         return document_answer(req, etag, last_modified, settings.scan_interval, extra, document)
     except FeedNotFound as exc:
         return text_answer(404, str(exc))
+    except Busy as exc:
+        return text_answer(429, str(exc), retry_after=1)
     except StoreBehind:
         return unavailable_answer()
 

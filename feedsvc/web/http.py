@@ -5,7 +5,7 @@ header values, so Flask's views and the fast WSGI layer in front of Flask share 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -15,23 +15,6 @@ from werkzeug.datastructures import Headers
 from werkzeug.http import http_date, parse_accept_header, parse_date
 
 MAX_PAGE = 1_000_000
-
-
-class BadQuery(ValueError):
-    """A query value that cannot be used; the message is the one-line reason sent with 400."""
-
-
-def query_int(args: Mapping[str, Sequence[str]], name: str, default: int, high: int) -> int:
-    """A whole number from 1 to ``high``; absent means ``default``."""
-    raw = args.get(name, ())
-    if not raw:
-        return default
-    if len(raw) > 1:
-        raise BadQuery(f"{name} is given more than once")
-    text = raw[0].strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9 or not 1 <= int(text) <= high:
-        raise BadQuery(f"{name} must be a whole number from 1 to {high}, got {raw[0][:40]!r}")
-    return int(text)
 
 
 def _etag_list(header: str) -> list[str]:

@@ -47,6 +47,11 @@ class StateCollector(Collector):
             "feedsvc_entries", "Published entries", value=catalog.everything.count
         )
         yield GaugeMetricFamily(
+            "feedsvc_cache_bytes",
+            "Bytes of rendered documents this process holds (bounded by cache_bytes)",
+            value=self.service.cached_bytes,
+        )
+        yield GaugeMetricFamily(
             "feedsvc_feeds",
             "Feed scopes (each in Atom, RSS and JSON)",
             value=len(catalog.summaries),

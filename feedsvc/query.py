@@ -1,0 +1,262 @@
+"""Query parameters every feed URL (and scope page) accepts, RSSHub-compatible: filters by
+regular expression (RE2: linear time, so no pattern can make a request slow), a time window,
+brief content, Simplified/Traditional conversion (OpenCC) and full-text search.
+
+A query is parsed once into a normalised ``FeedQuery``: its ``key`` (defaults dropped, order
+fixed) is part of the document's cache key and ETag, so two spellings of one query share
+one cached document, and a bad value is a one-line 400 before any work is done."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+
+import opencc
+import re2
+
+from feedsvc.model import Entry
+from feedsvc.sanitize import html_to_text, map_text, summarize
+
+FIELDS = ("title", "description", "author", "category")
+OPENCC_CONFIGS = (
+    "s2t", "t2s", "s2tw", "tw2s", "s2hk", "hk2s", "s2twp", "tw2sp", "t2tw", "hk2t", "t2hk",
+    "t2jp", "jp2t", "tw2t",
+)  # fmt: skip
+MIN_BRIEF = 100
+MAX_BRIEF = 100_000
+MAX_PATTERN = 1000
+MAX_SEARCH = 200
+TIME_BUCKET = 60  # filter_time's cut-off moves by whole minutes, so documents can be cached
+
+
+class BadQuery(ValueError):
+    """A query value that cannot be used; the message is the one-line reason sent with 400."""
+
+
+def query_int(args: Mapping[str, Sequence[str]], name: str, default: int, high: int) -> int:
+    """A whole number from 1 to ``high``; absent means ``default``."""
+    raw = args.get(name, ())
+    if not raw:
+        return default
+    if len(raw) > 1:
+        raise BadQuery(f"{name} is given more than once")
+    text = raw[0].strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or not 1 <= int(text) <= high:
+        raise BadQuery(f"{name} must be a whole number from 1 to {high}, got {raw[0][:40]!r}")
+    return int(text)
+
+
+def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = args.get(name, ())
+    if len(values) > 1:
+        raise BadQuery(f"{name} is given more than once")
+    return values[0] if values else None
+
+
+def _bool(args: Mapping[str, Sequence[str]], name: str, default: bool) -> bool:
+    value = _one(args, name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadQuery(f"{name} must be true or false, got {value[:40]!r}")
+
+
+@functools.lru_cache(maxsize=512)
+def compile_pattern(pattern: str, case_sensitive: bool) -> re2._Regexp:
+    """A pattern compiled by RE2, or BadQuery saying why RE2 refuses it."""
+    if len(pattern) > MAX_PATTERN:
+        raise BadQuery(f"pattern is longer than {MAX_PATTERN} characters")
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    options.max_mem = 8 << 20
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise BadQuery(f"bad pattern {pattern[:60]!r}: {reason}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def converter(config: str) -> opencc.OpenCC:
+    return opencc.OpenCC(config + ".json")
+
+
+@dataclass(frozen=True)
+class FeedQuery:
+    """What a request asks of a feed beyond its scope, page and limit."""
+
+    keep: tuple[tuple[str, str], ...] = ()  # (field or "any", pattern): keep matching entries
+    drop: tuple[tuple[str, str], ...] = ()  # the same, for filterout
+    case_sensitive: bool = True
+    since: int | None = None  # filter_time: only entries published at or after (epoch seconds)
+    brief: int | None = None
+    opencc: str | None = None
+    search: str | None = None  # q
+
+    @property
+    def plain(self) -> bool:
+        """Nothing asked: the scope's own document."""
+        return self == PLAIN
+
+    @property
+    def filters(self) -> bool:
+        """Whether entries are chosen (not only transformed)."""
+        return bool(self.keep or self.drop or self.since is not None or self.search)
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query as canonical URL parameters (defaults left out, a fixed order): links
+        to other pages and rel=self carry exactly these."""
+        out: list[tuple[str, str]] = []
+        for field, pattern in self.keep:
+            out.append(("filter" if field == "any" else f"filter_{field}", pattern))
+        for field, pattern in self.drop:
+            out.append(("filterout" if field == "any" else f"filterout_{field}", pattern))
+        if not self.case_sensitive:
+            out.append(("filter_case_sensitive", "false"))
+        if self.since is not None:
+            out.append(("filter_since", str(self.since)))
+        if self.brief is not None:
+            out.append(("brief", str(self.brief)))
+        if self.opencc is not None:
+            out.append(("opencc", self.opencc))
+        if self.search is not None:
+            out.append(("q", self.search))
+        return out
+
+    @property
+    def key(self) -> str:
+        """The normalised query: part of the cache key and of the ETag."""
+        return urlencode(self.params())
+
+    def matches(self, entry: Entry) -> bool:
+        """Whether the entry passes the filters (not the search: the index answers that)."""
+        if self.since is not None and entry.published.timestamp() < self.since:
+            return False
+        texts = _texts(entry)
+        for field, pattern in self.keep:
+            if not _found(compile_pattern(pattern, self.case_sensitive), texts, field):
+                return False
+        for field, pattern in self.drop:
+            if _found(compile_pattern(pattern, self.case_sensitive), texts, field):
+                return False
+        return True
+
+    def transform(self, entry: Entry) -> Entry:
+        """The entry as this query shows it: brief content, converted script."""
+        if self.brief is not None:
+            text = summarize(html_to_text(entry.content), self.brief)
+            entry = replace(entry, content=_escape(text), summary=summarize(text))
+        if self.opencc is not None:
+            convert = converter(self.opencc).convert
+            entry = replace(
+                entry,
+                title=convert(entry.title),
+                summary=convert(entry.summary),
+                content=map_text(entry.content, convert),
+            )
+        return entry
+
+
+PLAIN = FeedQuery()
+NAMES = frozenset(
+    [
+        "filter",
+        "filterout",
+        *(f"{prefix}_{field}" for prefix in ("filter", "filterout") for field in FIELDS),
+        "filter_case_sensitive",
+        "filter_time",
+        "filter_since",
+        "brief",
+        "opencc",
+        "q",
+    ]
+)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _texts(entry: Entry) -> dict[str, list[str]]:
+    texts = {
+        "title": [entry.title],
+        "description": [entry.content],
+        "author": [author.name for author in entry.authors],
+        "category": [name for hierarchy in entry.categories for name in hierarchy]
+        + list(entry.tags),
+    }
+    texts["any"] = [text for field in FIELDS for text in texts[field]]
+    return texts
+
+
+def _found(pattern: re2._Regexp, texts: dict[str, list[str]], field: str) -> bool:
+    return any(pattern.search(text) is not None for text in texts[field])
+
+
+def parse_query(
+    args: Mapping[str, Sequence[str]], clock: Callable[[], float] = time.time
+) -> FeedQuery:
+    """The query of a request (unknown parameters ignored, bad values a BadQuery)."""
+    if not any(name in args for name in NAMES):
+        return PLAIN
+    case_sensitive = _bool(args, "filter_case_sensitive", True)
+
+    def patterns(prefix: str) -> tuple[tuple[str, str], ...]:
+        found = []
+        for field in ("any", *FIELDS):
+            name = prefix if field == "any" else f"{prefix}_{field}"
+            value = _one(args, name)
+            if value:
+                compile_pattern(value, case_sensitive)  # refuse a bad pattern now: 400
+                found.append((field, value))
+        return tuple(found)
+
+    since = None
+    window = _one(args, "filter_time")
+    if window:
+        if not window.isascii() or not window.isdigit() or len(window) > 10:
+            raise BadQuery(f"filter_time must be a number of seconds, got {window[:40]!r}")
+        since = (int(clock()) - int(window)) // TIME_BUCKET * TIME_BUCKET
+    pinned = _one(args, "filter_since")  # what links to other pages carry instead
+    if pinned and since is None:
+        if not pinned.isascii() or not pinned.isdigit() or len(pinned) > 12:
+            raise BadQuery(f"filter_since must be a time in epoch seconds, got {pinned[:40]!r}")
+        since = int(pinned)
+    brief = None
+    if _one(args, "brief"):
+        brief = query_int(args, "brief", 0, MAX_BRIEF)
+        if brief < MIN_BRIEF:
+            raise BadQuery(f"brief must be at least {MIN_BRIEF}, got {brief}")
+    config = _one(args, "opencc")
+    if config is not None and config not in OPENCC_CONFIGS:
+        raise BadQuery(f"opencc must be one of {', '.join(OPENCC_CONFIGS)}, got {config[:40]!r}")
+    search = _one(args, "q")
+    if search is not None:
+        search = " ".join(search.split())[:MAX_SEARCH] or None
+    keep, drop = patterns("filter"), patterns("filterout")
+    return FeedQuery(
+        keep=keep,
+        drop=drop,
+        case_sensitive=case_sensitive if keep or drop else True,
+        since=since,
+        brief=brief,
+        opencc=config or None,
+        search=search,
+    )
+
+
+def search_words(search: str) -> list[str]:
+    return search.split()
+
+
+def select(entries: Iterable[Entry], query: FeedQuery) -> list[Entry]:
+    """The entries that pass the query's filters, in the order given."""
+    return [entry for entry in entries if query.matches(entry)]
