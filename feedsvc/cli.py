@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.logs import log_config
+from feedsvc.store.errors import NewerSchema
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -83,12 +86,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -208,4 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"feedsvc: error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(settings)
-    return COMMANDS[args.command](settings, args)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except NewerSchema as exc:
+        print(f"feedsvc: error: {exc}", file=sys.stderr)
+        return 1

@@ -50,6 +50,7 @@ class Settings:
     query_renders: int = 2
     websub_hubs: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @property
     def public_url(self) -> str:
@@ -217,6 +218,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "query_renders": _int(1, 64),
     "websub_hubs": _hubs,
     "log_level": _log_level,
+    "log_format": _choice("text", "json"),
 }
 assert set(FIELDS) == {f.name for f in fields(Settings)}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -200,7 +201,9 @@ class Scanner:
     ) -> ScanReport:
         root = self.settings.seeds
         check_seeds_dir(root)
+        began = time.monotonic()
         with self.locks.scanning(), self.store.transaction() as writer:
+            writer.check_schema(str(self.store.path or self.store.dialect))
             report = ScanReport(started=self.clock().astimezone(UTC).replace(microsecond=0))
             key = parse_settings_key(self.settings)
             rebuild = writer.get_meta("parse_settings") != key
@@ -240,14 +243,27 @@ class Scanner:
             report.finished = self.clock().astimezone(UTC).replace(microsecond=0)
             writer.set_meta("last_scan", json.dumps(report.summary(), sort_keys=True))
         changed = report.added or report.updated or report.removed or report.errors
+        counts = {
+            "files": len(seeds),
+            "added": report.added,
+            "updated": report.updated,
+            "removed": report.removed,
+            "unchanged": report.unchanged,
+            "errors": len(report.errors),
+            "feeds_changed": len(report.changed_scopes),
+            "full": paths is None,
+            "duration_ms": round((time.monotonic() - began) * 1000, 1),
+        }
         log.log(
             logging.INFO if changed else logging.DEBUG,
-            "scan: %d added, %d updated, %d removed, %d errors, %d feeds changed",
+            "scan: %d added, %d updated, %d removed, %d errors, %d feeds changed in %.0f ms",
             report.added,
             report.updated,
             report.removed,
             len(report.errors),
             len(report.changed_scopes),
+            counts["duration_ms"],
+            extra=counts,
         )
         return report
 
@@ -318,7 +334,7 @@ class Scanner:
             path, reason = loaded.error
             changes.errors.append(Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, reason))
             report.errors.append((path, reason))
-            log.warning("%s: %s", path, reason)
+            log.warning("%s: %s", path, reason, extra={"path": path, "reason": reason})
             return
         if loaded.kind == "same":
             assert known is not None

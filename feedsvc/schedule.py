@@ -28,7 +28,7 @@ from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.store import FileProblem, StorageError, Store
+from feedsvc.store import FileProblem, NewerSchema, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Scheduler:
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
         self._last_full = float("-inf")
+        self.stepped_down = False  # a newer feedsvc owns the database: never lead again
         # This server: the host and the process that started the workers (the server's master).
         self.replica = f"{socket.gethostname()}:{os.getppid()}"
 
@@ -74,7 +75,7 @@ class Scheduler:
         with self._tick_lock:
             try:
                 self._check_database()
-                if self.locks.try_lead():
+                if not self.stepped_down and self.locks.try_lead():
                     if self.store.get_meta("scanner") != self.replica:
                         self.store.set_meta("scanner", self.replica)
                     self._watch_events()
@@ -148,6 +149,12 @@ class Scheduler:
         except ScanError as exc:
             self.last_error = str(exc)
             log.error("scan skipped: %s", exc)
+            return None
+        except NewerSchema as exc:
+            self.last_error = f"database: {exc}"
+            log.error("%s: this process stops scanning and keeps serving what it holds", exc)
+            self.stepped_down = True
+            self.locks.release()
             return None
         except StorageError as exc:
             self.last_error = f"database: {exc}"

@@ -15,34 +15,7 @@ from importlib import import_module
 from typing import Any
 
 from feedsvc.config import Settings
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# One line per request, as a combined-style access log (time, client, request, status, ms).
-ACCESS_FORMAT = (
-    '%(addr)s - - [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
-)
-
-
-def _log_config(level: str) -> dict[str, Any]:
-    """granian's logging configuration, replaced whole so that feedsvc's own loggers, the
-    server's and the access log all write the same format to stderr."""
-    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
-    return {
-        "formatters": {
-            "generic": {"format": LOG_FORMAT},
-            "access": {"format": "%(message)s"},
-        },
-        "handlers": {
-            "console": {**handler, "formatter": "generic"},
-            "access": {**handler, "formatter": "access"},
-        },
-        "root": {"handlers": ["console"], "level": level},
-        "loggers": {
-            "_granian": {"handlers": ["console"], "level": level, "propagate": False},
-            "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
-            "apscheduler": {"level": "WARNING"},
-        },
-    }
+from feedsvc.logs import ACCESS_FORMAT, log_config
 
 
 def _load(settings: Settings) -> Any:
@@ -60,7 +33,12 @@ def serve(settings: Settings) -> None:
 
     from feedsvc.store import Store
 
-    Store(settings.db).close()  # create the schema once, before the workers start
+    # Scratch space named by the environment (the image points both into its data volume,
+    # so a read-only root file system is enough) must exist before anything uses it.
+    for name in ("TMPDIR", "PROMETHEUS_MULTIPROC_DIR"):
+        if os.environ.get(name):
+            os.makedirs(os.environ[name], exist_ok=True)
+    Store(settings.db).close()  # create the schema once (or refuse a newer one) before forking
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
     # Import the whole application before forking: the workers share those pages instead
@@ -74,7 +52,7 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         backlog=2048,
         log_level=LogLevels(settings.log_level.lower()),
-        log_dictconfig=_log_config(settings.log_level),
+        log_dictconfig=log_config(settings.log_level, settings.log_format),
         # Access lines are INFO events: none at WARNING and above, and none of their cost.
         log_access=settings.log_level in ("DEBUG", "INFO"),
         log_access_format=ACCESS_FORMAT,

@@ -169,6 +169,9 @@ class FeedService:
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
 
+    def database_reachable(self) -> bool:
+        return self.store.reachable()
+
     def websub_counts(self) -> dict[str, int]:
         return self.store.websub_counts()
 

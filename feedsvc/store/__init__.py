@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from feedsvc.model import Entry, Scope
 from feedsvc.store import version
 from feedsvc.store.engine import WRITE_OPTION, database_exists, make_engine, sqlite_path
-from feedsvc.store.errors import CorruptStorage, ReadOnlyStorage, StorageError
+from feedsvc.store.errors import CorruptStorage, NewerSchema, ReadOnlyStorage, StorageError
 from feedsvc.store.records import (
     Changes,
     FileStat,
@@ -54,6 +54,7 @@ __all__ = [
     "FileProblem",
     "FileStat",
     "FileState",
+    "NewerSchema",
     "Note",
     "ReadOnlyStorage",
     "ScanTransaction",
@@ -186,6 +187,15 @@ class Store:
                 log.error("database %s %s: rebuilding it from the seeds", self.path, reason)
             self.engine = make_engine(self.url)
             self._create_schema()
+
+    def reachable(self) -> bool:
+        """Whether the database answers now (one round trip; never raises)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+            return True
+        except StorageError:
+            return False
 
     # -- small writes -----------------------------------------------------------------------
 

@@ -78,7 +78,8 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
 def _make_engine(url: str, read_only: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # a server that cannot be reached is noticed in seconds, not at the kernel's timeout
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     if read_only:
         database = Path(parsed.database or "").resolve()
         uri = f"sqlite:///file:{quote(str(database))}?mode=ro&immutable=1&uri=true"

@@ -34,3 +34,8 @@ def storage_error(context: ExceptionContext) -> None:
     elif any(marker in message for marker in _CORRUPT_MARKERS):
         kind = CorruptStorage
     raise kind(str(original)) from context.sqlalchemy_exception or original
+
+
+class NewerSchema(StorageError):
+    """The database was written by a newer feedsvc (a higher schema version): this process
+    neither rebuilds it nor writes to it. The newer version wins; the older steps down."""

@@ -13,8 +13,11 @@ from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope, id_keeper
 from feedsvc.sanitize import html_to_text
+from feedsvc.store import version
+from feedsvc.store.errors import NewerSchema
 from feedsvc.store.records import Changes, FileStat, FileState
 from feedsvc.store.schema import (
+    SCHEMA_VERSION,
     dirty_scopes,
     entries,
     entry_scopes,
@@ -95,6 +98,14 @@ class ScanTransaction:
             [path_id(rel) for rel in paths],
         )
         return {row.path: Entry.from_json(row.data) for row in rows}
+
+    def check_schema(self, where: str) -> None:
+        """Before writing: the database must still be of this version (a newer feedsvc may
+        have rebuilt it meanwhile: then this one steps down, see NewerSchema)."""
+        found = get_meta(self.conn, "schema_version")
+        version.check_not_newer(found, where)
+        if found != SCHEMA_VERSION:
+            raise NewerSchema(f"database {where} has schema version {found}: not writing to it")
 
     def expire_tombstones(self, before: int) -> None:
         """Forget tombstones older than ``before``: their feeds change (and move)."""

@@ -10,6 +10,7 @@ import uuid
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from feedsvc.store.errors import NewerSchema
 from feedsvc.store.schema import SCHEMA_VERSION, SEARCH_TABLE, meta, metadata
 from feedsvc.store.sql import get_meta, get_metas, set_meta
 
@@ -34,6 +35,7 @@ def prepare(conn: Connection, where: str) -> None:
         conn.execute(text(f"select pg_advisory_xact_lock({key})"))
     if inspect(conn).has_table(meta.name):
         found = get_meta(conn, "schema_version") or "1"
+        check_not_newer(found, where)
         if found != SCHEMA_VERSION:
             log.warning(
                 "database %s has schema version %s, this feedsvc writes %s: rebuilding it from the seeds",
@@ -47,6 +49,15 @@ def prepare(conn: Connection, where: str) -> None:
     if get_meta(conn, "epoch") is None:
         set_meta(conn, "epoch", uuid.uuid4().hex)
         set_meta(conn, "schema_version", SCHEMA_VERSION)
+
+
+def check_not_newer(found: str | None, where: str) -> None:
+    """Refuse a database a newer feedsvc has written (see NewerSchema)."""
+    if found is not None and found.isdigit() and int(found) > int(SCHEMA_VERSION):
+        raise NewerSchema(
+            f"database {where} has schema version {found}, newer than this feedsvc's "
+            f"{SCHEMA_VERSION}: a newer feedsvc owns it; run that version"
+        )
 
 
 def _drop_unknown(conn: Connection) -> None:

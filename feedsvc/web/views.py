@@ -126,9 +126,14 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    if state().ensure_ready():
-        return text_response(200, "ready")
-    return not_ready()
+    """Ready: this process has loaded a finished scan and the database answers. While it
+    does not answer, feeds already loaded keep being served; readiness comes back with it."""
+    app = state()
+    if not app.ensure_ready():
+        return not_ready()
+    if not app.service.database_reachable():
+        return text_response(503, "the database cannot be reached")
+    return text_response(200, "ready")
 
 
 @bp.get("/status")

@@ -1,0 +1,398 @@
+"""Running feedsvc the way operators do, tested without a container engine: the image's
+command line (environment-only configuration, an unprivileged user, read-only seeds, only the
+data directory writable), the Dockerfile and compose file checked for what they promise (and
+linted by hadolint), nginx with the repository's config in front of two real replicas, JSON
+logs, upgrades and a database that goes away and comes back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import requests
+import yaml
+from dockerfile_parse import DockerfileParser
+from sqlalchemy import create_engine, text
+
+from tests.conftest import REAL_CORPUS, ROOT, SAMPLE_SEEDS, copy_corpus, require
+from tests.server import ServerProcess, free_port, wait_for
+
+NOBODY = 65534
+PATHS = [
+    "/",
+    "/feeds/all.atom",
+    "/feeds/all.rss",
+    "/feeds/all.json?limit=5&page=2",
+    "/feeds/categories/%E6%96%B0%E5%AA%92%E4%BD%93.atom",
+    "/feeds/categories/%E6%96%B0%E5%AA%92%E4%BD%93.rss?filter=%E5%B0%8F%E7%B1%B3",
+    "/feeds/search.json?q=%E9%87%8F%E4%BA%A7",
+    "/categories/%E6%96%B0%E5%AA%92%E4%BD%93",
+    "/opml",
+    "/feeds/nope.atom",
+    "/feeds/all.atom?limit=abc",
+    "/static/site.css",
+]
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedsvc", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+def test_json_logs_are_one_object_per_line_with_fields(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
+    env = {
+        "FEEDSVC_SEEDS": str(seeds),
+        "FEEDSVC_DB": f"sqlite:///{tmp_path}/db.sqlite3",
+        "FEEDSVC_LOG_FORMAT": "json",
+    }
+    result = run("scan", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    scan = next(line for line in lines if line["message"].startswith("scan:"))
+    assert scan["added"] == 46 and scan["full"] is True and scan["duration_ms"] > 0
+    broken = [line for line in lines if line.get("path") and line["level"] == "WARNING"]
+    assert broken and all(line["reason"] for line in broken)
+
+    server = ServerProcess(
+        seeds, env["FEEDSVC_DB"], tmp_path, FEEDSVC_LOG_FORMAT="json", FEEDSVC_WORKERS="1"
+    )
+    try:
+        server.wait_ready()
+        assert requests.get(server.url + "/feeds/all.atom?limit=3", timeout=10).status_code == 200
+    finally:
+        assert server.stop() == 0
+    served = [json.loads(line) for line in server.log.read_text().splitlines()]
+    access = [line for line in served if line["logger"] == "granian.access"]
+    feed = next(line for line in access if line["path"] == "/feeds/all.atom")
+    assert feed["status"] == 200 and feed["method"] == "GET" and feed["query_string"] == "limit=3"
+
+
+# -- the image ------------------------------------------------------------------------------
+
+
+def test_the_images_command_runs_unprivileged_with_read_only_seeds():
+    # pytest's own temporary directories are private to root: this one the user can reach
+    tmp_path = Path(tempfile.mkdtemp(prefix="feedsvc-image-"))
+    tmp_path.chmod(0o755)
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, NOBODY, NOBODY)
+    for path in [seeds, *seeds.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
+    server = ServerProcess(
+        seeds,
+        f"sqlite:///{data}/feedsvc.sqlite3",
+        tmp_path,
+        command_prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"],
+        FEEDSVC_HOST="127.0.0.1",
+        PROMETHEUS_MULTIPROC_DIR=str(data / "metrics"),
+        TMPDIR=str(data / "tmp"),
+        HOME=str(data),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    try:
+        server.wait_ready()
+        uid = re.search(
+            r"^Uid:\s+(\d+)", Path(f"/proc/{server.process.pid}/status").read_text(), re.M
+        )
+        assert uid and int(uid.group(1)) == NOBODY
+        feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
+        assert feed.status_code == 200 and b"<entry>" in feed.content
+    finally:
+        assert server.stop() == 0
+    after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
+    assert after - before == {server.log}  # the test's own log: nothing else outside data/
+    assert (data / "feedsvc.sqlite3").exists()
+    for path in [seeds, *seeds.rglob("*")]:
+        path.chmod(0o755)
+    shutil.rmtree(tmp_path)
+
+
+def test_the_dockerfile_keeps_its_promises():
+    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
+    instructions = parser.structure
+    froms = [i for i in instructions if i["instruction"] == "FROM"]
+    assert len(froms) == 2  # build stage, final stage
+    assert "ARG BASE_IMAGE=python:3.11-slim" in parser.content
+    final = instructions[instructions.index(froms[-1]) :]
+    kinds = [i["instruction"] for i in final]
+    assert "RUN" not in kinds[kinds.index("USER") :]  # nothing runs as root after USER
+    user = next(i["value"] for i in final if i["instruction"] == "USER")
+    assert not user.startswith(("0", "root"))
+    assert any("/healthz" in i["value"] for i in final if i["instruction"] == "HEALTHCHECK")
+    assert next(i["value"] for i in final if i["instruction"] == "STOPSIGNAL") == "SIGTERM"
+    labels = parser.labels
+    for name in ("title", "description", "version", "source", "licenses"):
+        assert f"org.opencontainers.image.{name}" in labels
+    volume = next(i["value"] for i in final if i["instruction"] == "VOLUME")
+    assert "/data" in volume and "/seeds" in volume
+    copies = [i["value"] for i in instructions if i["instruction"] == "COPY"]
+    assert not any("seeds" in value or "config" in value for value in copies)
+    assert not any(i["instruction"] == "RUN" and "pip install" in i["value"] for i in final)
+    assert "*" in (ROOT / ".dockerignore").read_text().splitlines()
+    lint = subprocess.run(
+        [str(Path(sys.executable).with_name("hadolint")), str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_the_compose_file_runs_two_replicas_on_postgres_behind_nginx():
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert "healthcheck" in postgres
+    assert any(v.split(":")[0] in compose["volumes"] for v in postgres["volumes"])
+    replicas = [s for name, s in services.items() if name.startswith("feedsvc")]
+    assert len(replicas) == 2
+    databases = {s["environment"]["FEEDSVC_DB"] for s in replicas}
+    assert len(databases) == 1 and databases.pop().startswith("postgresql+psycopg://")
+    for replica in replicas:
+        assert "./seeds:/seeds:ro" in replica["volumes"]
+        assert replica["read_only"] is True
+        assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    nginx = services["nginx"]
+    assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
+    upstream = (ROOT / "deploy" / "nginx.conf").read_text()
+    for name in services:
+        if name.startswith("feedsvc"):
+            assert f"server {name}:8080" in upstream
+
+
+# -- nginx in front of two replicas ---------------------------------------------------------
+
+
+def nginx_config(port: int, backends: list[int], workdir: Path) -> Path:
+    """The repository's nginx.conf with the compose service names replaced by local ports."""
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    names = re.findall(r"server (feedsvc-\w+):8080", conf)
+    assert len(names) == len(backends) == 2
+    for name, backend in zip(names, backends, strict=True):
+        conf = conf.replace(f"server {name}:8080", f"server 127.0.0.1:{backend}")
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {workdir}/nginx.pid;")
+    conf = conf.replace("events {", f"error_log {workdir}/nginx.err;\nevents {{", 1)
+    path = workdir / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsys):
+    require(shutil.which("nginx") is not None, "nginx (apt-get install nginx)")
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    db = f"sqlite:///{tmp_path}/db.sqlite3"
+    base = f"http://127.0.0.1:{free_port()}"
+    replicas = [
+        ServerProcess(seeds, db, tmp_path, FEEDSVC_BASE_URL=base, FEEDSVC_WORKERS="1")
+        for _ in range(2)
+    ]
+    port = int(base.rsplit(":", 1)[1])
+    conf = nginx_config(port, [r.port for r in replicas], tmp_path)
+    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
+    try:
+        for replica in replicas:
+            replica.wait_ready()
+        wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
+        asked = errors = identical = 0
+        for path in PATHS:
+            for headers in ({}, {"Accept-Encoding": "gzip"}):
+                direct = requests.get(replicas[0].url + path, headers=headers, timeout=10)
+                etag = direct.headers.get("ETag")
+                for _round in range(3):  # round robin: both replicas answer
+                    through = requests.get(base + path, headers=headers, timeout=10)
+                    asked += 1
+                    errors += through.status_code >= 500
+                    same = (
+                        through.status_code == direct.status_code
+                        and through.content == direct.content
+                        and through.headers.get("ETag") == etag
+                        and through.headers.get("Content-Type")
+                        == direct.headers.get("Content-Type")
+                    )
+                    identical += same
+                    assert same, (path, headers)
+                if etag:
+                    revalidated = requests.get(
+                        base + path, headers={**headers, "If-None-Match": etag}
+                    )
+                    asked += 1
+                    identical += revalidated.status_code == 304
+                    assert revalidated.status_code == 304, path
+        with capsys.disabled():
+            print(
+                f"\nnginx in front of two replicas: {asked} requests, {errors} errors, {identical} identical to one process"
+            )
+        assert errors == 0 and identical == asked
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+        for replica in replicas:
+            assert replica.stop() == 0
+
+
+# -- upgrades -------------------------------------------------------------------------------
+
+
+def set_meta(db: str, key: str, value: str) -> None:
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("update meta set value = :v where key = :k"), {"v": value, "k": key})
+    engine.dispose()
+
+
+def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    db = f"sqlite:///{tmp_path}/db.sqlite3"
+    env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}
+    assert run("scan", env=env, cwd=tmp_path).returncode == 0
+    set_meta(db, "schema_version", "4")  # as an older feedsvc left it
+    server = ServerProcess(seeds, db, tmp_path)
+    seen: list[int] = []
+    try:
+
+        def served() -> bool:
+            try:
+                response = requests.get(server.url + "/feeds/all.json", timeout=5)
+            except requests.ConnectionError:
+                return False
+            seen.append(response.status_code)
+            if response.status_code == 200:
+                assert response.json()["items"], "an empty feed was served"
+                return True
+            return False
+
+        wait_for(served, timeout=60, interval=0.05)
+    finally:
+        assert server.stop() == 0
+    assert set(seen) <= {200, 503} and seen[-1] == 200
+    assert "rebuilding it from the seeds" in server.log.read_text()
+
+
+def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
+    db = f"sqlite:///{tmp_path}/db.sqlite3"
+    server = ServerProcess(seeds, db, tmp_path, FEEDSVC_WORKERS="1")
+    try:
+        server.wait_ready()
+        before = requests.get(server.url + "/feeds/all.atom", timeout=10).content
+        set_meta(db, "schema_version", "99")  # a newer feedsvc has taken the database over
+        (seeds / "new.md").write_text("---\ntitle: after the takeover\n---\nx\n")
+
+        def stepped_down() -> bool:
+            status = requests.get(server.url + "/status", timeout=10).json()
+            return "newer" in (status["scan_error"] or "")
+
+        wait_for(stepped_down, timeout=30)
+        assert requests.get(server.url + "/feeds/all.atom", timeout=10).content == before
+    finally:
+        assert server.stop() == 0
+    refused = run("scan", env={"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}, cwd=tmp_path)
+    assert refused.returncode == 1 and "newer than this feedsvc" in refused.stderr
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        titles = conn.execute(text("select data from entries")).scalars().all()
+    engine.dispose()
+    assert not any("after the takeover" in data for data in titles)  # nothing was written
+
+
+# -- a database that goes away --------------------------------------------------------------
+
+
+class TcpProxy:
+    """127.0.0.1:<port> relayed to a target; stop() refuses and cuts every connection."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.start()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes the accepting thread: no longer listening
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()
+
+
+def test_readyz_follows_the_database_and_feeds_keep_being_served(tmp_path, pg_url):
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
+    server = ServerProcess(seeds, through, tmp_path, FEEDSVC_WORKERS="1")
+    try:
+        server.wait_ready()
+        feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
+        assert feed.status_code == 200
+        proxy.stop()
+        wait_for(lambda: requests.get(server.url + "/readyz", timeout=15).status_code == 503)
+        still = requests.get(server.url + "/feeds/all.atom", timeout=15)
+        assert still.status_code == 200 and still.content == feed.content
+        proxy.start()
+        wait_for(lambda: requests.get(server.url + "/readyz", timeout=15).status_code == 200)
+    finally:
+        proxy.stop()
+        assert server.stop() == 0
