@@ -85,8 +85,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(cli, config_file=args.config)
 
 
-def _setup_logging(settings: Settings) -> None:
-    logging.config.dictConfig(log_config(settings.log_level, settings.log_format))
+def _setup_logging(settings: Settings, command: str) -> None:
+    stream = "stdout" if command == "serve" else "stderr"
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format, stream))
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
@@ -205,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"feedsvc: error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(settings)
+    _setup_logging(settings, args.command)
     try:
         return COMMANDS[args.command](settings, args)
     except NewerSchema as exc:

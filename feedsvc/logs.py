@@ -40,10 +40,11 @@ class JsonLines(JsonFormatter):
                     log_data[name] = record.args[name]
 
 
-def log_config(level: str, log_format: str) -> dict[str, Any]:
+def log_config(level: str, log_format: str, stream: str = "stderr") -> dict[str, Any]:
     """A logging.config.dictConfig for feedsvc's loggers, the server's and its access log,
-    all to stderr in one format."""
-    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    all to one stream in one format: stdout for `serve` (which prints nothing else, so that
+    `feedsvc serve | jq` works), stderr for the commands whose output is their result."""
+    handler = {"class": "logging.StreamHandler", "stream": f"ext://sys.{stream}"}
     if log_format == "json":
         generic: dict[str, Any] = {"()": JsonLines}
         access: dict[str, Any] = {"()": JsonLines}

@@ -52,7 +52,7 @@ def serve(settings: Settings) -> None:
         workers=settings.workers,
         backlog=2048,
         log_level=LogLevels(settings.log_level.lower()),
-        log_dictconfig=log_config(settings.log_level, settings.log_format),
+        log_dictconfig=log_config(settings.log_level, settings.log_format, "stdout"),
         # Access lines are INFO events: none at WARNING and above, and none of their cost.
         log_access=settings.log_level in ("DEBUG", "INFO"),
         log_access_format=ACCESS_FORMAT,
