@@ -85,6 +85,8 @@ class Scheduler:
                     self._scan_and_tell(None if due else set())
                 else:
                     self.service.catch_up()
+            except StorageError as exc:
+                self._unavailable(exc)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("watcher tick failed")
@@ -92,8 +94,17 @@ class Scheduler:
     def on_events(self, paths: set[str] | None) -> None:
         """Filesystem events named these files (None: something only a full scan can see)."""
         with self._tick_lock:
-            if self.locks.is_leader:
-                self._scan_and_tell(paths)
+            try:
+                if self.locks.is_leader:
+                    self._scan_and_tell(paths)
+            except StorageError as exc:
+                self._unavailable(exc)
+
+    def _unavailable(self, exc: StorageError) -> None:
+        """The database failed mid-work (e.g. the SQLite file vanished between the health
+        check and a statement): the next tick repairs or reconnects; no bug to trace."""
+        self.last_error = f"database: {exc}"
+        log.warning("database unavailable (%s): retrying at the next tick", exc)
 
     def _scan_and_tell(self, paths: set[str] | None) -> None:
         started = time.monotonic()
