@@ -202,7 +202,10 @@ def nginx_config(port: int, backends: list[int], workdir: Path) -> Path:
 
 
 def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsys):
-    require(shutil.which("nginx") is not None, "nginx (apt-get install nginx)")
+    # Debian puts nginx in /usr/sbin, which an unprivileged user's PATH may lack.
+    nginx_bin = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    require(nginx_bin is not None, "nginx (apt-get install nginx)")
+    assert nginx_bin
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = f"sqlite:///{tmp_path}/db.sqlite3"
     base = f"http://127.0.0.1:{free_port()}"
@@ -212,7 +215,7 @@ def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsy
     ]
     port = int(base.rsplit(":", 1)[1])
     conf = nginx_config(port, [r.port for r in replicas], tmp_path)
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"])
+    nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-g", "daemon off;"])
     try:
         for replica in replicas:
             replica.wait_ready()
