@@ -267,9 +267,9 @@ def set_meta(db: str, key: str, value: str) -> None:
     engine.dispose()
 
 
-def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path):
+def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path, db_url):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    db = f"sqlite:///{tmp_path}/db.sqlite3"
+    db = db_url
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}
     assert run("scan", env=env, cwd=tmp_path).returncode == 0
     set_meta(db, "schema_version", "4")  # as an older feedsvc left it
@@ -295,9 +295,9 @@ def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path):
     assert "rebuilding it from the seeds" in server.log.read_text()
 
 
-def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(tmp_path):
+def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(tmp_path, db_url):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
-    db = f"sqlite:///{tmp_path}/db.sqlite3"
+    db = db_url
     server = ServerProcess(seeds, db, tmp_path, FEEDSVC_WORKERS="1")
     try:
         server.wait_ready()
