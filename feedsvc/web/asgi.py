@@ -2,19 +2,28 @@
 loop from memory (a 304 or a cached document costs a few dictionary look-ups and no request
 machinery), everything else, renders included, handed to the Flask app on a thread pool.
 
+A pool thread runs Flask to the end and hands back the whole response; only the event loop
+writes to the connection. A thread that waited on the loop for each chunk (a2wsgi's bridge)
+could wait forever when SIGTERM stopped the loop after the client had its bytes, and the worker
+would never exit.
+
 ASGI rather than WSGI because its scope keeps the raw request path: '%2F' inside a name is
 no separator, and granian's WSGI environ only has the decoded path. Both paths answer feed
 URLs with the same function (feedsvc.web.feedroute), so they never disagree on a byte."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from a2wsgi import WSGIMiddleware
+from a2wsgi.wsgi import build_environ
 from flask import Flask
+from werkzeug.test import run_wsgi_app
 
 from feedsvc.web.feedroute import EVERY_RESPONSE, Answer, FeedRequest, answer_feed, not_ready_answer
 from feedsvc.web.http import scope_path
@@ -59,15 +68,12 @@ def feed_request(scope: Scope) -> FeedRequest:
 
 class Application:
     """The ASGI callable: lifespan starts and stops the process's background work; feed
-    requests that need no render are answered here; the rest go to Flask (a2wsgi)."""
+    requests that need no render are answered here; the rest go to Flask on a thread pool."""
 
     def __init__(self, app: Flask, *, start: Callable[[], None], stop: Callable[[], None]):
         self.state: AppState = app.extensions["feedsvc"]
-        # a2wsgi types its messages as TypedDicts; these plain mappings are the same messages.
-        self.flask = cast(
-            Callable[[Scope, Receive, Send], Awaitable[None]],
-            WSGIMiddleware(app, workers=self.state.settings.threads),  # type: ignore[arg-type]
-        )
+        self.app = app
+        self._pool = ThreadPoolExecutor(self.state.settings.threads, thread_name_prefix="flask")
         self._start = start
         self._stop = stop
         self._counters: dict[int, Any] = {}
@@ -79,7 +85,7 @@ class Application:
                 if answer is not None:
                     await self._send(answer, scope["method"], send)
                     return
-            await self.flask(scope, receive, send)
+            await self._flask(scope, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -106,6 +112,22 @@ class Application:
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         body = b"" if method == "HEAD" or answer.status == 304 else answer.body
         await send({"type": "http.response.body", "body": body})
+
+    async def _flask(self, scope: Scope, send: Send) -> None:
+        # No route reads a request body: it is left unread, as Flask would leave it.
+        environ = cast(dict[str, Any], build_environ(cast(Any, scope), cast(Any, io.BytesIO())))
+        loop = asyncio.get_running_loop()
+        chunks, status, headers = await loop.run_in_executor(
+            self._pool, lambda: run_wsgi_app(self.app, environ, buffered=True)
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": int(status.split(" ", 1)[0]),
+                "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"".join(chunks)})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
