@@ -35,7 +35,9 @@ def check_seeds(
     result = CheckResult()
     claimants: dict[str, list[str]] = {}
     shown_as: dict[str, str] = {}
-    for seed in walk_seeds(settings.seeds):
+    listing = walk_seeds(settings.seeds)
+    result.errors.extend((problem.key, problem.reason) for problem in listing.unlisted)
+    for seed in listing.files:
         result.files += 1
         shown = display_path(seed.rel)
         loaded = load_seed(seed, None, settings)

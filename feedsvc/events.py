@@ -3,13 +3,16 @@ the relative paths a partial scan should look at.
 
 A change the events cannot pin to seed files (a directory created, moved or removed) asks
 for a full scan instead. Where events cannot be had (no inotify, too few watches), ``mode``
-says so and the caller keeps polling."""
+says so and the caller keeps polling. A watcher that fails is started again, after a pause
+that doubles with each failure in a row: watchfiles fails for good at the first event for a
+file name that is not UTF-8 (which the scan reports as such), and events must not end there."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # Told the relative paths that changed, or None: scan everything.
 Changed = Callable[[set[str] | None], None]
+# Seconds before a failed watcher is started again: the first pause, doubled with each
+# failure in a row up to the last; a watcher that ran that long before it failed was healthy.
+RETRY_FIRST = 1.0
+RETRY_LAST = 300.0
 
 
 class SeedEvents:
@@ -36,7 +43,8 @@ class SeedEvents:
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
-        """Start watching; True once events flow, False (and ``mode`` says why) if not."""
+        """Start watching; True once events flow, False (and ``mode`` says why) if not yet:
+        it keeps trying in the background."""
         self._thread = threading.Thread(target=self._run, name="seed-events", daemon=True)
         self._thread.start()
         self._started.wait(30)
@@ -48,33 +56,58 @@ class SeedEvents:
             self._thread.join(10)
 
     def _run(self) -> None:
-        try:
-            batches = watchfiles.watch(
-                self.root,
-                watch_filter=None,
-                debounce=self.debounce_ms,
-                step=20,
-                stop_event=self._stop,
-                rust_timeout=500,
-                yield_on_timeout=True,
-                force_polling=False,
-                raise_interrupt=False,
-                ignore_permission_denied=True,
-            )
-            first = True
-            for batch in batches:
-                if first:  # the watcher is set up once it first yields (or times out)
-                    self.mode, first = "events", False
-                    self._started.set()
-                if batch:
-                    self._deliver({path for _change, path in batch})
-        except Exception as exc:  # no inotify, too few watches, a file system without events
-            self.mode = f"polling: filesystem events unavailable ({exc})"
+        """Watch until stopped. A watcher that fails or stops is started again after a
+        pause (``mode`` says so meanwhile: the caller polls); once it is back, a full scan
+        catches up with what its events missed."""
+        delay = RETRY_FIRST
+        restarted = False
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                self._watch(restarted)
+                reason = "filesystem events stopped"
+            except Exception as exc:  # no inotify, too few watches, a name watchfiles cannot decode
+                reason = f"filesystem events failed ({self._relative(str(exc))})"
+            if self._stop.is_set():
+                break
+            if time.monotonic() - began >= RETRY_LAST:
+                delay = RETRY_FIRST
+            self.mode = f"polling: {reason}; retrying in {delay:.0f} s"
             log.warning("seeds directory %s: %s", self.root, self.mode)
-        finally:
-            if self.mode == "starting":
-                self.mode = "polling: filesystem events stopped"
             self._started.set()
+            self._stop.wait(delay)
+            delay = min(delay * 2, RETRY_LAST)
+            restarted = True
+        self._started.set()
+
+    def _watch(self, restarted: bool) -> None:
+        """One watcher, until it is stopped, stops or fails."""
+        batches = watchfiles.watch(
+            self.root,
+            watch_filter=None,
+            debounce=self.debounce_ms,
+            step=20,
+            stop_event=self._stop,
+            rust_timeout=500,
+            yield_on_timeout=True,
+            force_polling=False,
+            raise_interrupt=False,
+            ignore_permission_denied=True,
+        )
+        for batch in batches:
+            if self.mode != "events":  # set up once it first yields (or times out)
+                self.mode = "events"
+                self._started.set()
+                if restarted:
+                    log.info("seeds directory %s: filesystem events are back", self.root)
+                    self._tell(None)
+            if batch:
+                self._deliver({path for _change, path in batch})
+
+    def _relative(self, text: str) -> str:
+        """An error message with the seeds directory's absolute path left out (``mode`` is
+        shown in /status, which names paths relative to the seeds directory only)."""
+        return text.replace(str(self.root) + os.sep, "").replace(str(self.root), ".")
 
     def _deliver(self, paths: set[str]) -> None:
         rels: set[str] = set()

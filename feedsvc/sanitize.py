@@ -1,44 +1,114 @@
 """Make untrusted seed text safe to publish: HTML through nh3, text stripped of what XML 1.0
-forbids, URLs made absolute. Everything that leaves feedsvc passes through here first."""
+forbids, URLs made absolute. Everything that leaves feedsvc passes through here first.
+
+All of it takes time linear in the input, whatever the input holds (issue 17). No regular
+expression here backtracks. Markdown goes to cmark-gfm, built to be linear on pathological
+input. HTML is split into tags by one linear regular expression (_PREFILTER) and read by
+libxml2 into a tree, and nh3 only ever sees that tree written out again: html5ever, inside
+nh3, is quadratic on some raw markup (formatting elements it re-opens ever deeper, long text
+nodes full of character references, content it moves out of tables), not on markup another
+parser wrote and _tree evened out. What would still cost too much is refused (UnsafeInput)."""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import Callable
+from typing import cast
 from urllib.parse import urljoin, urlsplit
 
-import markdown
+import cmarkgfm  # type: ignore[import-untyped]
 import nh3
+from cmarkgfm.cmark import Options  # type: ignore[import-untyped]
+from lxml import etree
 
 SUMMARY_CHARS = 200
-# HTML nested deeper than this is refused: html5ever's time grows with the square of the
-# depth (100,000 nested <div>s take minutes), and no article needs more than a few dozen.
-MAX_HTML_DEPTH = 512
-# Markdown nested deeper than this (indentation or '>' quoting) is refused for the same reason.
+
+# The per-file budget. It counts work, not time, so a file's outcome never depends on the
+# machine; a file past a limit is refused (UnsafeInput), except where a limit says it repairs.
+# Nesting: html5ever's time grows with the square of the depth; libxml2 stops reading at 256
+# levels (html and body included), so a tree that deep is incomplete as well.
+MAX_HTML_DEPTH = 250
+# Attributes of one tag (the rest are dropped): every HTML tokenizer (html5ever, libxml2,
+# lexbor) compares each new attribute with all the tag's others, and 100,000 take minutes.
+MAX_HTML_ATTRIBUTES = 256
+# Tags (start and end) and comments, after Markdown, counted as _PREFILTER splits them (which
+# stops there): every later step works per tag, about 3 microseconds for all of them, and the
+# sanitised entry grows with them.
+MAX_HTML_TAGS = 500_000
+# Rendered Markdown at most this many times the Markdown's length (plus a little): footnote
+# references multiply (each one adds a back-link to the note), ordinary text does not.
+MAX_MARKDOWN_GROWTH = 10
+MARKDOWN_GROWTH_SLACK = 1024
+# Markdown longer than this is refused: cmark-gfm's memory grows by some 300 bytes per byte of
+# the worst input (1 MiB of it peaks near 380 MB), and no article in Markdown comes close.
+MAX_MARKDOWN_CHARS = 256 * 1024
+# Markdown nested deeper than this (indentation or '>' quoting) is refused: cmark-gfm copes,
+# but the HTML it gives would be past MAX_HTML_DEPTH, and this says why in Markdown's terms.
 MAX_MARKDOWN_INDENT = 256
 MAX_MARKDOWN_QUOTES = 32
+# The longest text node nh3 is given (longer ones are split): html5ever copies a text node
+# each time it appends to it, at every character reference ('&amp;'), so a long node costs
+# its square.
+TEXT_PIECE = 512
 
 # Characters XML 1.0 does not allow anywhere, even escaped (C0 controls, surrogates, U+FFFE/F).
+# One character class: each character is looked at once, so the `re` engine is linear here.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SPACE = re.compile(r"\s+")
-_SERIALISED_TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")
-_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
-_LAZY_SRC = re.compile(
-    r"""\bdata-(?:original|src|lazy-src|actualsrc)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE
-)
-_SRC_ATTR = re.compile(r"""\bsrc\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)""", re.IGNORECASE)
-_IFRAME = re.compile(r"<iframe\b([^>]*)>(?:.*?</iframe\s*>)?", re.IGNORECASE | re.DOTALL)
+# A tag of clean_html's output (see html_to_text). Possessive: nothing inside is tried twice.
+_SERIALISED_TAG = re.compile(r"""<(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
 
-_TAG_TOKEN = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
-# Elements that never nest (void) or whose end tag may be left out: they do not deepen the tree.
-_FLAT_NAMES = (
-    "area base br col embed hr img input link meta param source track wbr "
-    "p li dt dd tr td th thead tbody tfoot option optgroup rb rt rtc rp colgroup caption "
-    "html head body"
+# What libxml2 is given: the markup as the HTML tokenizer splits it, in one pass, less
+# comments and bogus comments (doctypes, '<?...>'), which nh3 drops, the text inside raw-text
+# elements (<script>, <style>, <textarea>, ...: nh3 drops nearly all of it, and a stray
+# <title>'s text is no article's) and '</html>' (libxml2 stops reading there, HTML parsers go
+# on). Each tag keeps its first MAX_HTML_ATTRIBUTES attributes. Every repetition is
+# possessive and every alternative that scans ahead succeeds at the end of the input at the
+# latest, so no character is looked at twice; re.split keeps the groups (the tags) and the
+# text between matches, all in C.
+_WS = r"\t\n\f\r "
+_ATTRIBUTE = (
+    rf"[{_WS}/]*+[^{_WS}/>][^{_WS}/>=]*+"
+    rf"""(?:[{_WS}]*+=[{_WS}]*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^{_WS}>]*+))?+"""
 )
-_FLAT_ELEMENTS = frozenset(_FLAT_NAMES.split())
-_MD_PREFIX = re.compile(r"^[ \t>]*", re.MULTILINE)
+_RAW_TEXT = "script|style|xmp|iframe|noembed|noframes|noscript|textarea|title|plaintext"
+_TAG_END = rf"(?![^{_WS}/>])"
+_PREFILTER = re.compile(
+    r"<!--(?:-?>|.*?(?:--!?>|\Z))"
+    r"|<[!?][^>]*+(?:>|\Z)|</(?:[^A-Za-z>][^>]*+(?:>|\Z)|>)"
+    rf"|</html{_TAG_END}(?:{_ATTRIBUTE})*+[{_WS}/]*+(?:>|\Z)"
+    rf"|(<(?:(?:{_RAW_TEXT}){_TAG_END}(?P<raw>)|/?[A-Za-z][^{_WS}/>]*+)"
+    rf"(?:{_ATTRIBUTE}){{0,{MAX_HTML_ATTRIBUTES}}}+)(?:{_ATTRIBUTE})*+([{_WS}/]*+(?:>|\Z))"
+    rf"(?(raw).*?(?=</(?:{_RAW_TEXT}){_TAG_END}|\Z))",
+    re.IGNORECASE | re.DOTALL,
+)
+# XPath expressions are kept as text and compiled at each use: lxml's XPath objects are not to
+# be shared between threads.
+_TOO_DEEP = f"boolean(/html/*{'/*' * (MAX_HTML_DEPTH + 1)})"
+# Tables: what HTML allows directly inside their parts; the rest it moves out, in front of the
+# table ("foster parenting"). html5ever finds each node's place there by counting through the
+# table's siblings, so thousands of such nodes cost the square: _foster moves them first.
+_TABLE_PARTS = frozenset({"table", "tbody", "thead", "tfoot", "tr", "colgroup"})
+_IN_TABLES = frozenset(
+    {"caption", "colgroup", "col", "tbody", "thead", "tfoot", "tr", "td", "th"}
+    | {"script", "style", "template"}
+)
+_HTML_SPACE = "\t\n\f\r "
+_TABLE_TESTS = " or ".join(f"self::{name}" for name in sorted(_TABLE_PARTS))
+# Long text nodes, except those left inside table parts (only whitespace there, now): an
+# element that split them would be moved out.
+_LONG_TEXT = f"//text()[string-length() > {TEXT_PIECE}][not(parent::*[{_TABLE_TESTS}])]"
+# An element nh3 drops (keeping what is inside): empty ones split long text nodes.
+_PLAIN = "feedsvc-plain"
+_LAZY_SOURCES = frozenset({"data-src", "data-original", "data-lazy-src", "data-actualsrc"})
+# The lines whose prefix of spaces, tabs and '>' could break a Markdown nesting limit. One
+# character class from a line start: a prefix is scanned once.
+_MD_LONG_PREFIX = re.compile(rf"^[ \t>]{{{MAX_MARKDOWN_QUOTES + 1},}}", re.MULTILINE)
+# GitHub's Markdown, as Hexo's default renderer reads it, with footnotes; raw HTML is kept
+# (nh3 sanitises it afterwards).
+_CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE | Options.CMARK_OPT_FOOTNOTES
+_CMARK_EXTENSIONS = ["table", "strikethrough", "autolink"]
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
@@ -55,22 +125,8 @@ class UnsafeInput(ValueError):
     """Input that would cost far too much to sanitise; the message says what and why."""
 
 
-def html_depth(fragment: str) -> int:
-    """How deeply elements nest, by a linear scan of the tags (no parser involved)."""
-    depth = deepest = 0
-    for closing, name, self_closing in _TAG_TOKEN.findall(fragment):
-        if name.lower() in _FLAT_ELEMENTS or self_closing:
-            continue
-        if closing:
-            depth = max(0, depth - 1)
-        else:
-            depth += 1
-            deepest = max(deepest, depth)
-    return deepest
-
-
 def _check_markdown_nesting(text: str) -> None:
-    for prefix in _MD_PREFIX.findall(text):
+    for prefix in _MD_LONG_PREFIX.findall(text):
         if prefix.count(">") > MAX_MARKDOWN_QUOTES or len(
             prefix.expandtabs(4)
         ) > MAX_MARKDOWN_INDENT + prefix.count(">"):
@@ -89,39 +145,21 @@ def clean_text(value: str) -> str:
 
 
 def absolute_url(url: str | None, base_url: str) -> str | None:
-    """``url`` resolved against the site's base URL; None for empty or non-web URLs."""
+    """``url`` resolved against the site's base URL; None for empty, non-web or malformed
+    URLs (such as 'http://[x', which urllib refuses to split)."""
     if url is None:
         return None
     url = clean_text(url)
     if not url or url.lower() in ("none", "null"):
         return None
-    resolved = urljoin(base_url + "/", url)
-    parts = urlsplit(resolved)
+    try:
+        resolved = urljoin(base_url + "/", url)
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return resolved
-
-
-def _promote_lazy_image(match: re.Match[str]) -> str:
-    tag = match.group(0)
-    lazy = _LAZY_SRC.search(tag)
-    if not lazy:
-        return tag
-    real = lazy.group(1)
-    if _SRC_ATTR.search(tag):
-        return _SRC_ATTR.sub(lambda _m: "src=" + real, tag, count=1)
-    return tag[:4] + " src=" + real + tag[4:]
-
-
-def _iframe_as_link(match: re.Match[str]) -> str:
-    src = _SRC_ATTR.search(match.group(1))
-    if not src:
-        return ""
-    url = html.unescape(src.group(1).strip("\"'")).strip()
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
-        return ""
-    url = html.escape(url)
-    return f'<p><a href="{url}">{url}</a></p>'
 
 
 def render_body(body: str) -> str:
@@ -129,20 +167,128 @@ def render_body(body: str) -> str:
     stripped = body.lstrip()
     if not stripped or stripped.startswith("<"):
         return body
+    if len(body) > MAX_MARKDOWN_CHARS:
+        raise UnsafeInput(f"Markdown body is over {MAX_MARKDOWN_CHARS} characters")
     _check_markdown_nesting(body)
-    return markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html")
+    rendered = cmarkgfm.markdown_to_html_with_extensions(body, _CMARK_OPTIONS, _CMARK_EXTENSIONS)
+    if len(rendered) > MAX_MARKDOWN_GROWTH * len(body) + MARKDOWN_GROWTH_SLACK:
+        raise UnsafeInput(f"Markdown renders to over {MAX_MARKDOWN_GROWTH} times its size")
+    return rendered
+
+
+def _promote_lazy_image(img: etree._Element) -> None:
+    """A lazy-loaded image's real source (data-src and kin) becomes its src."""
+    lazy = next((value for name, value in img.items() if name in _LAZY_SOURCES), None)
+    if lazy is not None:
+        img.set("src", lazy)
+
+
+def _iframe_as_link(iframe: etree._Element) -> None:
+    """An embedded frame becomes a paragraph linking to it (http and https only), or nothing."""
+    url = (iframe.get("src") or "").strip()
+    try:
+        linkable = urlsplit(url).scheme.lower() in ("http", "https")
+    except ValueError:
+        linkable = False
+    if not linkable:
+        iframe.tag = _PLAIN  # empty: the prefilter dropped what was inside
+        return
+    paragraph = etree.Element("p")
+    etree.SubElement(paragraph, "a", href=url).text = url
+    paragraph.tail = iframe.tail
+    parent = iframe.getparent()
+    assert parent is not None  # the tree's root is <html>, never an iframe
+    parent.replace(iframe, paragraph)
+
+
+def _split_text(text: etree._ElementUnicodeResult) -> None:
+    """A long text node as pieces of TEXT_PIECE characters with an empty _PLAIN element
+    between each two: nh3 joins them again, html5ever never holds a long node."""
+    first, *rest = (text[start : start + TEXT_PIECE] for start in range(0, len(text), TEXT_PIECE))
+    owner = text.getparent()
+    assert owner is not None
+    if text.is_tail:
+        owner.tail = first
+    else:
+        owner.text = first
+    previous = owner if text.is_tail else None
+    for piece in rest:
+        marker = etree.Element(_PLAIN)
+        marker.tail = piece
+        if previous is None:
+            owner.insert(0, marker)
+        else:
+            previous.addnext(marker)
+        previous = marker
+
+
+def _foster(root: etree._Element) -> None:
+    """What HTML would move out of each table (see _TABLE_PARTS), moved to just before it,
+    in document order; text goes in an empty _PLAIN element, so no string grows by joins."""
+    for table in list(root.iter("table")):
+        misplaced: list[etree._Element] = []
+        _misplaced_in(table, misplaced)
+        for node in misplaced:
+            table.addprevious(node)
+
+
+def _misplaced_in(part: etree._Element, found: list[etree._Element]) -> None:
+    """Collect, in document order, what HTML would not keep inside this table part: elements
+    (with what follows them) and text that is not whitespace."""
+    if part.text and part.text.strip(_HTML_SPACE):
+        found.append(_plain_text(part.text))
+        part.text = None
+    for child in part:
+        if child.tag not in _IN_TABLES:
+            found.append(child)
+            continue
+        if child.tag in _TABLE_PARTS:
+            _misplaced_in(child, found)
+        if child.tail and child.tail.strip(_HTML_SPACE):
+            found.append(_plain_text(child.tail))
+            child.tail = None
+
+
+def _plain_text(text: str) -> etree._Element:
+    """An empty _PLAIN element followed by ``text``: text that can be moved on its own."""
+    element = etree.Element(_PLAIN)
+    element.tail = text
+    return element
+
+
+def _tree(fragment: str) -> etree._Element:
+    """The fragment as libxml2 reads it, refused past the budget, and made ready for nh3:
+    elements whose content nh3 drops emptied (HTML reads some of it, in <select>, in ways
+    that would not split), lazy images promoted, frames turned into links, what HTML would
+    move out of tables moved, long text nodes split."""
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+    pieces = _PREFILTER.split(fragment, MAX_HTML_TAGS + 1)
+    if len(pieces) > (MAX_HTML_TAGS + 1) * (_PREFILTER.groups + 1):
+        raise UnsafeInput(f"HTML has over {MAX_HTML_TAGS} tags and comments")
+    prefiltered = "".join(filter(None, pieces))
+    root = etree.fromstring("<html><body>" + prefiltered, parser)
+    if root.xpath(_TOO_DEEP):
+        raise UnsafeInput(f"HTML nested deeper than {MAX_HTML_DEPTH} elements")
+    for element in list(root.iter(*_CLEAN_CONTENT)):
+        tail = element.tail  # what follows the element is not its content
+        element.clear()
+        element.tail = tail
+    for img in root.iter("img"):
+        _promote_lazy_image(img)
+    for iframe in list(root.iter("iframe")):
+        _iframe_as_link(iframe)
+    _foster(root)
+    for text in cast(list[etree._ElementUnicodeResult], root.xpath(_LONG_TEXT)):
+        _split_text(text)
+    return root
 
 
 def clean_html(fragment: str, base_url: str) -> str:
     """Sanitised HTML: no scripts, styles, frames, handlers or javascript: URLs; lazy-loaded
     images show their real source, embedded frames become links, relative URLs become absolute."""
-    fragment = strip_invalid_xml(fragment)
-    if html_depth(fragment) > MAX_HTML_DEPTH:
-        raise UnsafeInput(f"HTML nested deeper than {MAX_HTML_DEPTH} elements")
-    fragment = _IMG_TAG.sub(_promote_lazy_image, fragment)
-    fragment = _IFRAME.sub(_iframe_as_link, fragment)
+    prepared = etree.tostring(_tree(strip_invalid_xml(fragment)), method="html", encoding="unicode")
     cleaned = nh3.clean(
-        fragment,
+        prepared,
         tags=_TAGS,
         clean_content_tags=_CLEAN_CONTENT,
         attributes=_ATTRIBUTES,

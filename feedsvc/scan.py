@@ -6,8 +6,10 @@ differs in nothing a reader sees, write nothing but the file's new stat (feedsvc
 settles the dates). A file that stops parsing keeps its last good entry served and is
 reported; a file being written while read is left alone until the next scan. A missing file
 leaves the feeds only after ``delete_grace`` seconds, and a sudden mass disappearance is held
-as a fault. Work is written in batches of statements inside one transaction, so a scan
-killed at any point leaves the store as it was."""
+as a fault. A directory that cannot be listed (no permission, nested too deep) is reported,
+and what the store knows under it stays as it is until it can be listed again. Work is
+written in batches of statements inside one transaction, so a scan killed at any point
+leaves the store as it was."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +33,8 @@ from feedsvc.seeds import (
     Loaded,
     Parsed,
     SeedFile,
+    SeedListing,
+    content_hash,
     display_path,
     load_seed,
     stat_seeds,
@@ -56,7 +60,7 @@ POOL_MIN_FILES = 256
 READ_WINDOW = 1024  # files handed to the pool at once
 MAX_WORKERS = 4
 # Bump when parsing or normalisation changes, so stored entries are derived again from their files.
-PARSER_VERSION = "3"  # bumped when parsing gives other entries for the same bytes
+PARSER_VERSION = "4"  # bumped when parsing gives other entries for the same bytes
 # A scan that finds fewer than half the files of the last one, and at least this many fewer,
 # is looking at a directory being regenerated or a mount gone missing: nothing is removed.
 MASS_DISAPPEARANCE = 20
@@ -65,7 +69,12 @@ Clock = Callable[[], datetime]
 
 
 class ScanError(RuntimeError):
-    """The scan could not run at all (e.g. the seeds directory is missing); nothing changed."""
+    """The scan could not run at all (e.g. the seeds directory is missing); nothing changed.
+    ``reason`` says why without the directory's absolute path (what /status shows)."""
+
+    def __init__(self, root: Path, reason: str) -> None:
+        super().__init__(f"seeds directory {root} {reason}")
+        self.reason = f"the seeds directory {reason}"
 
 
 @dataclass
@@ -107,9 +116,9 @@ def parse_settings_key(settings: Settings) -> str:
 
 def check_seeds_dir(root: Path) -> None:
     if not root.is_dir():
-        raise ScanError(f"seeds directory {root} does not exist or is not a directory")
+        raise ScanError(root, "does not exist or is not a directory")
     if not os.access(root, os.R_OK | os.X_OK):
-        raise ScanError(f"seeds directory {root} cannot be read")
+        raise ScanError(root, "cannot be read")
 
 
 @dataclass
@@ -215,16 +224,19 @@ class Scanner:
                 paths = None  # everything must be read: no partial scan can do
             if paths is None:
                 known = writer.file_states()
-                seeds = list(walk_seeds(root))
+                listing = walk_seeds(root)
             else:
                 known = writer.file_states([display_path(rel) for rel in paths])
-                seeds = stat_seeds(root, {*paths, *known})
+                listing = stat_seeds(root, {*paths, *known})
                 held = writer.get_meta("deletion_hold") not in (None, "null")
-                if held or len(known) - len(seeds) >= MASS_DISAPPEARANCE:
-                    # a mass disappearance, or its end: only a full scan can tell
+                gone = len(known) - len(listing.files)
+                if held or listing.unlisted or gone >= MASS_DISAPPEARANCE:
+                    # a mass disappearance or its end, or a directory that cannot be
+                    # listed: only a full scan can tell
                     paths = None
                     known = writer.file_states()
-                    seeds = list(walk_seeds(root))
+                    listing = walk_seeds(root)
+            seeds = listing.files
             batch = _Batch()
             for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
                 self._visit(seed, known.get(seed.key), loaded, batch, report)
@@ -234,7 +246,10 @@ class Scanner:
                 if progress:
                     progress(done, len(seeds))
             present = {seed.key for seed in seeds}
-            self._deletions(writer, known, present, batch.changes, report, prune_now, paths is None)
+            self._unlisted(listing, known, batch.changes, report)
+            self._deletions(
+                writer, known, present, listing, batch.changes, report, prune_now, paths is None
+            )
             self._apply(writer, batch, report, rebuild)
             started = int(report.started.timestamp())
             writer.expire_tombstones(started - self.settings.tombstone_days * 86400 + 1)
@@ -268,7 +283,7 @@ class Scanner:
         return report
 
     def _reads(
-        self, seeds: list[SeedFile], known: dict[str, FileState], rebuild: bool
+        self, seeds: Sequence[SeedFile], known: dict[str, FileState], rebuild: bool
     ) -> Iterator[tuple[SeedFile, Loaded | None]]:
         """Each seed with what reading it gave, in walk order; None for a file whose stat
         is the one the store holds (not read). With many files to read, they are read and
@@ -378,11 +393,37 @@ class Scanner:
                 changes.new_paths.add(seed.key)
         batch.parsed.clear()
 
+    def _unlisted(
+        self,
+        listing: SeedListing,
+        known: dict[str, FileState],
+        changes: Changes,
+        report: ScanReport,
+    ) -> None:
+        """Report each directory the walk could not list, once: an error note under the
+        directory's key (its path and a slash), kept while it cannot be listed and
+        forgotten once it can (``_deletions``); the note's hash is its reason's, so a new
+        reason is reported anew. Nothing the store knows under it changes meanwhile."""
+        for problem in listing.unlisted:
+            digest = content_hash(problem.reason.encode())
+            state = known.get(problem.key)
+            if state is not None and state.content_hash == digest:
+                continue
+            changes.errors.append(Note(problem.key, 0, 0, digest, problem.reason))
+            report.errors.append((problem.key, problem.reason))
+            log.warning(
+                "%s: %s",
+                problem.key,
+                problem.reason,
+                extra={"path": problem.key, "reason": problem.reason},
+            )
+
     def _deletions(
         self,
         writer: ScanTransaction,
         known: dict[str, FileState],
         present: set[str],
+        listing: SeedListing,
         changes: Changes,
         report: ScanReport,
         prune_now: bool,
@@ -391,13 +432,15 @@ class Scanner:
         """Files the store knows that the walk did not find: a file that gave no entry is
         forgotten at once; an entry leaves the feeds once its file has been missing for
         ``delete_grace`` seconds, and none does while a mass disappearance is held (which
-        only a full scan can tell)."""
+        only a full scan can tell). What lies in a directory the walk could not list is
+        neither: it stays as the store has it (and counts as present for the hold)."""
         grace = 0 if prune_now else self.settings.delete_grace
         now = int(report.started.timestamp())
+        unseen = {rel for rel in known if rel not in present and listing.hides(rel)}
         if full:
-            report.held = self._hold(writer, len(known), len(present), now, grace)
+            report.held = self._hold(writer, len(known), len(present) + len(unseen), now, grace)
         for rel, state in known.items():
-            if rel in present:
+            if rel in present or rel in unseen:
                 continue
             if state.entry_id is None:
                 changes.removed_paths.append(rel)

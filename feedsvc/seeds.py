@@ -7,6 +7,7 @@ names that YAML would turn into numbers), then construct (for dates and flags)."
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import os
 import re
@@ -15,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,17 @@ from feedsvc.sanitize import (
 
 SEED_SUFFIXES = (".md", ".markdown", ".txt")
 LEFTOVER_SUFFIXES = ("~", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig")
+# The walk lists directories at most this many levels below the seeds directory: no real tree
+# is nested so deep, and a chain of thousands of directories (a runaway job, an attack) must
+# not cost a crash, nor every read below it one open per level.
+MAX_DIR_DEPTH = 64
+# What a stat fails with where simply nothing is there to read: a name gone since it was
+# listed, a dangling symlink, a symlink loop, a directory on the way replaced by a file.
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+_TOO_DEEP = f"nested more than {MAX_DIR_DEPTH} directories deep: its files are not read"
+# Opening beneath the seeds directory: no name on the way may be a symlink (any more).
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
 
 MAX_YAML_NODES = 10_000
 MAX_YAML_DEPTH = 32
@@ -51,6 +64,11 @@ TITLE_FROM_TEXT_CHARS = 80
 _YAML_UNPRINTABLE = re.compile(
     "[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]"
 )
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+# The Han ideographs of the Basic Multilingual Plane (CJK Extension A and Unified Ideographs:
+# every code point assigned, letters all) and CJK and full-width punctuation.
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]")
+_CJK_PUNCTUATION = re.compile("[\u3000-\u303f\uff00-\uffef]")
 # The published date of an entry whose file states none, until the scan settles it.
 UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -100,6 +118,11 @@ class SeedFile:
     def key(self) -> str:
         return display_path(self.rel)
 
+    @property
+    def root(self) -> Path:
+        """The seeds directory: ``abspath`` is it joined with ``rel``."""
+        return self.abspath.parents[self.rel.count("/")]
+
 
 @dataclass(frozen=True)
 class Parsed:
@@ -137,76 +160,207 @@ def _inside(real_root: str, real: str) -> bool:
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
-def stat_seeds(root: Path, rels: Iterable[str]) -> list[SeedFile]:
-    """The seed files among these relative paths that exist now, by the walk's rules (no
-    hidden parts, no symlink out of ``root``, regular files only), sorted by path."""
+@dataclass(frozen=True)
+class Unlisted:
+    """A directory the walk could not list, and why (no permission, an I/O error, nested
+    deeper than MAX_DIR_DEPTH): the walk cannot tell what is in it, so whatever the store
+    knows under it stays as it is, neither read nor counted missing, until it can be listed."""
+
+    rel: str
+    reason: str
+
+    @property
+    def key(self) -> str:
+        """How the store and the reports name it: its relative path and a slash (no seed
+        file's key ends so), './' for the seeds directory itself."""
+        return (display_path(self.rel) or ".") + "/"
+
+
+@dataclass(frozen=True)
+class SeedListing:
+    """What a walk found: the seed files in path order, and the directories it could not list."""
+
+    files: tuple[SeedFile, ...] = ()
+    unlisted: tuple[Unlisted, ...] = ()
+
+    def __iter__(self) -> Iterator[SeedFile]:
+        return iter(self.files)
+
+    @cached_property
+    def _unlisted_keys(self) -> frozenset[str]:
+        return frozenset(problem.key for problem in self.unlisted)
+
+    def hides(self, key: str) -> bool:
+        """Whether a path the store knows (a file's key, or an unlisted directory's own)
+        lies in a directory that could not be listed: whether it is still there is unknown."""
+        keys = self._unlisted_keys
+        if not keys:
+            return False
+        if "./" in keys:
+            return True
+        end = key.find("/")
+        while end != -1:
+            if key[: end + 1] in keys:
+                return True
+            end = key.find("/", end + 1)
+        return False
+
+
+def _look(full: str, name: str, real_root: str, *, resolve: bool) -> os.stat_result | None:
+    """The walk's rule for one name: the stat of a seed file or of a directory to enter, or
+    None for anything else (hidden, gone, a dangling symlink or a loop, a symlink out of
+    ``real_root``, a FIFO, ...). ``resolve``: check where the path leads even when its last
+    name is no symlink (a directory on the way may be one). Raises OSError when it cannot
+    tell (no permission to look): the directory holding the name is then not listed."""
+    hidden = name.startswith(".")
+    if hidden and not is_seed_name(name):
+        return None
+    try:
+        st = os.lstat(full)
+        if resolve or stat.S_ISLNK(st.st_mode):
+            if not _inside(real_root, os.path.realpath(full)):
+                return None
+            st = os.stat(full)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            return None
+        raise
+    if stat.S_ISDIR(st.st_mode):
+        return None if hidden else st
+    return st if stat.S_ISREG(st.st_mode) and is_seed_name(name) else None
+
+
+def _unlookable(rel_dir: str, name: str, exc: OSError) -> Unlisted:
+    return Unlisted(rel_dir, f"cannot look at {display_path(name)!r} in it: {exc.strerror}")
+
+
+def stat_seeds(root: Path, rels: Iterable[str]) -> SeedListing:
+    """The seed files among these relative paths that exist now, by the walk's rules (see
+    ``_look``; no hidden directories, none deeper than MAX_DIR_DEPTH), sorted by path, and
+    the directories that kept a path from being looked at."""
     real_root = os.path.realpath(root)
-    found = []
+    files: list[SeedFile] = []
+    unlisted: list[Unlisted] = []
     for rel in sorted(set(rels)):
-        parts = rel.split("/")
-        if any(not part or part.startswith(".") for part in parts[:-1]):
+        *dirs, name = rel.split("/")
+        if any(not part or part.startswith(".") for part in dirs):
             continue
-        if not is_seed_name(parts[-1]):
+        if len(dirs) > MAX_DIR_DEPTH:
+            unlisted.append(Unlisted("/".join(dirs[: MAX_DIR_DEPTH + 1]), _TOO_DEEP))
             continue
         full = os.path.join(root, rel)
         try:
-            st = os.stat(full)
-        except OSError:
+            st = _look(full, name, real_root, resolve=True)
+        except OSError as exc:
+            unlisted.append(_unlookable("/".join(dirs), name, exc))
             continue
-        if stat.S_ISREG(st.st_mode) and _inside(real_root, os.path.realpath(full)):
-            found.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+        if st is not None and stat.S_ISREG(st.st_mode):
+            files.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+    return SeedListing(tuple(files), tuple(unlisted))
+
+
+def _list_dir(
+    directory: str, rel_dir: str, real_root: str, unlisted: list[Unlisted]
+) -> list[tuple[str, str, os.stat_result]]:
+    """The seed files and directories to enter in one directory (relative path, path,
+    stat), sorted by name; none, and the directory added to ``unlisted``, when it cannot be
+    listed or a name in it cannot be looked at."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        if exc.errno not in _GONE:  # gone since its parent was listed: simply deleted
+            unlisted.append(Unlisted(rel_dir, f"cannot list the directory: {exc.strerror}"))
+        return []
+    found = []
+    for name in names:
+        full = os.path.join(directory, name)
+        try:
+            st = _look(full, name, real_root, resolve=False)
+        except OSError as exc:
+            unlisted.append(_unlookable(rel_dir, name, exc))
+            return []
+        if st is not None:
+            found.append((f"{rel_dir}/{name}" if rel_dir else name, full, st))
     return found
 
 
-def walk_seeds(root: Path) -> Iterator[SeedFile]:
-    """Every seed file under ``root`` in a stable (sorted) order.
+def walk_seeds(root: Path) -> SeedListing:
+    """Every seed file under ``root`` in a stable (sorted) order, and the directories that
+    could not be listed.
 
     Symlinks are followed only while they stay inside ``root``; each directory is visited
-    once, so symlink loops end. Only regular files count (a FIFO would block a read)."""
+    once, so symlink loops end. Only regular files count (a FIFO would block a read). The
+    walk keeps its own stack, at most MAX_DIR_DEPTH deep: no shape of tree can crash it."""
     real_root = os.path.realpath(root)
-    visited: set[str] = set()
+    try:
+        top = os.stat(real_root)
+    except OSError:
+        return SeedListing()
+    if not stat.S_ISDIR(top.st_mode):
+        return SeedListing()
+    files: list[SeedFile] = []
+    unlisted: list[Unlisted] = []
+    visited = {(top.st_dev, top.st_ino)}
+    # one iterator per directory being listed, the deepest last
+    pending: list[Iterator[tuple[str, str, os.stat_result]]] = [
+        iter(_list_dir(str(root), "", real_root, unlisted))
+    ]
+    while pending:
+        found = next(pending[-1], None)
+        if found is None:
+            pending.pop()
+            continue
+        rel, full, st = found
+        if stat.S_ISREG(st.st_mode):
+            files.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+        elif (st.st_dev, st.st_ino) not in visited:
+            visited.add((st.st_dev, st.st_ino))
+            if len(pending) <= MAX_DIR_DEPTH:  # ``rel`` is len(pending) levels deep
+                pending.append(iter(_list_dir(full, rel, real_root, unlisted)))
+            else:
+                unlisted.append(Unlisted(rel, _TOO_DEEP))
+    return SeedListing(tuple(files), tuple(unlisted))
 
-    def inside(real: str) -> bool:
-        return _inside(real_root, real)
 
-    def walk(directory: str, rel_dir: str) -> Iterator[SeedFile]:
-        real_dir = os.path.realpath(directory)
-        if real_dir in visited or not inside(real_dir):
-            return
-        visited.add(real_dir)
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            return
-        for name in names:
-            full = os.path.join(directory, name)
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            try:
-                is_link = os.path.islink(full)
-                st = os.stat(full)
-            except OSError:
-                continue
-            if is_link and not inside(os.path.realpath(full)):
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                if not name.startswith("."):
-                    yield from walk(full, rel)
-            elif stat.S_ISREG(st.st_mode) and is_seed_name(name):
-                yield SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size)
-
-    if os.path.isdir(real_root):
-        yield from walk(str(root), "")
+def _open_beneath(seed: SeedFile) -> int:
+    """A descriptor on the seed file that cannot be outside the seeds directory, whatever
+    its path became since the walk (a symlink swapped in for the file or a directory on the
+    way). The path is resolved (symlinks inside the seeds directory are followed, as by the
+    walk), then the resolved path is opened one name at a time from the seeds directory,
+    with O_NOFOLLOW: a name that has become a symlink meanwhile fails the open (ELOOP or
+    ENOTDIR). Raises FileChanging when the path leads outside now."""
+    real_root = os.path.realpath(seed.root)
+    real = os.path.realpath(seed.abspath)
+    if real == real_root or not _inside(real_root, real):
+        raise FileChanging(seed.rel)
+    *dirs, name = os.path.relpath(real, real_root).split(os.sep)
+    fd = os.open(real_root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in dirs:
+            parent, fd = fd, os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(parent)
+        return os.open(name, _FILE_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def read_seed(seed: SeedFile, max_bytes: int) -> bytes:
-    """The file's bytes, refusing huge files unread and noticing writes in progress."""
+    """The file's bytes, refusing huge files unread and noticing writes in progress. It is
+    opened beneath the seeds directory at every read, not only checked at the walk: a file
+    swapped for a symlink out of it since is never opened (``_open_beneath``). A name that
+    is not UTF-8 is refused unread: no entry can come of it, and any event for such a name,
+    an open included, makes watchfiles fail (feedsvc.events)."""
+    if seed.key != seed.rel:
+        raise SeedError(seed.key, "file name is not valid UTF-8")
     if seed.size > max_bytes:
         raise SeedError(
             display_path(seed.rel), f"file is {seed.size} bytes, over max_file_bytes ({max_bytes})"
         )
     try:
-        fd = os.open(seed.abspath, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = _open_beneath(seed)
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # a symlink swapped in meanwhile
+            raise FileChanging(seed.rel) from None
         raise SeedError(display_path(seed.rel), f"cannot open: {exc.strerror}") from None
     try:
         before = os.fstat(fd)
@@ -230,13 +384,14 @@ def read_seed(seed: SeedFile, max_bytes: int) -> bytes:
 
 
 def _looks_like_gb18030(text: str) -> bool:
-    """True when GB18030-decoded text is almost surely Chinese, not bytes that happened to decode."""
-    wide = [ch for ch in text if ord(ch) > 0x7F]
+    """True when GB18030-decoded text is almost surely Chinese, not bytes that happened to
+    decode. The characters are counted by single-class regexes, in C: a file is megabytes."""
+    wide = _NON_ASCII.subn("", text)[1]
     if not wide:
         return False
-    han = sum(1 for ch in wide if unicodedata.category(ch) == "Lo" and "\u3400" <= ch <= "\u9fff")
-    punct = sum(1 for ch in wide if "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef")
-    return (han + punct) / len(wide) >= 0.9 and han >= 2
+    han = _HAN.subn("", text)[1]
+    punct = _CJK_PUNCTUATION.subn("", text)[1]
+    return (han + punct) / wide >= 0.9 and han >= 2
 
 
 def decode(data: bytes, rel: str) -> str:
@@ -297,11 +452,31 @@ def _count_nodes(root: yaml.Node, rel: str) -> None:
     size(root)
 
 
+def _check_events(front: str, rel: str) -> None:
+    """Refuse front matter of over MAX_YAML_NODES values from the parser's events, before a
+    node is composed: composing costs far more per value than parsing, and a long mapping
+    would be composed whole before _count_nodes could stop it. (Each value is at least one
+    event, a list or mapping two; the stream and the document add four.) YAML errors are
+    left to _load_front_matter, which reports them with their line."""
+    loader = SeedLoader(front)
+    try:
+        for _ in range(2 * MAX_YAML_NODES + 5):
+            if not loader.check_event():
+                return
+            loader.get_event()
+    except yaml.YAMLError:
+        return
+    finally:
+        loader.dispose()
+    raise SeedError(rel, f"front matter expands to over {MAX_YAML_NODES} values")
+
+
 def _load_front_matter(
     front: str, rel: str, first_line: int
 ) -> tuple[dict[str, Any], dict[str, yaml.Node]]:
     """The constructed mapping and, per key, its node (for source text of scalars).
     ``first_line`` is the file's line number of the opening '---', for error messages."""
+    _check_events(front, rel)
     loader = SeedLoader(front)
     try:
         node = loader.get_single_node()

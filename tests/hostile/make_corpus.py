@@ -185,6 +185,39 @@ CASES: list[tuple[str, bytes, str]] = [
     ("value-id-html.md", fm("title: t\nid: '<b>id</b>'"), "served"),
     ("value-draft.md", fm("title: t\ndraft: true"), "draft"),
     ("value-unpublished.md", fm("title: t\npublished: false"), "draft"),
+    # cost: bodies some parser on the way would spend far more than linear time on (the old
+    # sanitiser's regexes and Python-Markdown took seconds to days over these, issue 17)
+    ("cost-html-unclosed-img.md", fm("title: t", "<p>" + "<img " * 8000), "served"),
+    ("cost-html-unclosed-lazy-img.md", fm("title: t", "<p>" + "<img data-src=" * 3000), "served"),
+    ("cost-html-unclosed-iframe.md", fm("title: t", "<p>" + "<iframe " * 5000), "served"),
+    ("cost-html-unclosed-a.md", fm("title: t", "<p>" + "<a " * 13000), "served"),
+    ("cost-html-unclosed-quote.md", fm("title: t", "<p>" + '<a title="' * 4000), "served"),
+    (
+        "cost-html-attribute-flood.md",
+        fm("title: t", "<p " + " ".join(f"a{i}" for i in range(8000)) + ">x</p>"),
+        "served",
+    ),
+    (
+        "cost-html-misnested.md",
+        fm("title: t", "".join(f"<div><b x={i}></i></div>y" for i in range(2000))),
+        "served",
+    ),
+    ("cost-html-table-foster.md", fm("title: t", "<table>" + "<b>x</b>" * 6000), "served"),
+    ("cost-html-ampersands.md", fm("title: t", "<p>" + "&" * 40_000), "served"),
+    ("cost-html-lazy-only.md", fm("title: lazy", '<p><img data-src="/pic.png"></p>'), "served"),
+    ("cost-md-brackets.md", fm("title: t", "x" + "[" * 8000), "served"),
+    ("cost-md-image-brackets.md", fm("title: t", "x" + "![" * 8000), "served"),
+    ("cost-md-open-links.md", fm("title: t", "x" + "[a](" * 5000), "served"),
+    (
+        "cost-md-footnote-refs.md",
+        fm("title: t", "[^a]: note\n\nx" + "[^a]" * 10_000),
+        "reported: Markdown renders to over 10 times its size",
+    ),
+    (
+        "cost-yaml-long-list.md",
+        fm("title: t\nx: [" + ",".join(["1"] * 10_001) + "]"),
+        "reported: front matter expands to over 10000 values",
+    ),
 ]
 
 
