@@ -1,6 +1,8 @@
 """`feedsvc serve|scan|check|export`: thin commands over the library.
 
-Exit status: 0 done, 1 problems found (check) or the scan could not run, 2 bad settings or usage.
+Exit status: 0 done, 1 problems found (check) or the command failed, 2 bad settings or usage.
+A failure is one line on stderr naming its cause (``feedsvc: error: …``), never a traceback;
+every line a command prints has its control characters escaped (file names may hold any).
 Heavy modules are imported inside each command: `serve` must set up the metrics directory
 before anything imports prometheus-client."""
 
@@ -12,12 +14,15 @@ import logging.config
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
-from feedsvc.logs import log_config
-from feedsvc.store.errors import NewerSchema
+from feedsvc.logs import escape_controls, log_config
+from feedsvc.store.errors import NewerSchema, StorageError
+
+if TYPE_CHECKING:
+    from feedsvc.store import Store
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +90,28 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(cli, config_file=args.config)
 
 
+class CommandFailed(Exception):
+    """A command cannot go on; the message is the one line that says why (exit status 1)."""
+
+
+def _open_store(settings: Settings) -> Store:
+    """The store, or CommandFailed saying why the database cannot be opened."""
+    from feedsvc.store import Store
+    from feedsvc.store.engine import failure_message
+
+    try:
+        return Store(settings.db)
+    except NewerSchema:
+        raise
+    except StorageError as exc:
+        raise CommandFailed(failure_message(settings.db, exc, opening=True)) from exc
+
+
+def _fail(message: str, status: int = 1) -> int:
+    print(f"feedsvc: error: {escape_controls(message)}", file=sys.stderr)
+    return status
+
+
 def _setup_logging(settings: Settings, command: str) -> None:
     stream = "stdout" if command == "serve" else "stderr"
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format, stream))
@@ -117,9 +144,8 @@ def _progress_bar() -> Any:
 
 def _run_scan(settings: Settings, progress: Any = None, prune_now: bool = False) -> Any:
     from feedsvc.scan import Scanner
-    from feedsvc.store import Store
 
-    store = Store(settings.db)
+    store = _open_store(settings)
     try:
         return Scanner(store, settings).scan(progress, prune_now=prune_now)
     finally:
@@ -132,10 +158,9 @@ def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     try:
         report = _run_scan(settings, _progress_bar(), args.prune_now)
     except ScanError as exc:
-        print(f"feedsvc: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
     for path, reason in report.errors:
-        print(f"{path}: {reason}")
+        print(escape_controls(f"{path}: {reason}"))
     print(
         f"added {report.added}, updated {report.updated}, removed {report.removed}, "
         f"unchanged {report.unchanged}, errors {report.files_with_errors} "
@@ -153,21 +178,20 @@ def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     from feedsvc.check import check_seeds
     from feedsvc.scan import ScanError
-    from feedsvc.store import Store, database_exists
+    from feedsvc.store import database_exists
 
     # With a database, ask it which file serves an id two files give, as a scan would;
     # never create one (check writes nothing).
-    store = Store(settings.db) if database_exists(settings.db) else None
+    store = _open_store(settings) if database_exists(settings.db) else None
     try:
         result = check_seeds(settings, store.id_owners if store is not None else None)
     except ScanError as exc:
-        print(f"feedsvc: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
     finally:
         if store is not None:
             store.close()
     for line in result.lines():
-        print(line)
+        print(escape_controls(line))
     print(
         f"{result.files} files: {result.ok} ok, {result.drafts} drafts, {len(result.errors)} errors, "
         f"{len(result.warnings)} warnings",
@@ -179,20 +203,18 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.export import export_site
     from feedsvc.scan import ScanError
-    from feedsvc.store import Store
 
     if not args.no_scan:
         try:
             _run_scan(settings)
         except ScanError as exc:
-            print(f"feedsvc: error: {exc}", file=sys.stderr)
-            return 1
-    store = Store(settings.db)
+            return _fail(str(exc))
+    store = _open_store(settings)
     try:
         written = export_site(store, settings, args.outdir, entries=not args.feeds_only)
     finally:
         store.close()
-    print(f"wrote {written} files to {args.outdir}")
+    print(escape_controls(f"wrote {written} files to {args.outdir}"))
     return 0
 
 
@@ -204,11 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = _settings(args)
     except ConfigError as exc:
-        print(f"feedsvc: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc), 2)
     _setup_logging(settings, args.command)
     try:
         return COMMANDS[args.command](settings, args)
-    except NewerSchema as exc:
-        print(f"feedsvc: error: {exc}", file=sys.stderr)
-        return 1
+    except (CommandFailed, NewerSchema) as exc:
+        return _fail(str(exc))
+    except StorageError as exc:
+        from feedsvc.store.engine import failure_message
+
+        return _fail(failure_message(settings.db, exc))
+    except OSError as exc:  # the environment's, not a bug: e.g. OUTDIR cannot be written
+        return _fail(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc))

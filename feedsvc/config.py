@@ -118,9 +118,27 @@ def _path(value: Any) -> Path:
 
 
 def _db_url(value: Any) -> str:
+    """A SQLite or PostgreSQL URL that SQLAlchemy parses and has the driver for: a mistake
+    stops start-up here, in one line that never shows the password (nor, when the URL
+    cannot be parsed, the URL: where its password ends is unknown)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
     text = _text(value)
-    if not text.startswith(("sqlite://", "postgresql")):
-        raise ValueError(f"expected a sqlite:/// or postgresql+psycopg:// URL, got {text!r}")
+    expected = "expected a sqlite:/// or postgresql+psycopg:// URL"
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ValueError(f"{expected}, got one that cannot be parsed") from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ValueError(f"{expected}, got one whose port is not a number") from None
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"{expected}, got {shown!r}")
+    try:
+        url.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ValueError(f"no database driver for {shown!r}: {exc}") from None
     return text
 
 

@@ -2,14 +2,20 @@
 
 Files are laid out so that a static web server answers the same URLs feedsvc serves (first
 pages at the default limit). Names are written decoded, as servers look them up; a name that
-could climb out of the directory ('..', a leading dot, '/' or NUL) is percent-encoded."""
+could climb out of the directory ('..', a leading dot, '/' or NUL) is percent-encoded, and one
+too long for a file name is shortened (see ``safe_segment``). Links to a scope whose file name
+is not its decoded name are rewritten to name the file, so the site stays linked."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
+from collections.abc import Callable, Sequence
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote
 
 from feedsvc.config import Settings
 from feedsvc.model import Format, Html, Scope, ScopeKind
@@ -17,30 +23,81 @@ from feedsvc.opml import render_opml
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 
+# The longest file name, in bytes, on the file systems a site is written to (ext4, XFS,
+# btrfs, APFS, tmpfs): fixed rather than asked of OUTDIR, so names do not depend on where
+# the site was exported.
+NAME_MAX = 255
+# A name longer than this is shortened: room is left for a feed's extension and for the
+# ".tmp" of the file being written.
+MAX_SEGMENT_BYTES = NAME_MAX - max(len(f".{fmt.value}.tmp") for fmt in Format)
+# What a shortened name keeps of the name: short enough that the deepest hierarchy (16
+# levels) of shortened names stays far inside PATH_MAX (4096 bytes).
+SHORT_PREFIX_BYTES = 120
+
 
 def safe_segment(name: str) -> str:
+    """One name as one file or directory name. '%', '/' and NUL are percent-encoded, as is
+    a leading dot; a result over MAX_SEGMENT_BYTES of UTF-8 becomes its first
+    SHORT_PREFIX_BYTES (cut at a character boundary), '~' and 16 hex digits of the SHA-256
+    of the whole: the same name always gets the same file, and (short of a 64-bit hash
+    collision) two names never get one."""
     name = name.replace("%", "%25").replace("/", "%2F").replace("\x00", "%00")
     if name.startswith("."):
         name = "%2E" + name[1:]
-    return name
+    encoded = name.encode()
+    if len(encoded) <= MAX_SEGMENT_BYTES:
+        return name
+    prefix = encoded[:SHORT_PREFIX_BYTES].decode("utf-8", "ignore")  # drops a cut character
+    return f"{prefix}~{hashlib.sha256(encoded).hexdigest()[:16]}"
+
+
+def _page_parts(scope: Scope) -> list[str]:
+    """The directories of a scope's page, relative to OUTDIR (none for everything)."""
+    if scope.kind is ScopeKind.ALL:
+        return []
+    return [scope.kind.url_segment, *map(safe_segment, scope.names)]
+
+
+def _feed_parts(scope: Scope, fmt: Format) -> list[str]:
+    parts = _page_parts(scope) or ["all"]
+    return ["feeds", *parts[:-1], f"{parts[-1]}.{fmt.value}"]
 
 
 def feed_file(outdir: Path, scope: Scope, fmt: Format) -> Path:
-    if scope.kind is ScopeKind.ALL:
-        parts = ["all"]
-    else:
-        parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.names)]
-    parts[-1] = f"{parts[-1]}.{fmt.value}"
-    return outdir.joinpath("feeds", *parts)
+    return outdir.joinpath(*_feed_parts(scope, fmt))
 
 
 def page_file(outdir: Path, scope: Scope) -> Path:
     """Where a scope's page goes: ``<its path>/index.html``, so a static server answers its
     URL ('/categories/a/b') with it (only page 1: paging needs the server)."""
-    if scope.kind is ScopeKind.ALL:
-        return outdir / "index.html"
-    parts = [scope.kind.url_segment, *(safe_segment(p) for p in scope.names)]
-    return outdir.joinpath(*parts, "index.html")
+    return outdir.joinpath(*_page_parts(scope), "index.html")
+
+
+def _relinker(public_url: str, scopes: Sequence[Scope]) -> Callable[[bytes], bytes]:
+    """What makes a rendered document's links name the exported files: each link to a
+    scope's page or feed whose file is not at its decoded URL path (a shortened or encoded
+    name) is rewritten to the file's path, percent-encoded, so that a static server's
+    decoding finds the file. The document's other bytes stay as rendered."""
+    moved: dict[bytes, bytes] = {}
+    for scope in scopes:
+        if scope.kind is ScopeKind.ALL:
+            continue
+        paths = [(scope.page_path, _page_parts(scope))]
+        paths += [(scope.url_path(fmt), _feed_parts(scope, fmt)) for fmt in Format]
+        for url_path, parts in paths:
+            file_path = "/" + "/".join(quote(part, safe="") for part in parts)
+            if file_path != url_path:
+                moved[url_path.encode()] = file_path.encode()
+    if not moved:
+        return lambda data: data
+    # The path of a link to the site, as rendered: percent-encoded, so it ends at the first
+    # byte no encoded path holds (a quote, '<', '?', '#', white space...).
+    site_link = re.compile(b"(" + re.escape(public_url.encode()) + rb")(/[\w%.~/-]*)")
+
+    def relink(data: bytes) -> bytes:
+        return site_link.sub(lambda m: m[1] + moved.get(m[2], m[2]), data)
+
+    return relink
 
 
 def _write(outdir: Path, path: Path, data: bytes) -> None:
@@ -60,21 +117,22 @@ def export_site(store: Store, settings: Settings, outdir: Path, *, entries: bool
     service.refresh()
     catalog = service.catalog()
     scopes = [s.scope for s in catalog.summaries] or [Scope.all()]
+    relink = _relinker(settings.public_url, scopes)
     written = 0
     for scope in scopes:
         for fmt in Format:
             rendered = service.feed(scope, fmt, 1, settings.feed_limit)
-            _write(outdir, feed_file(outdir, scope, fmt), rendered.body)
+            _write(outdir, feed_file(outdir, scope, fmt), relink(rendered.body))
             written += 1
     for scope in scopes if entries else [Scope.all()]:
         page = service.feed(scope, Html.PAGE, 1, settings.feed_limit)
-        _write(outdir, page_file(outdir, scope), page.body)
+        _write(outdir, page_file(outdir, scope), relink(page.body))
         written += 1
-    _write(outdir, outdir / "opml", render_opml(settings, catalog))
+    _write(outdir, outdir / "opml", relink(render_opml(settings, catalog)))
     for entry in store.all_entries() if entries else ():
         entry_page = service.entry_page(entry.id)
         assert entry_page is not None  # read from the store a moment ago, in this process
-        _write(outdir, outdir / "entries" / entry.id / "index.html", entry_page.body)
+        _write(outdir, outdir / "entries" / entry.id / "index.html", relink(entry_page.body))
         written += 1
     static = outdir / "static"
     static.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
 """Logging, configured in one place for every command and for the server's workers:
 ``log_format = "text"`` (a line per event) or ``"json"`` (one JSON object per line, via
 python-json-logger: time, level, logger, message, and the event's structured fields such as
-path, scope, counts and duration), so that `feedsvc serve | jq` works, access log included."""
+path, scope, counts and duration), so that `feedsvc serve | jq` works, access log included.
+
+Either way an event is one line: file names (any character but '/' and NUL) reach messages,
+and a newline in one must not forge a line of its own."""
 
 from __future__ import annotations
 
@@ -17,6 +20,38 @@ ACCESS_FORMAT = (
 )
 ACCESS_FIELDS = ("addr", "method", "path", "query_string", "protocol", "status", "dt_ms")
 
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: what a
+# terminal or a log reader can take for a line break or a command.
+_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+_ESCAPES = {code: repr(chr(code))[1:-1] for code in _CONTROLS}
+# JSON escapes C0 itself; the rest, left raw by ensure_ascii=False, as \uXXXX.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _CONTROLS if code >= 0x7F}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character as its Python escape (a newline as ``\\n``),
+    as ``display_path`` shows undecodable bytes: a message or a line of the commands' output
+    stays one line, whatever a file name holds."""
+    return text.translate(_ESCAPES)
+
+
+class TextLines(logging.Formatter):
+    """A line per event: the message's control characters escaped, and a traceback's lines
+    indented under it, so that only an event's own line starts at the margin."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("    " + escape_controls(line) for line in text.split("\n"))
+
 
 class JsonLines(JsonFormatter):
     """JSON lines with fixed names for the common fields; an access-log record's fields
@@ -29,6 +64,9 @@ class JsonLines(JsonFormatter):
             datefmt="%Y-%m-%dT%H:%M:%S%z",
             json_ensure_ascii=False,
         )
+
+    def jsonify_log_record(self, log_data: Any) -> str:
+        return super().jsonify_log_record(log_data).translate(_JSON_ESCAPES)
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -49,7 +87,8 @@ def log_config(level: str, log_format: str, stream: str = "stderr") -> dict[str,
         generic: dict[str, Any] = {"()": JsonLines}
         access: dict[str, Any] = {"()": JsonLines}
     else:
-        generic, access = {"format": TEXT_FORMAT}, {"format": "%(message)s"}
+        generic = {"()": TextLines, "fmt": TEXT_FORMAT}
+        access = {"()": TextLines, "fmt": "%(message)s"}
     return {
         "version": 1,
         "disable_existing_loggers": False,

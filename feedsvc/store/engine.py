@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 
-from feedsvc.store.errors import storage_error
+from feedsvc.store.errors import StorageError, storage_error
 
 WRITE_OPTION = "feedsvc_write"
 
@@ -71,8 +71,50 @@ def make_engine(url: str, read_only: bool = False) -> Engine:
     ``read_only`` opens an existing SQLite file that cannot be written (nothing is locked
     or changed, so it works on a read-only file system)."""
     engine = _make_engine(url, read_only)
-    event.listen(engine, "handle_error", storage_error)
+    event.listen(engine, "handle_error", _masked_storage_error)
     return engine
+
+
+def _masked_storage_error(context: ExceptionContext) -> None:
+    """``storage_error``, with the URL's password masked in the message it raises: the
+    message reaches logs, /status and the terminal, and a driver may quote its DSN."""
+    try:
+        storage_error(context)
+    except StorageError as exc:
+        if context.engine is not None:
+            exc.args = (hide_password(str(exc), context.engine.url),)
+        raise
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL as a message may show it: the password as ***."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def hide_password(text: str, url: str | URL) -> str:
+    """``text`` with the URL, and the password wherever it appears on its own, masked. (A
+    password short enough to occur in the text by chance garbles the text: better than
+    showing it.)"""
+    parsed = make_url(url)
+    if not parsed.password:
+        return text
+    for shown in (str(url), parsed.render_as_string(hide_password=False)):
+        text = text.replace(shown, masked_url(parsed))
+    return text.replace(str(parsed.password), "***")
+
+
+def failure_message(url: str, exc: BaseException, opening: bool = False) -> str:
+    """One line saying why the database at ``url`` failed, password masked, the driver's
+    lines joined: 'cannot reach the database at <url>: <cause>' (for SQLite 'cannot open')
+    when it failed while being opened (``opening``: connected to and brought to this
+    schema, as the commands and the server's start-up do first), else 'database <url>:
+    <cause>'."""
+    cause = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    cause = cause or type(exc).__name__
+    if not opening:
+        return hide_password(f"database {masked_url(url)}: {cause}", url)
+    verb = "open" if make_url(url).get_backend_name() == "sqlite" else "reach"
+    return hide_password(f"cannot {verb} the database at {masked_url(url)}: {cause}", url)
 
 
 def _make_engine(url: str, read_only: bool) -> Engine:
@@ -88,7 +130,11 @@ def _make_engine(url: str, read_only: bool) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(parsed.database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory {directory}: {exc.strerror}") from exc
     engine = create_engine(url, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_connect)
     event.listen(engine, "begin", _sqlite_begin)
