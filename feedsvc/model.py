@@ -35,10 +35,25 @@ def stable_uuid(kind: str, name: str) -> str:
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
 
 
-@functools.lru_cache(maxsize=65536)
+def is_entry_id(text: str) -> bool:
+    """Whether ``text`` is an entry id as feedsvc writes them (a UUID in its canonical
+    form): anything else names no entry and never reaches the database."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+# The longest category, author or tag name: longer ones are refused in seed files and
+# name no feed in a URL.
+MAX_NAME_CHARS = 200
+
+
+@functools.lru_cache(maxsize=4096)
 def url_segment(name: str) -> str:
     """One name as a URL path segment, percent-encoded as UTF-8 ('/' included). Cached: a
-    scan asks for the same few hundred names once per entry."""
+    scan asks for the same few hundred names once per entry. (Bounded: at most 4,096 names
+    of at most MAX_NAME_CHARS characters, whoever asks.)"""
     return quote(name, safe="")
 
 
@@ -240,11 +255,10 @@ class Entry:
 _KINDS_BY_SEGMENT = {kind.url_segment: kind for kind in ScopeKind if kind is not ScopeKind.ALL}
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_feed_path(raw: str) -> tuple[Scope, Format]:
     """The scope and format a percent-encoded path under /feeds/ names (the inverse of
-    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed. Cached: the
-    same few thousand paths are asked for again and again."""
+    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed. Not cached:
+    the read side knows the paths of the feeds that exist (any other is parsed each time)."""
     rest = raw.removeprefix("/feeds/")
     stem, dot, ext = rest.rpartition(".")
     if not dot or ext not in Format.__members__.values():
@@ -255,7 +269,6 @@ def parse_feed_path(raw: str) -> tuple[Scope, Format]:
     return _scope_of(stem), fmt
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_page_path(raw: str) -> Scope:
     """The scope a percent-encoded page path names: '/' for everything, else the feed's
     path without '/feeds' and the extension (the inverse of ``Scope.page_path``)."""
@@ -275,6 +288,8 @@ def _scope_of(stem: str) -> Scope:
     )
     if any(not part.strip() for part in path):
         raise ValueError("empty name in feed path")
+    if any(len(part) > MAX_NAME_CHARS for part in path):
+        raise ValueError("name in feed path is too long to be a name")
     if kind is not ScopeKind.CATEGORY and len(path) != 1:
         raise ValueError("author and tag feeds take one name")
     return Scope(kind, path)

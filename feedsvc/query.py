@@ -68,7 +68,14 @@ def _bool(args: Mapping[str, Sequence[str]], name: str, default: bool) -> bool:
     raise BadQuery(f"{name} must be true or false, got {value[:40]!r}")
 
 
-@functools.lru_cache(maxsize=512)
+# Memory RE2 may use for one compiled pattern (its program and DFA caches). A pattern that
+# needs more is refused (400). Compiled patterns are never cached (re2's own cache of 128 is
+# emptied at once): they live as long as one render, whose number at once is bounded
+# (query_renders), so their memory is too.
+PATTERN_MEM = 1 << 20
+PATTERN_CHECKS = 1024  # verdicts on patterns kept (each at most MAX_PATTERN characters)
+
+
 def compile_pattern(pattern: str, case_sensitive: bool) -> re2._Regexp:
     """A pattern compiled by RE2, or BadQuery saying why RE2 refuses it."""
     if len(pattern) > MAX_PATTERN:
@@ -76,12 +83,25 @@ def compile_pattern(pattern: str, case_sensitive: bool) -> re2._Regexp:
     options = re2.Options()
     options.log_errors = False
     options.case_sensitive = case_sensitive
-    options.max_mem = 8 << 20
+    options.max_mem = PATTERN_MEM
     try:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise BadQuery(f"bad pattern {pattern[:60]!r}: {reason}") from None
+    finally:
+        re2.purge()
+
+
+@functools.lru_cache(maxsize=PATTERN_CHECKS)
+def pattern_problem(pattern: str, case_sensitive: bool) -> str | None:
+    """Why RE2 refuses a pattern (None: it compiles). Only the verdict is kept, so a
+    request for a known pattern (a 304, above all) compiles nothing."""
+    try:
+        compile_pattern(pattern, case_sensitive)
+    except BadQuery as exc:
+        return str(exc)
+    return None
 
 
 @functools.lru_cache(maxsize=16)
@@ -136,18 +156,22 @@ class FeedQuery:
         """The normalised query: part of the cache key and of the ETag."""
         return urlencode(self.params())
 
-    def matches(self, entry: Entry) -> bool:
-        """Whether the entry passes the filters (not the search: the index answers that)."""
-        if self.since is not None and entry.published.timestamp() < self.since:
-            return False
-        texts = _texts(entry)
-        for field, pattern in self.keep:
-            if not _found(compile_pattern(pattern, self.case_sensitive), texts, field):
+    def matcher(self) -> Callable[[Entry], bool]:
+        """Whether an entry passes the filters (not the search: the index answers that),
+        with each pattern compiled once for all the entries it is asked about."""
+        keep = [(f, compile_pattern(p, self.case_sensitive)) for f, p in self.keep]
+        drop = [(f, compile_pattern(p, self.case_sensitive)) for f, p in self.drop]
+        since = self.since
+
+        def matches(entry: Entry) -> bool:
+            if since is not None and entry.published.timestamp() < since:
                 return False
-        for field, pattern in self.drop:
-            if _found(compile_pattern(pattern, self.case_sensitive), texts, field):
-                return False
-        return True
+            texts = _texts(entry)
+            return all(_found(pattern, texts, field) for field, pattern in keep) and not any(
+                _found(pattern, texts, field) for field, pattern in drop
+            )
+
+        return matches
 
     def transform(self, entry: Entry) -> Entry:
         """The entry as this query shows it: brief content, converted script."""
@@ -207,6 +231,9 @@ def parse_query(
     """The query of a request (unknown parameters ignored, bad values a BadQuery)."""
     if not any(name in args for name in NAMES):
         return PLAIN
+    for name in NAMES:
+        if any("\x00" in value for value in args.get(name, ())):
+            raise BadQuery(f"{name} holds a NUL character")
     case_sensitive = _bool(args, "filter_case_sensitive", True)
 
     def patterns(prefix: str) -> tuple[tuple[str, str], ...]:
@@ -215,7 +242,9 @@ def parse_query(
             name = prefix if field == "any" else f"{prefix}_{field}"
             value = _one(args, name)
             if value:
-                compile_pattern(value, case_sensitive)  # refuse a bad pattern now: 400
+                problem = pattern_problem(value[: MAX_PATTERN + 1], case_sensitive)
+                if problem is not None:  # refused now: 400, before any work
+                    raise BadQuery(problem)
                 found.append((field, value))
         return tuple(found)
 
@@ -259,4 +288,5 @@ def search_words(search: str) -> list[str]:
 
 def select(entries: Iterable[Entry], query: FeedQuery) -> list[Entry]:
     """The entries that pass the query's filters, in the order given."""
-    return [entry for entry in entries if query.matches(entry)]
+    matches = query.matcher()
+    return [entry for entry in entries if matches(entry)]

@@ -28,6 +28,7 @@ from feedsvc.locks import ScanLocks
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
+from feedsvc.shared import SCAN_STATE
 from feedsvc.store import FileProblem, NewerSchema, StorageError, Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class Scheduler:
         self.locks = ScanLocks(store.engine, store.path)
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # this process's last scan failure
+        self._published_error: str | None = None  # what the store says of it
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
@@ -60,6 +62,15 @@ class Scheduler:
         """Whether this replica (any process of this server) holds the scan lock: the
         leading process records its replica in the store, so every worker answers alike."""
         return self.store.get_meta("scanner") == self.replica
+
+    def scan_error(self) -> str | None:
+        """Why the last scan failed (None: it did not), the same from every worker: this
+        server's own word where one of its processes scans, else the scanner's in the store."""
+        shared = SCAN_STATE.get()
+        ours = shared is not None and shared["replica"] == self.replica
+        if ours and (shared["stepped_down"] or self.is_scanner):
+            return shared["error"]
+        return self.store.scan_error()
 
     @property
     def watch_mode(self) -> str:
@@ -90,6 +101,24 @@ class Scheduler:
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("watcher tick failed")
+            self._publish_error()
+
+    def _publish_error(self) -> None:
+        """The scanning process records its last failure (null once a scan succeeds) where
+        every worker of this server reads it, and in the store for the other replicas (which
+        a full disk or a read-only database cannot carry: see ``scan_error``)."""
+        if not (self.locks.is_leader or self.stepped_down):
+            return
+        SCAN_STATE.set(
+            {"replica": self.replica, "error": self.last_error, "stepped_down": self.stepped_down}
+        )
+        if self.stepped_down or self.last_error == self._published_error:
+            return  # (a database a newer feedsvc owns is never written)
+        try:
+            self.store.record_scan_error(self.last_error)
+            self._published_error = self.last_error
+        except StorageError as exc:
+            log.debug("cannot record the scan error: %s", exc)
 
     def on_events(self, paths: set[str] | None) -> None:
         """Filesystem events named these files (None: something only a full scan can see)."""
@@ -158,7 +187,7 @@ class Scheduler:
         try:
             report = self.scanner.scan(paths=paths)
         except ScanError as exc:
-            self.last_error = str(exc)
+            self.last_error = exc.reason
             log.error("scan skipped: %s", exc)
             return None
         except NewerSchema as exc:

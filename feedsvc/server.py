@@ -9,13 +9,19 @@ SIGTERM: granian stops accepting, lets requests finish, and the lifespan stops t
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import shutil
+import socket
 import tempfile
 from importlib import import_module
 from typing import Any
 
 from feedsvc.config import Settings
 from feedsvc.logs import ACCESS_FORMAT, log_config
+
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def _load(settings: Settings) -> Any:
@@ -38,9 +44,15 @@ def serve(settings: Settings) -> None:
     for name in ("TMPDIR", "PROMETHEUS_MULTIPROC_DIR"):
         if os.environ.get(name):
             os.makedirs(os.environ[name], exist_ok=True)
-    Store(settings.db).close()  # create the schema once (or refuse a newer one) before forking
+    _check_address(settings.host, settings.port)
+    _few_malloc_arenas()
+    # Create the schema once (or refuse a newer one) before forking; a database server not
+    # reached yet is tried again by every worker, which answer 503 until it is.
+    Store(settings.db, wait=True).close()
+    scratch = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feedsvc-metrics-")
+        scratch = tempfile.mkdtemp(prefix="feedsvc-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = scratch
     # Import the whole application before forking: the workers share those pages instead
     # of each loading its own copy. (Only code: each worker still builds its app.)
     import_module("feedsvc.web")
@@ -60,4 +72,34 @@ def serve(settings: Settings) -> None:
         workers_kill_timeout=30,
         process_name="feedsvc",
     )
-    server.serve(target_loader=lambda: _load(settings), wrap_loader=False)
+    try:
+        server.serve(target_loader=lambda: _load(settings), wrap_loader=False)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _few_malloc_arenas() -> None:
+    """glibc gives each thread that allocates its own arena (up to 8 per core), and memory
+    freed in one is never reused by another: a worker's render threads would hold tens of
+    MB more than they use. Two arenas, set before the workers are forked (they inherit it)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(_M_ARENA_MAX, 2)
+
+
+def _check_address(host: str, port: int) -> None:
+    """Refuse a port another server listens on. granian binds with SO_REUSEPORT, with which
+    a second server would start silently and the kernel would split the traffic between
+    two sites; a bind without it fails where anything listens (SO_REUSEADDR only lets it
+    past connections of a server that has just stopped)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise SystemExit(f"feedsvc: error: cannot listen on {host}:{port}: {reason}") from None

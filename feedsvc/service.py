@@ -31,6 +31,9 @@ from feedsvc.store import ScopeSummary, Store
 
 QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
 CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their documents
+# Deleted entries an Atom feed's first page tells of (newest first): enough for a reader
+# polling daily to learn of a regeneration's deletions, bounded whatever was deleted.
+MAX_TOMBSTONES = 100
 RENDER_VERSION = "2"  # bump when the bytes change for the same content and settings
 
 
@@ -96,6 +99,10 @@ class FeedService:
         self._generation: str | None = None
         self._summaries: dict[str, ScopeSummary] = {}
         self._catalog = Catalog.of([])
+        # The paths of the feeds and pages that exist, as the site writes them: a request
+        # for one is routed by a look-up; any other path is parsed and never kept.
+        self._feed_paths: dict[str, tuple[Scope, Format]] = {}
+        self._page_paths: dict[str, Scope] = {}
         self._generated: dict[str, tuple[str | None, Rendered]] = {}  # index, OPML: by name
         # Rendered documents, least recently used first, bounded by their bytes in all forms.
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
@@ -116,8 +123,10 @@ class FeedService:
         if generation is None or generation == self._generation:
             return False
         summaries = {s.scope.key: s for s in self.store.scope_summaries()}
+        feed_paths, page_paths = _paths([s.scope for s in summaries.values()])
         with self._lock:
             self._summaries = summaries
+            self._feed_paths, self._page_paths = feed_paths, page_paths
             self._catalog = Catalog.of(list(summaries.values()))
             self._generation = generation
             live = {s.fingerprint for s in summaries.values()}
@@ -139,6 +148,19 @@ class FeedService:
     @property
     def ready(self) -> bool:
         return self._generation is not None
+
+    def feed_at(self, path: str) -> tuple[Scope, Format] | None:
+        """The feed a percent-encoded path names, if it is one that exists and is spelt as
+        the site spells it (None: parse the path)."""
+        return self._feed_paths.get(path)
+
+    def page_at(self, path: str) -> Scope | None:
+        """The same for a scope's page."""
+        return self._page_paths.get(path)
+
+    def exists(self, scope: Scope) -> bool:
+        """Whether the scope has a feed (the whole site always has one)."""
+        return scope.key in self._summaries or scope == Scope.all()
 
     def summaries(self) -> list[ScopeSummary]:
         return list(self._catalog.summaries)
@@ -165,6 +187,9 @@ class FeedService:
 
     def last_scan(self) -> dict[str, Any] | None:
         return self.store.last_scan()
+
+    def scan_error(self) -> str | None:
+        return self.store.scan_error()
 
     def errors(self) -> list[tuple[str, str]]:
         return self.store.errors()
@@ -232,12 +257,16 @@ class FeedService:
     ) -> str:
         """The strong ETag of a document, known without rendering it."""
         summary, _last = self._locate(scope, page, limit, query)
-        return self._etag(self._key(summary, fmt, page, limit, query))
+        return self._etag(self._key(summary, fmt, page, limit, query), query.plain)
 
-    def _etag(self, key: tuple[str, ...]) -> str:
+    def _etag(self, key: tuple[str, ...], keep: bool) -> str:
+        """Kept (``keep``) for the scope's own documents only: a query's key is as long as
+        its query, and any number of queries can be asked for."""
         etag = self._etags.get(key)
         if etag is None:
             etag = strong_etag("\n".join((self._settings_key, *key)).encode())
+            if not keep:
+                return etag
             with self._lock:
                 if len(self._etags) >= CACHE_ENTRIES:
                     self._etags.clear()
@@ -306,7 +335,9 @@ class FeedService:
             summary, entries = self._read(scope, (page - 1) * limit, limit)
             last = page_count(summary.count, limit)
         entries = [query.transform(entry) for entry in entries]
-        graves = self.store.tombstones(scope) if fmt is Format.ATOM and page == 1 else []
+        graves = (
+            self.store.tombstones(scope, MAX_TOMBSTONES) if fmt is Format.ATOM and page == 1 else []
+        )
         feed_page = FeedPage(
             scope, entries, page, last, limit, tuple(query.params()), tuple(graves)
         )
@@ -317,7 +348,7 @@ class FeedService:
         self.renders += 1
         key = self._key(summary, fmt, page, limit, query)
         last_modified = feed_page.updated if query.plain else summary.newest_updated
-        rendered = Rendered(body, self._etag(key), last_modified, fmt.media_type)
+        rendered = Rendered(body, self._etag(key, query.plain), last_modified, fmt.media_type)
         return self._keep(key, rendered)
 
     def entry_page(self, entry_id: str) -> Rendered | None:
@@ -349,7 +380,8 @@ class FeedService:
             self._cache[key] = rendered
             self._sizes[key] = 0
             rendered.grew = partial(self._grew, key)
-            self._count(key, len(rendered.body))
+            # the key counts too: a query's is as long as the query
+            self._count(key, len(rendered.body) + sum(map(len, key)))
         return rendered
 
     def _grew(self, key: tuple[str, ...], nbytes: int) -> None:
@@ -384,3 +416,10 @@ class FeedService:
             return self.feed(scope, fmt, 1, self.settings.feed_limit).body
         except FeedNotFound:
             return None
+
+
+def _paths(scopes: list[Scope]) -> tuple[dict[str, tuple[Scope, Format]], dict[str, Scope]]:
+    """Every feed's and every page's path on the site, for the scopes that exist."""
+    every = [Scope.all(), *scopes]
+    feeds = {scope.url_path(fmt): (scope, fmt) for scope in every for fmt in Format}
+    return feeds, {scope.page_path: scope for scope in every}

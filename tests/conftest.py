@@ -49,7 +49,7 @@ def require(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not available here")
 
 
-def _pg_schema_url() -> Iterator[str]:
+def pg_schema_url() -> Iterator[str]:
     require(bool(PG_URL), "PostgreSQL (FEEDSVC_TEST_PG)")
     assert PG_URL
     schema = "t_" + uuid.uuid4().hex[:12]
@@ -71,13 +71,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/db/feedsvc.sqlite3"
         return
-    yield from _pg_schema_url()
+    yield from pg_schema_url()
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema (for tests that only make sense on a shared server)."""
-    yield from _pg_schema_url()
+    yield from pg_schema_url()
 
 
 @pytest.fixture

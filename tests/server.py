@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import requests
+
+from tests.conftest import ROOT, require
 
 
 def free_port() -> int:
@@ -119,3 +125,79 @@ class HubProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def nginx_binary() -> str:
+    """Debian's nginx (in /usr/sbin, which an unprivileged user's PATH may lack)."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    require(found is not None, "nginx (apt-get install nginx)")
+    assert found
+    return found
+
+
+def nginx_config(port: int, backends: list[int], workdir: Path) -> Path:
+    """The repository's nginx.conf with the compose service names replaced by local ports."""
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    names = re.findall(r"server (feedsvc-\w+):8080", conf)
+    assert len(names) == len(backends) == 2
+    for name, backend in zip(names, backends, strict=True):
+        conf = conf.replace(f"server {name}:8080", f"server 127.0.0.1:{backend}")
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {workdir}/nginx.pid;")
+    conf = conf.replace("events {", f"error_log {workdir}/nginx.err;\nevents {{", 1)
+    path = workdir / "nginx.conf"
+    path.write_text(conf)
+    return path
+
+
+class TcpProxy:
+    """127.0.0.1:<port> relayed to a target; stop() refuses and cuts every connection."""
+
+    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
+        self.target = target
+        self.port = port or free_port()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.start()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes the accepting thread: no longer listening
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()

@@ -6,16 +6,13 @@ logs, upgrades and a database that goes away and comes back."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import requests
@@ -23,8 +20,8 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REAL_CORPUS, ROOT, SAMPLE_SEEDS, copy_corpus, require
-from tests.server import ServerProcess, free_port, wait_for
+from tests.conftest import REAL_CORPUS, ROOT, SAMPLE_SEEDS, copy_corpus
+from tests.server import ServerProcess, TcpProxy, free_port, nginx_binary, nginx_config, wait_for
 
 NOBODY = 65534
 PATHS = [
@@ -186,26 +183,8 @@ def test_the_compose_file_runs_two_replicas_on_postgres_behind_nginx():
 # -- nginx in front of two replicas ---------------------------------------------------------
 
 
-def nginx_config(port: int, backends: list[int], workdir: Path) -> Path:
-    """The repository's nginx.conf with the compose service names replaced by local ports."""
-    conf = (ROOT / "deploy" / "nginx.conf").read_text()
-    names = re.findall(r"server (feedsvc-\w+):8080", conf)
-    assert len(names) == len(backends) == 2
-    for name, backend in zip(names, backends, strict=True):
-        conf = conf.replace(f"server {name}:8080", f"server 127.0.0.1:{backend}")
-    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {workdir}/nginx.pid;")
-    conf = conf.replace("events {", f"error_log {workdir}/nginx.err;\nevents {{", 1)
-    path = workdir / "nginx.conf"
-    path.write_text(conf)
-    return path
-
-
 def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsys):
-    # Debian puts nginx in /usr/sbin, which an unprivileged user's PATH may lack.
-    nginx_bin = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
-    require(nginx_bin is not None, "nginx (apt-get install nginx)")
-    assert nginx_bin
+    nginx_bin = nginx_binary()
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = f"sqlite:///{tmp_path}/db.sqlite3"
     base = f"http://127.0.0.1:{free_port()}"
@@ -323,59 +302,6 @@ def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(
 
 
 # -- a database that goes away --------------------------------------------------------------
-
-
-class TcpProxy:
-    """127.0.0.1:<port> relayed to a target; stop() refuses and cuts every connection."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._open: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self._open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        assert self._listener is not None
-        with contextlib.suppress(OSError):  # wakes the accepting thread: no longer listening
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        for sock in self._open:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        self._open.clear()
 
 
 def test_readyz_follows_the_database_and_feeds_keep_being_served(tmp_path, pg_url):

@@ -16,7 +16,7 @@ import feedparser
 import pytest
 import requests
 
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, _pg_schema_url, copy_corpus
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, pg_schema_url
 from tests.server import ServerProcess, wait_for
 
 JA = "---\ntitle: 東京の天気予報\nlang: ja\ncategories:\n - 国際\nauthor: 気象係\ndate: Mon, 01 Mar 2021 09:00:00 +0900\n---\n<p>明日は晴れ。</p>\n"
@@ -35,7 +35,7 @@ def server(request, tmp_path_factory):
     (seeds / "doomed.md").write_text(
         "---\ntitle: 将被删除的条目\ncategories:\n - 国际\ndate: Wed, 03 Mar 2021 10:00:00 +0800\n---\n<p>x</p>\n"
     )
-    urls = _pg_schema_url() if request.param == "postgresql" else None
+    urls = pg_schema_url() if request.param == "postgresql" else None
     db = next(urls) if urls else f"sqlite:///{workdir}/db.sqlite3"
     proc = ServerProcess(
         seeds, db, workdir, FEEDSVC_LANGUAGE="zh-CN", FEEDSVC_DELETE_GRACE="0", FEEDSVC_WORKERS="1"

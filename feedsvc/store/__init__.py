@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,7 +24,13 @@ from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope
 from feedsvc.store import version
-from feedsvc.store.engine import WRITE_OPTION, database_exists, make_engine, sqlite_path
+from feedsvc.store.engine import (
+    WRITE_OPTION,
+    database_exists,
+    failure_message,
+    make_engine,
+    sqlite_path,
+)
 from feedsvc.store.errors import CorruptStorage, NewerSchema, ReadOnlyStorage, StorageError
 from feedsvc.store.records import (
     Changes,
@@ -68,16 +76,43 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+class _Backoff:
+    """When to try a database server again: 1 s after the first failure, doubling to 30 s."""
+
+    FIRST, LAST = 1.0, 30.0
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.trying = False
+        self.delay = self.FIRST
+        self.next = time.monotonic() + self.delay
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next
+
+    def failed(self) -> None:
+        self.delay = min(self.delay * 2, self.LAST)
+        self.next = time.monotonic() + self.delay
+
+    def wait(self) -> str:
+        return f"trying again in {max(0.0, self.next - time.monotonic()):.0f} s"
+
+
 class Store:
     """All reads of feedsvc's database, its write transactions, and what happens when the
     SQLite file under it cannot be written, is damaged, deleted or replaced."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, wait: bool = False) -> None:
+        """``wait``: a database server that cannot be reached now is tried again, with
+        backoff, at each use (each fails with StorageError until it answers), instead of
+        failing here: a server starts and says it is not ready, as a container expects."""
         self.url = url
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
         self.read_only = False
+        self.read_only_reason = ""
+        self._unreached: _Backoff | None = None
         if self.file is not None and existed and not self.file.writable():
             self._open_read_only("the file or its directory is read-only")
             return
@@ -95,6 +130,44 @@ class Store:
             if self.file is None:
                 raise
             self._repair(f"is unreadable ({exc})", self.file.identity())
+        except NewerSchema:
+            raise
+        except StorageError as exc:
+            if not wait or self.file is not None:
+                raise
+            self._unreached = _Backoff()
+            log.warning("%s; %s", failure_message(url, exc, opening=True), self._unreached.wait())
+
+    def _connect(self) -> Connection:
+        """A connection, once the schema is known to be there (see ``wait``)."""
+        if self._unreached is not None:
+            self._reach()
+        return self.engine.connect()
+
+    def _reach(self) -> None:
+        """Make the schema of a database not reached so far, if its next try is due. Other
+        threads wait for a try under way; the try's own statements pass straight through."""
+        backoff = self._unreached
+        if backoff is None:
+            return
+        with backoff.lock:
+            if self._unreached is None or backoff.trying:
+                return
+            if not backoff.due():
+                raise StorageError(f"the database cannot be reached yet ({backoff.wait()})")
+            backoff.trying = True
+            try:
+                self._create_schema()
+            except NewerSchema:
+                raise
+            except StorageError as exc:
+                backoff.failed()
+                log.warning("%s; %s", failure_message(self.url, exc, opening=True), backoff.wait())
+                raise
+            finally:
+                backoff.trying = False
+            self._unreached = None
+        log.info("database reached: its schema is ready")
 
     def _open_read_only(self, reason: str) -> None:
         """Serve what an unwritable database holds; every scan fails (and says why) until
@@ -106,6 +179,7 @@ class Store:
         )
         self.engine = make_engine(self.url, read_only=True)
         self.read_only = True
+        self.read_only_reason = reason
         self._remember_file()
 
     # -- transactions --------------------------------------------------------------------
@@ -113,7 +187,7 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction (on SQLite it holds the write lock from its first statement)."""
-        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+        with self._connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -125,7 +199,7 @@ class Store:
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
         """A read transaction whose statements all see one committed state."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             if self.dialect == "postgresql":
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
@@ -191,7 +265,7 @@ class Store:
     def reachable(self) -> bool:
         """Whether the database answers now (one round trip; never raises)."""
         try:
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 conn.execute(select(1))
             return True
         except StorageError:
@@ -200,7 +274,7 @@ class Store:
     # -- small writes -----------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return get_meta(conn, key)
 
     def set_meta(self, key: str, value: str) -> None:
@@ -213,13 +287,13 @@ class Store:
         has finished in this database (a rebuilt one is empty until then: keep serving)."""
         if self.last_scan() is None:
             return None
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             values = get_metas(conn, ["epoch", "generation"])
         return f"{values.get('epoch', '')}:{values.get('generation', '0')}"
 
     def pinged_digests(self, urls: Sequence[str]) -> dict[str, str]:
         """The digest each feed URL had when the hubs were last told of it, where known."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = select_in(
                 conn,
                 select(pinged.c.url, pinged.c.digest),
@@ -246,7 +320,7 @@ class Store:
     # -- read side ------------------------------------------------------------------------
 
     def scope_summaries(self) -> list[ScopeSummary]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(select(scopes)).all()
         return sorted(
             (
@@ -292,15 +366,16 @@ class Store:
                 found.append(Entry.from_json(data) if data else None)
         return found[0], found[1]
 
-    def tombstones(self, scope: Scope) -> list[tuple[str, datetime]]:
-        """Entries that left this feed because their file was deleted: (id, when), newest
-        first (see tombstone_days)."""
+    def tombstones(self, scope: Scope, limit: int) -> list[tuple[str, datetime]]:
+        """The newest ``limit`` entries that left this feed because their file was deleted:
+        (id, when), newest first (see tombstone_days)."""
         query = (
             select(tombstones.c.entry_id, tombstones.c.removed)
             .where(tombstones.c.scope_id == scope_id(scope.key))
             .order_by(tombstones.c.removed.desc(), tombstones.c.entry_id)
+            .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
         return [(row.entry_id, datetime.fromtimestamp(row.removed, UTC)) for row in rows]
 
@@ -330,7 +405,7 @@ class Store:
         query = query.order_by(
             entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc()
         ).limit(limit)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [Entry.from_json(data) for data in conn.execute(query).scalars()]
 
     def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
@@ -355,21 +430,33 @@ class Store:
 
     def id_owners(self, ids: Sequence[str]) -> dict[str, str]:
         """The seed file (relative path) serving each of these entry ids, where one does."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = select_in(conn, select(entries.c.id, entries.c.path), entries.c.id, ids)
         return {row.id: row.path for row in rows}
 
     def entry(self, entry_id: str) -> Entry | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             data = conn.execute(select(entries.c.data).where(entries.c.id == entry_id)).scalar()
         return Entry.from_json(data) if data else None
 
     def errors(self) -> list[tuple[str, str]]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 select(unpublished.c.path, unpublished.c.error).where(unpublished.c.kind == "error")
             ).all()
         return sorted((row.path, row.error) for row in rows)
+
+    def record_scan_error(self, error: str | None) -> None:
+        """What the scanning process last failed with (None: its last scan succeeded)."""
+        self.set_meta("scan_error", json.dumps(error))
+
+    def scan_error(self) -> str | None:
+        """The scanner's last failure, as every process reads it; a database that cannot
+        be written cannot carry one, but every process knows that of it."""
+        if self.read_only:
+            return f"database: cannot be written ({self.read_only_reason})"
+        value = self.get_meta("scan_error")
+        return json.loads(value) if value else None
 
     def last_scan(self) -> dict[str, Any] | None:
         value = self.get_meta("last_scan")
@@ -380,6 +467,6 @@ class Store:
         return json.loads(value) if value else {"sent": 0, "failed": 0, "retries": 0, "pending": 0}
 
     def all_entries(self) -> Sequence[Entry]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(select(entries.c.data).order_by(entries.c.id)).scalars()
             return [Entry.from_json(data) for data in rows]

@@ -1,18 +1,46 @@
-"""The store's own errors: the only ones it lets out (the driver's error is the cause)."""
+"""The store's own errors: the only ones it lets out for a database that is unavailable,
+unwritable or damaged (the driver's error is the cause). A programming error (bad SQL, a
+value the database refuses, a broken constraint) is not unavailability: it propagates as
+SQLAlchemy raised it, to be logged with its traceback and answered 500."""
 
 from __future__ import annotations
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import ExceptionContext
 
 # SQLite messages that mean the file itself is damaged or unwritable, not that one statement
 # failed: SQLite says what is wrong only in its messages.
 _READ_ONLY_MARKERS = ("readonly", "read-only", "unable to open database file")
-_CORRUPT_MARKERS = ("malformed", "not a database", "file is encrypted", "database disk image")
+_CORRUPT_MARKERS = ("disk image is malformed", "not a database", "file is encrypted")
+# SQLite raises these as OperationalError, yet they are mistakes in a statement or a value
+# (FTS5 names its own syntax errors), never a database that is unavailable.
+_SQLITE_STATEMENT_MARKERS = (
+    "syntax error",
+    "no such table",
+    "no such column",
+    "no such function",
+    "unterminated string",
+    "unrecognized token",
+    "malformed match",
+    "fts5:",
+    "wrong number of",
+    "ambiguous column",
+)
+# Errors of a statement or of its values, whatever the backend.
+_PROGRAMMING = (
+    sa_exc.ProgrammingError,
+    sa_exc.DataError,
+    sa_exc.IntegrityError,
+    sa_exc.NotSupportedError,
+)
+# PostgreSQL's "insufficient privilege" is a ProgrammingError, but a role without rights
+# is how a database becomes unwritable to this process, not a bug in it.
+_UNAVAILABLE_SQLSTATES = ("42501",)
 
 
 class StorageError(Exception):
-    """A database operation failed. The only error the store lets out: the driver's error
-    is chained as its cause, and the message is the driver's own."""
+    """The database is unavailable, unwritable or damaged: the driver's error is chained as
+    its cause, and the message is the driver's own."""
 
 
 class ReadOnlyStorage(StorageError):
@@ -23,9 +51,26 @@ class CorruptStorage(StorageError):
     """The SQLite file is damaged: it can only be rebuilt from the seeds."""
 
 
+def is_programming_error(context: ExceptionContext) -> bool:
+    """Whether the driver's error is a mistake in a statement or a value (to propagate)
+    rather than the database failing (to become a StorageError)."""
+    error = context.sqlalchemy_exception
+    original = context.original_exception
+    if getattr(original, "sqlstate", None) in _UNAVAILABLE_SQLSTATES:
+        return False
+    if isinstance(error, _PROGRAMMING):
+        return True
+    if context.dialect is not None and context.dialect.name == "sqlite":
+        message = str(original).lower()
+        return any(marker in message for marker in _SQLITE_STATEMENT_MARKERS)
+    return False
+
+
 def storage_error(context: ExceptionContext) -> None:
-    """SQLAlchemy's handle_error hook: raise the store's own error in place of the
-    driver's, classified once, here (SQLite says what is wrong only in its messages)."""
+    """SQLAlchemy's handle_error hook: raise the store's own error in place of the driver's
+    when the database fails, classified once, here; a programming error is left alone."""
+    if not context.is_disconnect and is_programming_error(context):
+        return
     original = context.original_exception
     message = str(original).lower()
     kind = StorageError

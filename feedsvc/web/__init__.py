@@ -9,8 +9,8 @@ from flask import Flask, Response, request
 from feedsvc.config import Settings
 from feedsvc.schedule import Scheduler
 from feedsvc.service import FeedService
-from feedsvc.store import Store
-from feedsvc.web.asgi import Application
+from feedsvc.store import StorageError, Store
+from feedsvc.web.asgi import UNMATCHED, Application
 from feedsvc.web.feedroute import EVERY_RESPONSE
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
@@ -25,9 +25,15 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     app.config.update(DEBUG=False, PROPAGATE_EXCEPTIONS=False)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = Store(settings.db)
+    # No redirects of its own: Werkzeug would write the client's Host header into the
+    # Location of a cacheable 308 for '//' in a path. Such a path is simply not found.
+    app.url_map.merge_slashes = False
+    store = Store(settings.db, wait=True)
     service = FeedService(store, settings)
-    service.refresh()
+    try:
+        service.refresh()
+    except StorageError as exc:  # not reached yet: not ready until it is (see /readyz)
+        app.logger.warning("database: %s", exc)
     scheduler = Scheduler(store, settings, service) if watch else None
     publisher = None
     if scheduler is not None and settings.websub_hubs:
@@ -40,7 +46,7 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     def _finish(response: Response) -> Response:
         for name, value in EVERY_RESPONSE:
             response.headers.setdefault(name, value)
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        route = request.url_rule.rule if request.url_rule else UNMATCHED
         REQUESTS.labels(route=route, status=str(response.status_code)).inc()
         return response
 

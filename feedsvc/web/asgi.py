@@ -25,14 +25,25 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from werkzeug.test import run_wsgi_app
 
-from feedsvc.web.feedroute import EVERY_RESPONSE, Answer, FeedRequest, answer_feed, not_ready_answer
-from feedsvc.web.http import scope_path
+from feedsvc.web.feedroute import (
+    EVERY_RESPONSE,
+    Answer,
+    FeedRequest,
+    answer_feed,
+    not_ready_answer,
+    text_answer,
+)
+from feedsvc.web.http import ascii_query, scope_path
 from feedsvc.web.metrics import REQUESTS
 from feedsvc.web.state import AppState
 
 log = logging.getLogger(__name__)
 
 FEED_ROUTE = "/feeds/<path:_rest>"  # the Flask rule's name, so metrics count both paths alike
+UNMATCHED = "unmatched"  # the route label of requests no rule answered
+# The longest request target (path and query, as sent) answered; longer ones get 414
+# before anything is parsed or cached. Feed URLs are short; a filtered one fits easily.
+MAX_TARGET = 4096
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -57,7 +68,7 @@ def feed_request(scope: Scope) -> FeedRequest:
         if index is not None:
             text = value.decode("latin-1")
             found[index] = text if found[index] is None else f"{found[index]},{text}"
-    query = scope["query_string"]
+    query = ascii_query(scope["query_string"])
     return FeedRequest(
         scope["method"],
         scope_path(scope),
@@ -76,16 +87,25 @@ class Application:
         self._pool = ThreadPoolExecutor(self.state.settings.threads, thread_name_prefix="flask")
         self._start = start
         self._stop = stop
-        self._counters: dict[int, Any] = {}
+        self._counters: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET:
+                too_long = text_answer(414, f"the request target is over {MAX_TARGET} bytes")
+                await self._send(too_long, scope["method"], send, UNMATCHED)
+                return
             if scope["method"] in ("GET", "HEAD") and scope["raw_path"].startswith(b"/feeds/"):
                 answer = self._answer(scope)
                 if answer is not None:
                     await self._send(answer, scope["method"], send)
                     return
-            await self._flask(scope, send)
+            try:
+                await self._flask(scope, send)
+            except Exception:  # Flask answers its own errors: this is a bug in this layer
+                log.exception("unhandled error on %r", scope["raw_path"][:200])
+                failed = text_answer(500, "internal error")
+                await self._send(failed, scope["method"], send, UNMATCHED)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -98,15 +118,15 @@ class Application:
             log.debug("fast path handed a request on", exc_info=True)
             return None
 
-    async def _send(self, answer: Answer, method: str, send: Send) -> None:
+    async def _send(self, answer: Answer, method: str, send: Send, route: str = FEED_ROUTE) -> None:
         headers = [(name.lower().encode(), value.encode()) for name, value in answer.headers]
         headers += _EVERY
         if answer.status != 304:
             headers.append((b"content-length", str(len(answer.body)).encode()))
-        counter = self._counters.get(answer.status)
+        counter = self._counters.get((route, answer.status))
         if counter is None:
-            counter = self._counters[answer.status] = REQUESTS.labels(
-                route=FEED_ROUTE, status=str(answer.status)
+            counter = self._counters[(route, answer.status)] = REQUESTS.labels(
+                route=route, status=str(answer.status)
             )
         counter.inc()
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
@@ -115,6 +135,7 @@ class Application:
 
     async def _flask(self, scope: Scope, send: Send) -> None:
         # No route reads a request body: it is left unread, as Flask would leave it.
+        scope = {**scope, "query_string": ascii_query(scope["query_string"])}
         environ = cast(dict[str, Any], build_environ(cast(Any, scope), cast(Any, io.BytesIO())))
         loop = asyncio.get_running_loop()
         chunks, status, headers = await loop.run_in_executor(

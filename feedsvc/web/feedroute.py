@@ -12,7 +12,7 @@ from datetime import datetime
 from feedsvc.config import Settings
 from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
-from feedsvc.query import BadQuery, FeedQuery, parse_query, query_int
+from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int
 from feedsvc.service import Busy, FeedNotFound, Rendered, StoreBehind
 from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
@@ -60,12 +60,24 @@ def unavailable_answer() -> Answer:
 VARY = ("Vary", "Accept-Encoding")
 
 
-@functools.lru_cache(maxsize=4096)
 def feed_links(
     settings: Settings, scope: Scope, fmt: Format, query: FeedQuery
 ) -> tuple[tuple[str, str], ...]:
     """The Link header of a feed (self, with its query, and each WebSub hub), formatted
-    once per feed and query."""
+    once per feed without a query (a query's is formatted each time: queries are many)."""
+    if query.plain:
+        return _plain_links(settings, scope, fmt)
+    return _links(settings, scope, fmt, query)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_links(settings: Settings, scope: Scope, fmt: Format) -> tuple[tuple[str, str], ...]:
+    return _links(settings, scope, fmt, PLAIN)
+
+
+def _links(
+    settings: Settings, scope: Scope, fmt: Format, query: FeedQuery
+) -> tuple[tuple[str, str], ...]:
     links = [f'<{feed_url(settings, scope, fmt, params=query.params())}>; rel="self"']
     links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
     return (("Link", ", ".join(links)),)
@@ -91,8 +103,11 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
         query = parse_query(req.args)
     except BadQuery as exc:
         return text_answer(400, str(exc))
+    found = state.service.feed_at(req.raw_path)
     stem, dot, ext = req.raw_path.removeprefix("/feeds/").rpartition(".")
-    if stem == "search" and dot and ext in Format.__members__.values():
+    if found is not None:
+        scope, fmt = found
+    elif stem == "search" and dot and ext in Format.__members__.values():
         if query.search is None:  # the site-wide search feed: /feeds/all.<fmt> with ?q=
             return text_answer(400, "the search feed needs q=<words>")
         scope, fmt = Scope.all(), Format(ext)
@@ -101,17 +116,22 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
             scope, fmt = parse_feed_path(req.raw_path)
         except ValueError:
             return text_answer(404, "no such feed")
-    links = feed_links(state.settings, scope, fmt, query)
+    # (a scope that does not exist is answered 404 below: nothing is formatted for it)
+    links = feed_links(state.settings, scope, fmt, query) if state.service.exists(scope) else ()
     return answer_scope(state, req, scope, fmt, query, links, render)
 
 
 def answer_page(state: AppState, req: FeedRequest) -> Answer:
     """The answer to a scope's HTML page: the same paging, validators and encodings as its
     feeds, rendered once per change of the scope."""
-    try:
-        scope = parse_page_path(req.raw_path)
-    except ValueError:
-        return text_answer(404, "no such page")
+    found = state.service.page_at(req.raw_path)
+    if found is not None:
+        scope = found
+    else:
+        try:
+            scope = parse_page_path(req.raw_path)
+        except ValueError:
+            return text_answer(404, "no such page")
     try:
         query = parse_query(req.args)
     except BadQuery as exc:

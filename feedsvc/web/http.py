@@ -78,6 +78,18 @@ class NotModified(Response):
         return headers
 
 
+# Every printable ASCII byte but the space: what a request target may hold as it is.
+_TARGET_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
+
+
+def ascii_query(query: bytes) -> bytes:
+    """A query string as a client should have sent it: raw UTF-8 (curl sends the README's
+    own examples so) and other bytes HTTP does not allow percent-encoded, the rest as it is."""
+    if query.isascii() and b" " not in query:
+        return query
+    return quote(query, safe=_TARGET_SAFE).encode("ascii")
+
+
 def scope_path(scope: Mapping[str, Any]) -> str:
     """An ASGI request's path still percent-encoded, so '%2F' inside a name is not a
     separator. Bytes HTTP does not allow in a request target (raw UTF-8, which some servers

@@ -52,6 +52,11 @@ class StateCollector(Collector):
             value=self.service.cached_bytes,
         )
         yield GaugeMetricFamily(
+            "feedsvc_process_resident_bytes",
+            "Resident memory of the process that answered (see the README's memory budget)",
+            value=resident_bytes(),
+        )
+        yield GaugeMetricFamily(
             "feedsvc_feeds",
             "Feed scopes (each in Atom, RSS and JSON)",
             value=len(catalog.summaries),
@@ -66,6 +71,15 @@ class StateCollector(Collector):
             "1 if this replica holds the scan lock",
             value=int(bool(self.scheduler and self.scheduler.is_scanner)),
         )
+
+
+def resident_bytes() -> int:
+    """This process's resident set, from /proc (0 where there is none)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def exposition(service: FeedService, scheduler: Scheduler | None) -> tuple[bytes, str]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from feedsvc.model import Format
+from feedsvc.model import Format, is_entry_id
 from feedsvc.opml import render_opml
 from feedsvc.service import Rendered
 from feedsvc.store import StorageError
@@ -54,7 +55,13 @@ def unavailable() -> Response:
 @bp.before_app_request
 def wait_for_first_scan() -> Response | None:
     """Before the first scan is loaded, content answers 503 (retry), never a false 404."""
-    if request.endpoint in ("feedsvc.healthz", "feedsvc.readyz", "feedsvc.metrics", "static"):
+    if request.endpoint in (
+        "feedsvc.healthz",
+        "feedsvc.readyz",
+        "feedsvc.status",
+        "feedsvc.metrics",
+        "static",
+    ):
         return None
     return None if state().ensure_ready() else not_ready()
 
@@ -113,7 +120,7 @@ def opml() -> Response:
 
 @bp.get("/entries/<entry_id>")
 def entry(entry_id: str) -> Response:
-    found = state().service.entry_page(entry_id) if len(entry_id) == 36 else None
+    found = state().service.entry_page(entry_id) if is_entry_id(entry_id) else None
     if found is None:
         return text_response(404, "no such entry")
     return send_document(found, HTML_SECURITY)
@@ -126,32 +133,49 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready: this process has loaded a finished scan and the database answers. While it
-    does not answer, feeds already loaded keep being served; readiness comes back with it."""
+    """Ready: the database answers and this process has loaded a finished scan. While the
+    database does not answer, feeds already loaded keep being served; readiness comes back
+    with it."""
     app = state()
-    if not app.ensure_ready():
-        return not_ready()
     if not app.service.database_reachable():
         return text_response(503, "the database cannot be reached")
+    if not app.ensure_ready():
+        return not_ready()
     return text_response(200, "ready")
 
 
 @bp.get("/status")
 def status() -> Response:
+    """What an operator needs to see why feeds are missing or stale: it answers whatever
+    state the store is in (before the first scan too), the same from every worker."""
     app = state()
     catalog = app.service.catalog()
-    body = {
+    database: dict[str, Any] = {"reachable": app.service.database_reachable()}
+    body: dict[str, Any] = {
+        "ready": app.service.ready,
         "entries": catalog.everything.count,
         "feeds": len(catalog.summaries),
         "formats": [fmt.value for fmt in Format],
-        "last_scan": app.service.last_scan(),
-        "errors": [{"path": path, "error": error} for path, error in app.service.errors()],
-        "scanner": bool(app.scheduler and app.scheduler.is_scanner),
-        "watch": app.scheduler.watch_mode if app.scheduler else None,
-        "scan_error": app.scheduler.last_error if app.scheduler else None,
+        "database": database,
+        "scanner": None,
+        "watch": None,
+        "scan_error": None,
+        "last_scan": None,
+        "errors": [],
         "generation": app.service.generation,
-        "websub": {"hubs": list(app.settings.websub_hubs), **app.service.websub_counts()},
+        "websub": {"hubs": list(app.settings.websub_hubs)},
     }
+    try:
+        body["last_scan"] = app.service.last_scan()
+        body["errors"] = [{"path": p, "error": e} for p, e in app.service.errors()]
+        body["scan_error"] = (
+            app.scheduler.scan_error() if app.scheduler else app.service.scan_error()
+        )
+        body["scanner"] = bool(app.scheduler and app.scheduler.is_scanner)
+        body["watch"] = app.scheduler.watch_mode if app.scheduler else None
+        body["websub"].update(app.service.websub_counts())
+    except StorageError as exc:
+        database["error"] = str(exc)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -166,7 +190,12 @@ def metrics() -> Response:
 
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
-    return text_response(exc.code or 500, exc.description or exc.name)
+    """Werkzeug's errors as one line of text; a 405 keeps its Allow header."""
+    response = text_response(exc.code or 500, exc.description or exc.name)
+    for name, value in exc.get_headers():
+        if name == "Allow":
+            response.headers[name] = value
+    return response
 
 
 @bp.app_errorhandler(StorageError)
