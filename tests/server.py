@@ -19,6 +19,20 @@ import requests
 from tests.conftest import ROOT, require
 
 
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One `feedsvc` command as a user runs it: its own environment, warnings and errors only."""
+    return subprocess.run(
+        [sys.executable, "-m", "feedsvc", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "WARNING", **(env or {})},
+        timeout=120,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,19 +12,7 @@ import pytest
 
 from feedsvc.model import Format
 from feedsvc.store import Store
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "WARNING", **(env or {})},
-        timeout=120,
-    )
+from tests.server import run
 
 
 @pytest.mark.parametrize("command", ["serve", "scan", "check", "export"])

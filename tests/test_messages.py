@@ -23,24 +23,11 @@ from sqlalchemy.engine import make_url
 from feedsvc.logs import TextLines
 from feedsvc.store.engine import failure_message, hide_password
 from tests.conftest import PG_URL, require
-from tests.server import ServerProcess
+from tests.server import ServerProcess, run
 
 SECRET = "pw-7f3c9e1d"  # unique: found in no message by chance
 UNREACHABLE = f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/db"  # port 1 refuses at once
 SITE = "https://static.example"
-
-
-def run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "WARNING", **(env or {})},
-        timeout=120,
-    )
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], status: int) -> str:
