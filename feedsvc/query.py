@@ -264,7 +264,7 @@ def parse_query(
     if window:
         if not window.isascii() or not window.isdigit() or len(window) > 10:
             raise BadQuery(f"filter_time must be a number of seconds, got {window[:40]!r}")
-        since = (int(clock()) - int(window)) // TIME_BUCKET * TIME_BUCKET
+        since = max(0, (int(clock()) - int(window)) // TIME_BUCKET * TIME_BUCKET)
     pinned = _one(args, "filter_since")  # what links to other pages carry instead
     if pinned and since is None:
         if not pinned.isascii() or not pinned.isdigit() or len(pinned) > 12:

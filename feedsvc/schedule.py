@@ -78,7 +78,12 @@ class Scheduler:
         does not scan (another process holds the scan lock)."""
         if self.settings.watch == "polling":
             return "polling"
-        return self._events.mode if self._events is not None else "not scanning here"
+        if self._events is not None:
+            return self._events.mode
+        shared = SCAN_STATE.get()  # the scanning process of this server says how it watches
+        if shared is not None and shared["replica"] == self.replica and self.is_scanner:
+            return str(shared["watch"])
+        return "not scanning here"
 
     def tick(self) -> None:
         """Scan if this process leads (fully when a full scan is due, else only the files
@@ -110,7 +115,12 @@ class Scheduler:
         if not (self.locks.is_leader or self.stepped_down):
             return
         SCAN_STATE.set(
-            {"replica": self.replica, "error": self.last_error, "stepped_down": self.stepped_down}
+            {
+                "replica": self.replica,
+                "error": self.last_error,
+                "stepped_down": self.stepped_down,
+                "watch": self.watch_mode,
+            }
         )
         if self.stepped_down or self.last_error == self._published_error:
             return  # (a database a newer feedsvc owns is never written)

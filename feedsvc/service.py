@@ -34,6 +34,9 @@ CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their docume
 # Deleted entries an Atom feed's first page tells of (newest first): enough for a reader
 # polling daily to learn of a regeneration's deletions, bounded whatever was deleted.
 MAX_TOMBSTONES = 100
+# Bytes a cached document costs beyond its bodies and key (its objects and the cache's
+# entries), measured: tens of thousands of tiny documents must not outgrow cache_bytes.
+DOCUMENT_OVERHEAD = 1536
 RENDER_VERSION = "2"  # bump when the bytes change for the same content and settings
 
 
@@ -230,8 +233,10 @@ class FeedService:
             entries, fingerprint = self.store.page(scope, offset, limit)
             if (fingerprint or "empty") == summary.fingerprint:
                 return summary, entries
-            if not self.refresh():
-                break
+            self.refresh()  # (or another thread did, since this one read its summary)
+            now = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
+            if now.fingerprint == summary.fingerprint:
+                break  # the store holds a state this process has not loaded yet
         raise StoreBehind("the database does not hold what this process serves yet")
 
     def _chosen(
@@ -380,8 +385,8 @@ class FeedService:
             self._cache[key] = rendered
             self._sizes[key] = 0
             rendered.grew = partial(self._grew, key)
-            # the key counts too: a query's is as long as the query
-            self._count(key, len(rendered.body) + sum(map(len, key)))
+            # the key counts too (a query's is as long as the query), and what holds it
+            self._count(key, len(rendered.body) + sum(map(len, key)) + DOCUMENT_OVERHEAD)
         return rendered
 
     def _grew(self, key: tuple[str, ...], nbytes: int) -> None:

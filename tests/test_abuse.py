@@ -31,6 +31,7 @@ from tests.server import (
     free_port,
     nginx_binary,
     nginx_config,
+    run,
     wait_for,
 )
 
@@ -459,3 +460,97 @@ def test_a_programming_error_is_a_counted_500_with_a_traceback(tmp_path):
         assert server.stop() == 0
     log = server.log.read_text()
     assert "Traceback" in log and "no such table: entries" in log
+
+
+def test_a_date_no_clock_can_hold_is_no_date_at_all(server):
+    for since in ("Sat, 01 Jan 2147483648 00:00:00 GMT", "Mon, 01 Jan 2000 99999999999:00:00 GMT"):
+        response = requests.get(
+            server.url + "/feeds/all.atom", headers={"If-Modified-Since": since}, timeout=10
+        )
+        assert response.status_code in (200, 304), response.text
+
+
+def test_a_target_that_is_no_path_is_a_400_and_reflects_nothing(server):
+    for target in (b"x:y", b"evil.example", b"mailto:x@y"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: evil-host.example\r\n\r\n")
+            reply = sock.recv(65536)
+        assert status_of(reply) == 400, reply[:200]
+        assert b"evil-host" not in reply and b"location" not in reply.lower()
+
+
+def test_a_time_window_longer_than_time_keeps_working_links(server):
+    body = requests.get(server.url + "/feeds/all.atom?filter_time=9999999999&limit=1", timeout=10)
+    assert body.status_code == 200 and "filter_since=-" not in body.text
+    assert "filter_since=0" in body.text
+
+
+def test_a_rewritten_seed_is_never_answered_as_an_outage(tmp_path):
+    """The producer rewrites files all the time: a request that meets a scan committed since
+    its process last looked catches up, and never answers 503 for a healthy database."""
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    server = ServerProcess(
+        seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_LOG_LEVEL="WARNING"
+    )
+    statuses: dict[int, int] = {}
+    stop = threading.Event()
+
+    def read(path: str) -> None:
+        with requests.Session() as session:
+            for i in range(100_000):
+                if stop.is_set():
+                    return
+                status = session.get(f"{server.url}{path}?brief={100 + i % 50}", timeout=10)
+                statuses[status.status_code] = statuses.get(status.status_code, 0) + 1
+
+    try:
+        server.wait_ready()
+        paths = ["/feeds/categories/%E6%96%B0%E5%AA%92%E4%BD%93.atom", "/feeds/all.json", "/"]
+        readers = [threading.Thread(target=read, args=(path,)) for path in paths * 2]
+        for reader in readers:
+            reader.start()
+        try:
+            for i in range(200):  # rewritten as the producer does: a new file moved in place
+                fresh = seeds / f".churn-{i}.tmp"
+                fresh.write_text(
+                    f"---\ntitle: churn {i % 5}\ncategories: [新媒体]\n"
+                    f"date: 2030-01-0{1 + i % 5}T00:00:00Z\n---\n<p>{i}</p>\n"
+                )
+                os.replace(fresh, seeds / f"churn-{i % 5}.md")
+                stop.wait(0.05)
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join(30)
+        assert statuses.get(200, 0) > 0 and set(statuses) == {200}, statuses
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_database_url_naming_someone_elses_file_never_replaces_it(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    result = run("scan", "--seeds", str(SAMPLE_SEEDS), "--db", f"sqlite:///{notes}", cwd=tmp_path)
+    assert result.returncode == 1 and "not replacing it" in result.stderr
+    assert notes.read_text() == "my notes\n" and sorted(tmp_path.iterdir()) == [notes]
+
+
+def test_a_password_in_the_query_of_a_database_url_is_masked(tmp_path):
+    url = "postgresql+psycopg://127.0.0.1:1/test?password=qpw-9d1e7&user=bob"
+    result = run("scan", "--seeds", str(SAMPLE_SEEDS), "--db", url, cwd=tmp_path)
+    assert result.returncode == 1 and "qpw-9d1e7" not in result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_every_worker_says_the_same_of_how_changes_are_noticed(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
+    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
+    try:
+        server.wait_ready()
+        wait_for(
+            lambda: requests.get(server.url + "/status", timeout=5).json()["watch"] == "events"
+        )
+        modes = {requests.get(server.url + "/status", timeout=5).json()["watch"] for _ in range(12)}
+        assert modes == {"events"}, modes
+    finally:
+        assert server.stop() == 0

@@ -129,6 +129,8 @@ class Store:
         except CorruptStorage as exc:
             if self.file is None:
                 raise
+            if not self.file.written_by_feedsvc():
+                raise StorageError(f"is not a SQLite database ({exc}): not replacing it") from exc
             self._repair(f"is unreadable ({exc})", self.file.identity())
         except NewerSchema:
             raise

@@ -86,9 +86,24 @@ def _masked_storage_error(context: ExceptionContext) -> None:
         raise
 
 
+# Connection parameters a URL's query may carry that are as secret as its password.
+_SECRET_PARAMETERS = ("password", "passfile", "sslpassword")
+
+
+def _secrets(parsed: URL) -> list[str]:
+    """The password, whether in the URL's userinfo or in its query (libpq takes both)."""
+    found = [str(parsed.password)] if parsed.password else []
+    for name in _SECRET_PARAMETERS:
+        value = parsed.query.get(name)
+        found += [value] if isinstance(value, str) else list(value or ())
+    return [secret for secret in found if secret]
+
+
 def masked_url(url: str | URL) -> str:
-    """The URL as a message may show it: the password as ***."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL as a message may show it: the password (and its like in the query) as ***."""
+    parsed = make_url(url)
+    hidden = {name: "***" for name in _SECRET_PARAMETERS if name in parsed.query}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def hide_password(text: str, url: str | URL) -> str:
@@ -96,11 +111,14 @@ def hide_password(text: str, url: str | URL) -> str:
     password short enough to occur in the text by chance garbles the text: better than
     showing it.)"""
     parsed = make_url(url)
-    if not parsed.password:
+    secrets = _secrets(parsed)
+    if not secrets:
         return text
     for shown in (str(url), parsed.render_as_string(hide_password=False)):
         text = text.replace(shown, masked_url(parsed))
-    return text.replace(str(parsed.password), "***")
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def failure_message(url: str, exc: BaseException, opening: bool = False) -> str:

@@ -33,9 +33,10 @@ _PROGRAMMING = (
     sa_exc.IntegrityError,
     sa_exc.NotSupportedError,
 )
-# PostgreSQL's "insufficient privilege" is a ProgrammingError, but a role without rights
-# is how a database becomes unwritable to this process, not a bug in it.
-_UNAVAILABLE_SQLSTATES = ("42501",)
+# PostgreSQL's "insufficient privilege" and "no schema has been selected" are
+# ProgrammingErrors, but a role without rights or a search_path naming no schema is how a
+# database is unusable to this process as deployed, not a bug in it.
+_UNAVAILABLE_SQLSTATES = ("42501", "3F000")
 
 
 class StorageError(Exception):

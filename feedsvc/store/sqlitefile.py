@@ -92,6 +92,22 @@ class SqliteFile:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    def written_by_feedsvc(self) -> bool:
+        """Whether a file that does not read as a database may be replaced: it starts as
+        SQLite files do (or is empty), or feedsvc's lock files lie beside it. Anything else
+        is someone's file named by mistake (a typo in --db), never moved."""
+        try:
+            with open(self.path, "rb") as handle:
+                head = handle.read(len(SQLITE_HEADER))
+        except OSError:
+            return True  # gone or unreadable: nothing of anyone's to keep
+        if not head or head == SQLITE_HEADER:
+            return True
+        return any(
+            self.path.with_name(f"{self.path.name}.{role}.lock").exists()
+            for role in ("scan", "leader")
+        )
+
     def move_aside(self, broken: tuple[int, int] | None) -> bool:
         """Under the repair lock: move the file (if it is still the one that failed, whose
         identity was ``broken``) and a stale WAL aside. False when another process has

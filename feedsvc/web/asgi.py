@@ -91,6 +91,10 @@ class Application:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if not scope["raw_path"].startswith(b"/"):  # 'x:y', 'evil.example': no path
+                bad = text_answer(400, "the request target must be a path")
+                await self._send(bad, scope["method"], send, UNMATCHED)
+                return
             if len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET:
                 too_long = text_answer(414, f"the request target is over {MAX_TARGET} bytes")
                 await self._send(too_long, scope["method"], send, UNMATCHED)

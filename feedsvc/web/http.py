@@ -40,7 +40,10 @@ def not_modified(
         tags = _etag_list(if_none_match)
         return "*" in tags or any(_weak_equal(tag, etag) for tag in tags)
     if if_modified_since:
-        since = parse_date(if_modified_since)
+        try:
+            since = parse_date(if_modified_since)
+        except (OverflowError, ValueError):  # a date no clock can hold: no date at all
+            since = None
         if since is not None:
             return int(last_modified.timestamp()) <= int(since.timestamp())
     return False
