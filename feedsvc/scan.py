@@ -133,6 +133,14 @@ class _Batch:
         return len(self.parsed) + len(self.changes.errors) + len(self.changes.restats)
 
 
+def _report(changes: Changes, report: ScanReport, note: Note, shown: str) -> None:
+    """A file or a directory that cannot be published: its error note, the report's line,
+    and one log line naming it as ``shown``."""
+    changes.errors.append(note)
+    report.errors.append((shown, note.reason))
+    log.warning("%s: %s", shown, note.reason, extra={"path": shown, "reason": note.reason})
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -347,9 +355,12 @@ class Scanner:
             return
         if loaded.error is not None:
             path, reason = loaded.error
-            changes.errors.append(Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, reason))
-            report.errors.append((path, reason))
-            log.warning("%s: %s", path, reason, extra={"path": path, "reason": reason})
+            _report(
+                changes,
+                report,
+                Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, reason),
+                path,
+            )
             return
         if loaded.kind == "same":
             assert known is not None
@@ -409,14 +420,7 @@ class Scanner:
             state = known.get(problem.key)
             if state is not None and state.content_hash == digest:
                 continue
-            changes.errors.append(Note(problem.key, 0, 0, digest, problem.reason))
-            report.errors.append((problem.key, problem.reason))
-            log.warning(
-                "%s: %s",
-                problem.key,
-                problem.reason,
-                extra={"path": problem.key, "reason": problem.reason},
-            )
+            _report(changes, report, Note(problem.key, 0, 0, digest, problem.reason), problem.key)
 
     def _deletions(
         self,

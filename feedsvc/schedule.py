@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -66,11 +67,16 @@ class Scheduler:
     def scan_error(self) -> str | None:
         """Why the last scan failed (None: it did not), the same from every worker: this
         server's own word where one of its processes scans, else the scanner's in the store."""
+        word = self._scanners_word()
+        return word["error"] if word is not None else self.store.scan_error()
+
+    def _scanners_word(self) -> dict[str, Any] | None:
+        """What this server's scanning process last shared (see ``_publish_error``), if one
+        of this server's processes scans or has stepped down; None otherwise."""
         shared = SCAN_STATE.get()
-        ours = shared is not None and shared["replica"] == self.replica
-        if ours and (shared["stepped_down"] or self.is_scanner):
-            return shared["error"]
-        return self.store.scan_error()
+        if shared is None or shared["replica"] != self.replica:
+            return None
+        return shared if shared["stepped_down"] or self.is_scanner else None
 
     @property
     def watch_mode(self) -> str:
@@ -80,10 +86,8 @@ class Scheduler:
             return "polling"
         if self._events is not None:
             return self._events.mode
-        shared = SCAN_STATE.get()  # the scanning process of this server says how it watches
-        if shared is not None and shared["replica"] == self.replica and self.is_scanner:
-            return str(shared["watch"])
-        return "not scanning here"
+        word = self._scanners_word()  # this server's scanning process says how it watches
+        return str(word["watch"]) if word is not None else "not scanning here"
 
     def tick(self) -> None:
         """Scan if this process leads (fully when a full scan is due, else only the files

@@ -25,7 +25,7 @@ from frontmatter.default_handlers import YAMLHandler
 
 from feedsvc.config import LANGUAGE_TAG, Settings
 from feedsvc.dates import DateError, parse_date
-from feedsvc.model import Author, Entry, stable_uuid
+from feedsvc.model import MAX_NAME_CHARS, Author, Entry, stable_uuid
 from feedsvc.sanitize import (
     UnsafeInput,
     absolute_url,
@@ -54,7 +54,6 @@ MAX_YAML_NODES = 10_000
 MAX_YAML_DEPTH = 32
 MAX_HIERARCHIES = 100
 MAX_DEPTH = 16
-MAX_NAME_CHARS = 200
 MAX_TITLE_CHARS = 500
 TITLE_FROM_TEXT_CHARS = 80
 

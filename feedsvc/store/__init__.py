@@ -110,8 +110,7 @@ class Store:
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
-        self.read_only = False
-        self.read_only_reason = ""
+        self.read_only_reason: str | None = None  # why it is opened read-only, if it is
         self._unreached: _Backoff | None = None
         if self.file is not None and existed and not self.file.writable():
             self._open_read_only("the file or its directory is read-only")
@@ -138,7 +137,7 @@ class Store:
             if not wait or self.file is not None:
                 raise
             self._unreached = _Backoff()
-            log.warning("%s; %s", failure_message(url, exc, opening=True), self._unreached.wait())
+            self._log_unreached(exc)
 
     def _connect(self) -> Connection:
         """A connection, once the schema is known to be there (see ``wait``)."""
@@ -164,12 +163,20 @@ class Store:
                 raise
             except StorageError as exc:
                 backoff.failed()
-                log.warning("%s; %s", failure_message(self.url, exc, opening=True), backoff.wait())
+                self._log_unreached(exc)
                 raise
             finally:
                 backoff.trying = False
             self._unreached = None
         log.info("database reached: its schema is ready")
+
+    def _log_unreached(self, exc: StorageError) -> None:
+        assert self._unreached is not None
+        log.warning("%s; %s", failure_message(self.url, exc, opening=True), self._unreached.wait())
+
+    @property
+    def read_only(self) -> bool:
+        return self.read_only_reason is not None
 
     def _open_read_only(self, reason: str) -> None:
         """Serve what an unwritable database holds; every scan fails (and says why) until
@@ -180,7 +187,6 @@ class Store:
             reason,
         )
         self.engine = make_engine(self.url, read_only=True)
-        self.read_only = True
         self.read_only_reason = reason
         self._remember_file()
 
