@@ -11,7 +11,12 @@ from sqlalchemy.engine import ExceptionContext
 # SQLite messages that mean the file itself is damaged or unwritable, not that one statement
 # failed: SQLite says what is wrong only in its messages.
 _READ_ONLY_MARKERS = ("readonly", "read-only", "unable to open database file")
-_CORRUPT_MARKERS = ("disk image is malformed", "not a database", "file is encrypted")
+_CORRUPT_MARKERS = (
+    "disk image is malformed",
+    "malformed database schema",
+    "not a database",
+    "file is encrypted",
+)
 # SQLite raises these as OperationalError, yet they are mistakes in a statement or a value
 # (FTS5 names its own syntax errors), never a database that is unavailable.
 _SQLITE_STATEMENT_MARKERS = (
@@ -63,6 +68,8 @@ def is_programming_error(context: ExceptionContext) -> bool:
         return True
     if context.dialect is not None and context.dialect.name == "sqlite":
         message = str(original).lower()
+        if any(marker in message for marker in (*_READ_ONLY_MARKERS, *_CORRUPT_MARKERS)):
+            return False  # the file, not the statement (a damaged schema can say anything)
         return any(marker in message for marker in _SQLITE_STATEMENT_MARKERS)
     return False
 
