@@ -18,11 +18,10 @@ _CORRUPT_MARKERS = (
     "file is encrypted",
 )
 # SQLite raises these as OperationalError, yet they are mistakes in a statement or a value
-# (FTS5 names its own syntax errors), never a database that is unavailable.
+# (FTS5 names its own syntax errors), never a database that is unavailable. ('no such table'
+# is not one of them: a SQLite file deleted or replaced under a running process says so.)
 _SQLITE_STATEMENT_MARKERS = (
     "syntax error",
-    "no such table",
-    "no such column",
     "no such function",
     "unterminated string",
     "unrecognized token",
