@@ -183,10 +183,19 @@ class Entry:
     summary: str
     content: str
     lang: str | None = None  # BCP 47, when the seed file states one
+    # The seed file stated no usable date: ``published`` is when the entry was first stored.
+    # (RSSHub keeps items without a date whatever filter_time says; so does feedsvc.)
+    undated: bool = False
 
     @property
     def urn(self) -> str:
         return "urn:uuid:" + self.id
+
+    @property
+    def path_id(self) -> str:
+        """The id the entry's path gives: a file that states no ``id`` is first stored under
+        it (an explicit id never equals it: the two are named apart)."""
+        return stable_uuid("path", self.path)
 
     def scopes(self) -> list[Scope]:
         """Every feed this entry belongs to: the site, each level of each hierarchy, authors, tags."""
@@ -225,6 +234,8 @@ class Entry:
             "published": int(self.published.timestamp()),
             "updated": int(self.updated.timestamp()),
         }
+        if self.undated:
+            data["undated"] = True
         offset = _offset_minutes(self.published)
         if offset:  # the UTC offset the date was written with, for showing it as written
             data["offset"] = offset
@@ -249,6 +260,7 @@ class Entry:
             summary=data["summary"],
             content=data["content"],
             lang=data.get("lang"),
+            undated=data.get("undated", False),
         )
 
 

@@ -11,7 +11,7 @@ parser wrote and _tree evened out. What would still cost too much is refused (Un
 
 from __future__ import annotations
 
-import html
+import html.entities
 import re
 from collections.abc import Callable
 from typing import cast
@@ -56,6 +56,16 @@ TEXT_PIECE = 512
 # One character class: each character is looked at once, so the `re` engine is linear here.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SPACE = re.compile(r"\s+")
+# Bidirectional embeddings, overrides and isolates: in a one-line field they reorder what
+# follows them (a title, a name beside it in a list), so 'abc\u202edcba' shows as 'abcabcd'.
+# Right-to-left text itself and the LRM/RLM marks stay.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# A character reference as HTML's named table and XML's numeric ones write it, ';' included.
+# Each repetition is possessive and needs a '&' in front, so every character is looked at once.
+_CHARACTER_REFERENCE = re.compile(r"&(?:#([0-9]++)|#[xX]([0-9a-fA-F]++)|([A-Za-z][A-Za-z0-9]*+));")
+# More digits than this (leading zeros aside) are past U+10FFFF (1114111) whatever they say:
+# they are not read as a number, which costs the square of the digits in decimal.
+_CODE_POINT_DIGITS = 8
 # A tag of clean_html's output (see html_to_text). Possessive: nothing inside is tried twice.
 _SERIALISED_TAG = re.compile(r"""<(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
 
@@ -101,7 +111,24 @@ _TABLE_TESTS = " or ".join(f"self::{name}" for name in sorted(_TABLE_PARTS))
 _LONG_TEXT = f"//text()[string-length() > {TEXT_PIECE}][not(parent::*[{_TABLE_TESTS}])]"
 # An element nh3 drops (keeping what is inside): empty ones split long text nodes.
 _PLAIN = "feedsvc-plain"
-_LAZY_SOURCES = frozenset({"data-src", "data-original", "data-lazy-src", "data-actualsrc"})
+# Where lazy loaders keep an image's real source, in order of preference (RSSHub reads the
+# first two).
+_LAZY_SOURCES = ("data-src", "data-original", "data-lazy-src", "data-actualsrc")
+# An attribute whose value holds one of these names an image file (RSSHub's last resort).
+_IMAGE_SUFFIXES = (".gif", ".png", ".jpg", ".webp")
+# The Referrer-Policy tokens; an image's other values become no-referrer.
+_REFERRER_POLICIES = frozenset(
+    {
+        "no-referrer",
+        "no-referrer-when-downgrade",
+        "origin",
+        "origin-when-cross-origin",
+        "same-origin",
+        "strict-origin",
+        "strict-origin-when-cross-origin",
+        "unsafe-url",
+    }
+)
 # The lines whose prefix of spaces, tabs and '>' could break a Markdown nesting limit. One
 # character class from a line start: a prefix is scanned once.
 _MD_LONG_PREFIX = re.compile(rf"^[ \t>]{{{MAX_MARKDOWN_QUOTES + 1},}}", re.MULTILINE)
@@ -140,26 +167,71 @@ def strip_invalid_xml(text: str) -> str:
 
 
 def clean_text(value: str) -> str:
-    """A one-line plain-text field (title, name): XML-safe, whitespace collapsed, trimmed."""
-    return _SPACE.sub(" ", strip_invalid_xml(value)).strip()
+    """A one-line plain-text field (title, name): XML-safe, without bidirectional controls,
+    whitespace (any Unicode space, NBSP included) collapsed to one space, trimmed."""
+    return _SPACE.sub(" ", strip_invalid_xml(value).translate(_BIDI_CONTROLS)).strip()
 
 
-def absolute_url(url: str | None, base_url: str) -> str | None:
-    """``url`` resolved against the site's base URL; None for empty, non-web or malformed
-    URLs (such as 'http://[x', which urllib refuses to split)."""
+def decode_entities(text: str) -> str:
+    """``text`` with its character references decoded, as RSSHub decodes titles: '&name;'
+    from HTML's table, '&#N;' and '&#xH;'; a name without its ';' ('&notify', '?a=1&lt=2')
+    or not in the table stays as written. Crawlers copy titles from HTML, escaped."""
+    return _CHARACTER_REFERENCE.sub(_decode_reference, text)
+
+
+def _decode_reference(match: re.Match[str]) -> str:
+    decimal, hexadecimal, name = match.groups()
+    if name is not None:
+        return html.entities.html5.get(name + ";", match.group())
+    digits = (decimal or hexadecimal).lstrip("0") or "0"
+    if len(digits) > _CODE_POINT_DIGITS:
+        return "\ufffd"
+    return _code_point(int(digits, 10 if decimal else 16))
+
+
+def _code_point(code: int) -> str:
+    """A numeric reference's character as HTML reads it: no character (NUL, a surrogate,
+    past U+10FFFF) is U+FFFD, and C1 controls are the windows-1252 characters pages meant."""
+    if code == 0 or 0xD800 <= code <= 0xDFFF or code > 0x10FFFF:
+        return "\ufffd"
+    if 0x80 <= code <= 0x9F:
+        try:
+            return bytes([code]).decode("cp1252")
+        except UnicodeDecodeError:  # the five bytes windows-1252 leaves undefined
+            pass
+    return chr(code)
+
+
+def absolute_url(url: str | None, base: str) -> str | None:
+    """``url`` resolved against ``base`` (a page, or a directory ending in '/'; '' takes only
+    absolute URLs); None for empty, non-web or malformed URLs (such as 'http://[x', which
+    urllib refuses to split)."""
     if url is None:
         return None
     url = clean_text(url)
     if not url or url.lower() in ("none", "null"):
         return None
     try:
-        resolved = urljoin(base_url + "/", url)
+        resolved = urljoin(base, url)
         parts = urlsplit(resolved)
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return None
     return resolved
+
+
+def link_as_base(url: str | None) -> str | None:
+    """``url`` when it is an absolute web URL that relative ones can be resolved against
+    (nh3's URL parser refuses some that urllib takes, such as 'http://a b/'), else None."""
+    page = absolute_url(url, "")
+    if page is None:
+        return None
+    try:
+        nh3.clean("", url_relative=("rewrite_with_base", page))
+    except ValueError:
+        return None
+    return page
 
 
 def render_body(body: str) -> str:
@@ -176,21 +248,46 @@ def render_body(body: str) -> str:
     return rendered
 
 
-def _promote_lazy_image(img: etree._Element) -> None:
-    """A lazy-loaded image's real source (data-src and kin) becomes its src."""
-    lazy = next((value for name, value in img.items() if name in _LAZY_SOURCES), None)
-    if lazy is not None:
-        img.set("src", lazy)
+def _source(value: str | None) -> str | None:
+    """An image source attribute's URL; None when empty or a data: URI: feedsvc serves none
+    (in seeds they are lazy loaders' blank placeholders, or whole images in every feed)."""
+    url = (value or "").strip()
+    return None if not url or url[:5].lower() == "data:" else url
 
 
-def _iframe_as_link(iframe: etree._Element) -> None:
-    """An embedded frame becomes a paragraph linking to it (http and https only), or nothing."""
-    url = (iframe.get("src") or "").strip()
-    try:
-        linkable = urlsplit(url).scheme.lower() in ("http", "https")
-    except ValueError:
-        linkable = False
-    if not linkable:
+def _image_source(img: etree._Element) -> str | None:
+    """Where an image really is: a lazy loader's source (_LAZY_SOURCES), since the src beside
+    it is the loader's placeholder ('loadimg.gif' in real seeds); else the src; else, as
+    RSSHub does, the first attribute whose value names an image file."""
+    for name in (*_LAZY_SOURCES, "src"):
+        source = _source(img.get(name))
+        if source is not None:
+            return source
+    for attribute in img.attrib:
+        source = _source(img.get(attribute)) if attribute != "src" else None
+        if source is not None and any(suffix in source for suffix in _IMAGE_SUFFIXES):
+            return source
+    return None
+
+
+def _prepare_image(img: etree._Element) -> None:
+    """An image shows its real source (see _image_source), or is dropped when it has none
+    (an empty frame); and it sends no Referer unless the seed names a valid policy: image
+    hosts that refuse hotlinking tell by the Referer."""
+    source = _image_source(img)
+    if source is None:
+        img.tag = _PLAIN  # an img element is empty
+        return
+    img.set("src", source)
+    policy = (img.get("referrerpolicy") or "").strip().lower()
+    img.set("referrerpolicy", policy if policy in _REFERRER_POLICIES else "no-referrer")
+
+
+def _iframe_as_link(iframe: etree._Element, base: str) -> None:
+    """An embedded frame becomes a paragraph linking to it (http and https, relative ones
+    resolved against ``base``), or nothing."""
+    url = absolute_url(iframe.get("src"), base)
+    if url is None:
         iframe.tag = _PLAIN  # empty: the prefilter dropped what was inside
         return
     paragraph = etree.Element("p")
@@ -256,11 +353,11 @@ def _plain_text(text: str) -> etree._Element:
     return element
 
 
-def _tree(fragment: str) -> etree._Element:
+def _tree(fragment: str, base: str) -> etree._Element:
     """The fragment as libxml2 reads it, refused past the budget, and made ready for nh3:
     elements whose content nh3 drops emptied (HTML reads some of it, in <select>, in ways
-    that would not split), lazy images promoted, frames turned into links, what HTML would
-    move out of tables moved, long text nodes split."""
+    that would not split), images given their real source and a referrer policy, frames
+    turned into links, what HTML would move out of tables moved, long text nodes split."""
     parser = etree.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
     pieces = _PREFILTER.split(fragment, MAX_HTML_TAGS + 1)
     if len(pieces) > (MAX_HTML_TAGS + 1) * (_PREFILTER.groups + 1):
@@ -273,20 +370,22 @@ def _tree(fragment: str) -> etree._Element:
         tail = element.tail  # what follows the element is not its content
         element.clear()
         element.tail = tail
-    for img in root.iter("img"):
-        _promote_lazy_image(img)
+    for img in list(root.iter("img")):
+        _prepare_image(img)
     for iframe in list(root.iter("iframe")):
-        _iframe_as_link(iframe)
+        _iframe_as_link(iframe, base)
     _foster(root)
     for text in cast(list[etree._ElementUnicodeResult], root.xpath(_LONG_TEXT)):
         _split_text(text)
     return root
 
 
-def clean_html(fragment: str, base_url: str) -> str:
+def clean_html(fragment: str, base: str) -> str:
     """Sanitised HTML: no scripts, styles, frames, handlers or javascript: URLs; lazy-loaded
-    images show their real source, embedded frames become links, relative URLs become absolute."""
-    prepared = etree.tostring(_tree(strip_invalid_xml(fragment)), method="html", encoding="unicode")
+    images show their real source and send no Referer, embedded frames become links, relative
+    URLs are resolved against ``base`` (a page, or a directory ending in '/')."""
+    tree = _tree(strip_invalid_xml(fragment), base)
+    prepared = etree.tostring(tree, method="html", encoding="unicode")
     cleaned = nh3.clean(
         prepared,
         tags=_TAGS,
@@ -295,7 +394,7 @@ def clean_html(fragment: str, base_url: str) -> str:
         url_schemes=_URL_SCHEMES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
-        url_relative=("rewrite_with_base", base_url + "/"),
+        url_relative=("rewrite_with_base", base),
     )
     return strip_invalid_xml(cleaned).strip()
 

@@ -6,10 +6,11 @@ differs in nothing a reader sees, write nothing but the file's new stat (feedsvc
 settles the dates). A file that stops parsing keeps its last good entry served and is
 reported; a file being written while read is left alone until the next scan. A missing file
 leaves the feeds only after ``delete_grace`` seconds, and a sudden mass disappearance is held
-as a fault. A directory that cannot be listed (no permission, nested too deep) is reported,
-and what the store knows under it stays as it is until it can be listed again. Work is
-written in batches of statements inside one transaction, so a scan killed at any point
-leaves the store as it was."""
+as a fault; a file that appears as plainly a missing one renamed (a headline edit) takes over
+its entry (``Scanner._take_over``). A directory that cannot be listed (no permission, nested
+too deep) is reported, and what the store knows under it stays as it is until it can be
+listed again. Work is written in batches of statements inside one transaction, so a scan
+killed at any point leaves the store as it was."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from typing import Any
 
 from feedsvc.config import PARSE_SETTINGS, Settings, settings_key
 from feedsvc.locks import ScanLocks
-from feedsvc.model import Scope
-from feedsvc.revisions import settle
+from feedsvc.model import Entry, Scope, ScopeKind
+from feedsvc.revisions import identity, settle
 from feedsvc.seeds import (
     Loaded,
     Parsed,
@@ -60,7 +61,7 @@ POOL_MIN_FILES = 256
 READ_WINDOW = 1024  # files handed to the pool at once
 MAX_WORKERS = 4
 # Bump when parsing or normalisation changes, so stored entries are derived again from their files.
-PARSER_VERSION = "4"  # bumped when parsing gives other entries for the same bytes
+PARSER_VERSION = "5"  # bumped when parsing gives other entries for the same bytes
 # A scan that finds fewer than half the files of the last one, and at least this many fewer,
 # is looking at a directory being regenerated or a mount gone missing: nothing is removed.
 MASS_DISAPPEARANCE = 20
@@ -121,16 +122,70 @@ def check_seeds_dir(root: Path) -> None:
         raise ScanError(root, "cannot be read")
 
 
+# A file read and parsed: the hash of its bytes, and what the store knew of it.
+_Read = tuple[SeedFile, str, Parsed, FileState | None]
+
+
 @dataclass
 class _Batch:
     """Files of one batch: results known at once, and parsed files still to settle against
     the entries the store serves for them."""
 
     changes: Changes = field(default_factory=Changes)
-    parsed: list[tuple[SeedFile, str, Parsed, FileState | None]] = field(default_factory=list)
+    parsed: list[_Read] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.parsed) + len(self.changes.errors) + len(self.changes.restats)
+
+
+@dataclass
+class _Renames:
+    """What a scan needs to tell renamed files (a headline edit renames its file): the
+    entries of the files missing now (``gone``), by ``identity`` once a file appears, and
+    the new files with the identity of one of them, settled once every file has been seen."""
+
+    gone: frozenset[str]
+    identities: dict[str, list[str]] | None = None
+    waiting: list[_Read] = field(default_factory=list)
+
+    def may_be_renamed(self, writer: ScanTransaction, entry: Entry) -> bool:
+        """Whether a new file's entry has the identity of a missing file's entry."""
+        key = identity(entry)
+        if key is None or not self.gone:
+            return False
+        if self.identities is None:
+            self.identities = {}
+            gone = sorted(self.gone)
+            for start in range(0, len(gone), BATCH_FILES):
+                for rel, old in writer.entries_at(gone[start : start + BATCH_FILES]).items():
+                    old_key = identity(old)
+                    if old_key is not None:
+                        self.identities.setdefault(old_key, []).append(rel)
+        return key in self.identities
+
+
+def _narrowest_scope(entry: Entry) -> Scope:
+    """A feed that holds every entry of the same categories and authors as this one."""
+    if entry.categories:
+        return Scope(ScopeKind.CATEGORY, entry.categories[0])
+    if entry.authors:
+        return Scope(ScopeKind.AUTHOR, (entry.authors[0].name,))
+    return Scope.all()
+
+
+def _shared_identities(writer: ScanTransaction, candidates: dict[str, Entry]) -> set[str]:
+    """The identities of ``candidates`` (missing files' entries, by identity) that another
+    stored entry has too: then no file can be told to be the renamed one."""
+    by_scope: dict[Scope, set[str]] = {}
+    for key, old in candidates.items():
+        by_scope.setdefault(_narrowest_scope(old), set()).add(key)
+    shared: set[str] = set()
+    for scope, keys in by_scope.items():
+        for entry in writer.entries_in(scope):
+            found = identity(entry)
+            if found is not None and found in keys and entry.path != candidates[found].path:
+                shared.add(found)
+    return shared
 
 
 def _report(changes: Changes, report: ScanReport, note: Note, shown: str) -> None:
@@ -245,20 +300,37 @@ class Scanner:
                     known = writer.file_states()
                     listing = walk_seeds(root)
             seeds = listing.files
+            present = {seed.key for seed in seeds}
+            renames = _Renames(
+                frozenset(
+                    rel
+                    for rel, state in known.items()
+                    if state.entry_id and rel not in present and not listing.hides(rel)
+                )
+            )
             batch = _Batch()
             for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
                 self._visit(seed, known.get(seed.key), loaded, batch, report)
                 if len(batch) >= BATCH_FILES:
-                    self._apply(writer, batch, report, rebuild)
+                    self._apply(writer, batch, report, rebuild, renames)
                     batch = _Batch()
                 if progress:
                     progress(done, len(seeds))
-            present = {seed.key for seed in seeds}
+            self._apply(writer, batch, report, rebuild, renames)
+            batch = _Batch()  # every file seen is stored: now the renames, and what is gone
+            taken = self._take_over(writer, renames, batch, report, rebuild)
             self._unlisted(listing, known, batch.changes, report)
             self._deletions(
-                writer, known, present, listing, batch.changes, report, prune_now, paths is None
+                writer,
+                known,
+                present | taken,  # a file taken over lives on in its new one
+                listing,
+                batch.changes,
+                report,
+                prune_now,
+                paths is None,
             )
-            self._apply(writer, batch, report, rebuild)
+            self._apply(writer, batch, report, rebuild, renames, taken)
             started = int(report.started.timestamp())
             writer.expire_tombstones(started - self.settings.tombstone_days * 86400 + 1)
             report.changed_scopes = writer.refresh_scopes()
@@ -379,30 +451,104 @@ class Scanner:
         batch.parsed.append((seed, loaded.digest, parsed, known))
 
     def _settle(
-        self, writer: ScanTransaction, batch: _Batch, report: ScanReport, rebuild: bool
+        self,
+        writer: ScanTransaction,
+        batch: _Batch,
+        report: ScanReport,
+        rebuild: bool,
+        renames: _Renames,
     ) -> None:
         """Turn the batch's parsed files into entries, dated against what the store serves;
-        an entry equal to the one served changes nothing but the file's stat."""
-        changes = batch.changes
+        a new file that may be a missing one renamed waits for ``_take_over``."""
         served = writer.entries_at([seed.key for seed, *_rest in batch.parsed])
-        for seed, digest, parsed, known in batch.parsed:
-            previous = served.get(seed.key)
-            entry = settle(parsed, previous, report.started, rebuild=rebuild)
-            if known and known.noted:
-                changes.cleared_errors.append(seed.key)
-            if entry == previous and known is not None:
-                changes.restats.append(
-                    FileStat(seed.key, seed.mtime_ns, seed.size, digest, noted=False)
-                )
-                report.unchanged += 1
+        for read in batch.parsed:
+            previous = served.get(read[0].key)
+            entry = read[2].entry
+            assert entry is not None  # drafts never reach a batch's parsed files
+            if previous is None and renames.may_be_renamed(writer, entry):
+                renames.waiting.append(read)
                 continue
-            changes.upserts.append(StoredEntry(entry, seed.mtime_ns, seed.size, digest))
-            if previous is not None:
-                report.updated += 1
-            else:
-                report.added += 1
-                changes.new_paths.add(seed.key)
+            self._settle_one(batch.changes, report, rebuild, read, previous)
         batch.parsed.clear()
+
+    def _settle_one(
+        self,
+        changes: Changes,
+        report: ScanReport,
+        rebuild: bool,
+        read: _Read,
+        previous: Entry | None,
+    ) -> None:
+        """One parsed file as an entry, dated against ``previous``; an entry equal to the one
+        served changes nothing but the file's stat."""
+        seed, digest, parsed, known = read
+        entry = settle(parsed, previous, report.started, rebuild=rebuild)
+        if known and known.noted:
+            changes.cleared_errors.append(seed.key)
+        if entry == previous and known is not None:
+            changes.restats.append(
+                FileStat(seed.key, seed.mtime_ns, seed.size, digest, noted=False)
+            )
+            report.unchanged += 1
+            return
+        changes.upserts.append(StoredEntry(entry, seed.mtime_ns, seed.size, digest))
+        if previous is not None:
+            report.updated += 1
+        else:
+            report.added += 1
+            changes.new_paths.add(seed.key)
+
+    def _take_over(
+        self,
+        writer: ScanTransaction,
+        renames: _Renames,
+        batch: _Batch,
+        report: ScanReport,
+        rebuild: bool,
+    ) -> set[str]:
+        """Settle the new files that have the identity of a missing file's entry. The only
+        such file takes over the only such entry when no other entry has that identity
+        either, and when neither states an explicit id (an entry serving an id it took over
+        counts as one, except for the file whose path gives that id: a headline edit undone):
+        a renamed file. Its entry keeps the id and the published date. The rest are new
+        entries. Returns the missing files whose entries were taken over."""
+        waiting: dict[str, list[_Read]] = {}
+        for read in renames.waiting:
+            entry = read[2].entry
+            key = identity(entry) if entry is not None else None
+            assert key is not None  # it waits because it has one
+            waiting.setdefault(key, []).append(read)
+        identities = renames.identities or {}
+        pairs = {
+            key: identities[key][0]
+            for key, reads in waiting.items()
+            if len(reads) == 1 and len(identities[key]) == 1
+        }
+        olds = writer.entries_at(sorted(pairs.values()))
+        shared = _shared_identities(writer, {key: olds[rel] for key, rel in pairs.items()})
+        taken: set[str] = set()
+        for key, reads in waiting.items():
+            old = olds[pairs[key]] if key in pairs and key not in shared else None
+            for read in reads:
+                new = read[2].entry
+                assert new is not None
+                takes = (
+                    old is not None
+                    and new.id == new.path_id
+                    and old.id in (old.path_id, new.path_id)
+                )
+                if takes:
+                    assert old is not None
+                    taken.add(old.path)
+                    log.info(
+                        "%s: takes over the entry of %s (renamed)",
+                        new.path,
+                        old.path,
+                        extra={"path": new.path, "renamed_from": old.path},
+                    )
+                self._settle_one(batch.changes, report, rebuild, read, old if takes else None)
+        renames.waiting.clear()
+        return taken
 
     def _unlisted(
         self,
@@ -498,14 +644,20 @@ class Scanner:
         return hold
 
     def _apply(
-        self, writer: ScanTransaction, batch: _Batch, report: ScanReport, rebuild: bool
+        self,
+        writer: ScanTransaction,
+        batch: _Batch,
+        report: ScanReport,
+        rebuild: bool,
+        renames: _Renames,
+        taken: Collection[str] = (),
     ) -> None:
-        self._settle(writer, batch, report, rebuild)
+        self._settle(writer, batch, report, rebuild, renames)
         changes = batch.changes
         if not changes:
             return
         seen_at = int(report.started.timestamp())
-        clashes = writer.apply(changes, seen_at)
+        clashes = writer.apply(changes, seen_at, taken, renames.gone)
         if not clashes:
             return
         by_path = {stored.entry.path: stored for stored in changes.upserts}
@@ -521,4 +673,4 @@ class Scanner:
                 report.added -= 1
             else:
                 report.updated -= 1
-        writer.apply(follow_up, seen_at)
+        writer.apply(follow_up, seen_at, missing=renames.gone)

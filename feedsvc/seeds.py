@@ -19,11 +19,12 @@ from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feedsvc.config import LANGUAGE_TAG, Settings
+from feedsvc.config import LANGUAGE_TAG, PLACEHOLDER_IMAGE_HOSTS, Settings
 from feedsvc.dates import DateError, parse_date
 from feedsvc.model import MAX_NAME_CHARS, Author, Entry, stable_uuid
 from feedsvc.sanitize import (
@@ -31,7 +32,9 @@ from feedsvc.sanitize import (
     absolute_url,
     clean_html,
     clean_text,
+    decode_entities,
     html_to_text,
+    link_as_base,
     render_body,
     summarize,
 )
@@ -575,9 +578,10 @@ def _tags(node: yaml.Node | None, rel: str, warnings: list[str]) -> tuple[str, .
 
 
 def _authors(
-    node: yaml.Node | None, value: Any, base_url: str, rel: str, warnings: list[str]
+    node: yaml.Node | None, value: Any, site: str, rel: str, warnings: list[str]
 ) -> tuple[Author, ...]:
-    """A name, a mapping {name, email, url}, or a list of either."""
+    """A name, a mapping {name, email, url}, or a list of either; a relative url resolves
+    against ``site``."""
     if node is None:
         return ()
     nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
@@ -592,7 +596,7 @@ def _authors(
                 clean_text(str(item.get("name") or ""))[:MAX_NAME_CHARS], "author", warnings
             )
             email = clean_text(str(item.get("email") or "")) or None
-            url = absolute_url(str(item["url"]), base_url) if item.get("url") else None
+            url = absolute_url(str(item["url"]), site) if item.get("url") else None
             author = Author(name, email, url) if name else None
         else:
             raise SeedError(rel, "author: expected a name or a mapping with name, email, url")
@@ -634,7 +638,13 @@ def load_seed(seed: SeedFile, known_hash: str | None, settings: Settings) -> Loa
     if digest == known_hash:
         return Loaded("same", digest)
     try:
-        parsed = parse_seed(data, seed.rel, settings.public_url, settings.tz)
+        parsed = parse_seed(
+            data,
+            seed.rel,
+            settings.public_url,
+            settings.tz,
+            placeholder_hosts=settings.placeholder_image_hosts,
+        )
     except SeedError as exc:
         return Loaded("error", digest, error=(exc.path, exc.reason))
     return Loaded("parsed", digest, parsed=parsed)
@@ -645,12 +655,20 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse_seed(data: bytes, rel: str, base_url: str, zone: tzinfo) -> Parsed:
+def parse_seed(
+    data: bytes,
+    rel: str,
+    base_url: str,
+    zone: tzinfo,
+    *,
+    placeholder_hosts: tuple[str, ...] = PLACEHOLDER_IMAGE_HOSTS,
+) -> Parsed:
     """Normalise one file's bytes into an Entry. Raises SeedError; never anything else.
-    Nothing but the bytes, the path and the settings goes in: no clock, no file times."""
+    Nothing but the bytes, the path and the settings goes in: no clock, no file times.
+    ``placeholder_hosts``: the settings' placeholder_image_hosts (see _lead_image)."""
     shown = display_path(rel)
     try:
-        return _parse(data, rel, shown, base_url, zone)
+        return _parse(data, rel, shown, base_url, zone, placeholder_hosts)
     except SeedError:
         raise
     except RecursionError:
@@ -659,7 +677,14 @@ def parse_seed(data: bytes, rel: str, base_url: str, zone: tzinfo) -> Parsed:
         raise SeedError(shown, f"cannot parse: {type(exc).__name__}: {exc}") from None
 
 
-def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Parsed:
+def _parse(
+    data: bytes,
+    rel: str,
+    shown: str,
+    base_url: str,
+    zone: tzinfo,
+    placeholder_hosts: tuple[str, ...],
+) -> Parsed:
     if shown != rel:
         raise SeedError(shown, "file name is not valid UTF-8")
     text = decode(data, shown).lstrip("\ufeff")
@@ -687,12 +712,15 @@ def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Pa
     stated_updated = _stated_date(meta.get("updated"), "updated", warnings, zone=zone)
     published = date or UNDATED
 
+    site = base_url + "/"
+    link_value = meta.get("link") or meta.get("permalink")
+    page = link_as_base(str(link_value)) if link_value else None
     try:
-        content = clean_html(render_body(body.strip()), base_url)
+        content = clean_html(render_body(body.strip()), page or site)
     except UnsafeInput as exc:
         raise SeedError(shown, str(exc)) from None
     summary = summarize(html_to_text(content))
-    title = clean_text(_scalar_text(nodes.get("title")) or "")
+    title = clean_text(decode_entities(_scalar_text(nodes.get("title")) or ""))
     if len(title) > MAX_TITLE_CHARS:
         title = summarize(title, MAX_TITLE_CHARS)
     if not title:
@@ -702,7 +730,6 @@ def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Pa
     explicit_id = clean_text(_scalar_text(nodes.get("id")) or "")
     entry_id = stable_uuid("id", explicit_id) if explicit_id else stable_uuid("path", rel)
     lang = _language(meta.get("lang") or meta.get("language"), warnings)
-    link_value = meta.get("link") or meta.get("permalink")
     image_value = meta.get("headimg") or meta.get("thumbnail")
     entry = Entry(
         id=entry_id,
@@ -710,16 +737,33 @@ def _parse(data: bytes, rel: str, shown: str, base_url: str, zone: tzinfo) -> Pa
         title=title,
         published=published,
         updated=stated_updated or published,
-        authors=_authors(nodes.get("author"), meta.get("author"), base_url, shown, warnings),
+        authors=_authors(nodes.get("author"), meta.get("author"), site, shown, warnings),
         categories=_categories(nodes.get("categories"), shown, warnings),
         tags=_tags(nodes.get("tags"), shown, warnings),
-        link=absolute_url(str(link_value), base_url) if link_value else None,
-        image=absolute_url(str(image_value), base_url) if image_value else None,
+        link=absolute_url(str(link_value), site) if link_value else None,
+        image=_lead_image(image_value, page, site, placeholder_hosts),
         summary=summary,
         content=content,
         lang=lang,
     )
     return Parsed(entry, tuple(warnings), date, stated_updated)
+
+
+def _lead_image(
+    value: Any, page: str | None, site: str, placeholder_hosts: tuple[str, ...]
+) -> str | None:
+    """The headimg (or thumbnail) as an absolute URL, or None. A relative one resolves
+    against the entry's own link (``page``) and, without one, is none: feedsvc serves no
+    images, so against ``site`` it would be a 404 ('/images/404.gif'); '//host/x.jpg' takes
+    the site's scheme. A picture from a placeholder service (one of ``placeholder_hosts`` or
+    below it: a random picture, new at every crawl) is none either."""
+    url = absolute_url(str(value), page or urlsplit(site).scheme + ":") if value else None
+    if url is None:
+        return None
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if any(host == known or host.endswith("." + known) for known in placeholder_hosts):
+        return None
+    return url
 
 
 def _language(raw: Any, warnings: list[str]) -> str | None:

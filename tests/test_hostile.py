@@ -147,7 +147,7 @@ def test_huge_titles_are_cut_and_control_characters_removed():
 def test_a_lazy_image_without_src_shows_its_real_source():
     """data-src alone once gave a bare <img>: the src= inside data-src= passed for a src."""
     content = outcome(HOSTILE / "cost-html-lazy-only.md", "x.md")[1].entry.content
-    assert content == f'<p><img src="{BASE}/pic.png"></p>'
+    assert content == f'<p><img src="{BASE}/pic.png" referrerpolicy="no-referrer"></p>'
 
 
 def test_unusable_links_and_images_are_dropped():

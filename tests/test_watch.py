@@ -63,13 +63,15 @@ def test_changes_reach_the_feeds_through_filesystem_events(watched):
     (folder / "in-folder.md").write_text(POST.format(title="文件夹里", author="栏目作者"))
     wait_for(lambda: in_every_worker(lambda: titles(watched, "栏目作者") == ["文件夹里"]))
     shutil.move(folder, watched.seeds / "改名的栏目")  # a directory moved: a full scan
-    wait_for(
-        lambda: in_every_worker(lambda: entry_status(watched, "改名的栏目/in-folder.md") == 200)
-    )
-    wait_for(lambda: in_every_worker(lambda: entry_status(watched, "栏目/in-folder.md") == 404))
+    # the moved file is plainly the same one renamed: its entry follows it, id and all
+    moved = "改名的栏目/in-folder.md: takes over the entry of 栏目/in-folder.md"
+    wait_for(lambda: moved in watched.log.read_text())
+    wait_for(lambda: in_every_worker(lambda: entry_status(watched, "栏目/in-folder.md") == 200))
+    assert in_every_worker(lambda: entry_status(watched, "改名的栏目/in-folder.md") == 404)
+    assert in_every_worker(lambda: titles(watched, "栏目作者") == ["文件夹里"])
 
-    path.unlink()
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "现场") is None))
+    path.unlink()  # the author's feed is emptied: it tells of the deletion, then goes (410)
+    wait_for(lambda: in_every_worker(lambda: titles(watched, "现场") == []))
     assert "Traceback" not in watched.log.read_text()
 
 

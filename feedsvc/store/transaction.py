@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -15,7 +16,7 @@ from feedsvc.model import Entry, Scope, id_keeper
 from feedsvc.sanitize import html_to_text
 from feedsvc.store import version
 from feedsvc.store.errors import NewerSchema
-from feedsvc.store.records import Changes, FileStat, FileState
+from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
 from feedsvc.store.schema import (
     SCHEMA_VERSION,
     dirty_scopes,
@@ -99,6 +100,16 @@ class ScanTransaction:
         )
         return {row.path: Entry.from_json(row.data) for row in rows}
 
+    def entries_in(self, scope: Scope) -> Iterator[Entry]:
+        """Every entry one feed holds, in no order."""
+        query = (
+            select(entries.c.data)
+            .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
+            .where(entry_scopes.c.scope_id == scope_id(scope.key))
+        )
+        for data in self.conn.execute(query).scalars().all():
+            yield Entry.from_json(data)
+
     def check_schema(self, where: str) -> None:
         """Before writing: the database must still be of this version (a newer feedsvc may
         have rebuilt it meanwhile: then this one steps down, see NewerSchema)."""
@@ -121,10 +132,19 @@ class ScanTransaction:
         self.conn.execute(delete(tombstones).where(tombstones.c.removed < before))
         self._mark_dirty(keys.values())
 
-    def apply(self, changes: Changes, seen_at: int) -> list[str]:
+    def apply(
+        self,
+        changes: Changes,
+        seen_at: int,
+        taken: Collection[str] = (),
+        missing: Collection[str] = (),
+    ) -> list[str]:
         """Write one batch in one transaction, with a handful of set-wise statements;
-        ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start).
-        Returns the paths whose explicit id is already another file's (not written)."""
+        ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start);
+        ``taken``: files gone whose entries an upsert takes over (renamed files): their rows
+        go without tombstones; ``missing``: the files the scan found gone (a batch may come
+        before their rows say so). Returns the paths whose explicit id is already another
+        file's (not written)."""
         conn = self.conn
         dirty: set[str] = set()
         self._restat(changes.restats)
@@ -132,9 +152,12 @@ class ScanTransaction:
             conn.execute(
                 update(entries).where(entries.c.path_id.in_(chunk)).values(missing_since=seen_at)
             )
-        gone_paths = changes.removed_paths + [note.rel for note in changes.drafts]
+        gone_paths = [*changes.removed_paths, *(note.rel for note in changes.drafts), *taken]
         upserts = {stored.entry.path: stored for stored in changes.upserts}
-        # Existing rows for every path this batch touches, and owners of the ids it writes.
+        leaving = set(gone_paths) | set(upserts)
+        clashes, superseded = self._claim_ids(upserts, leaving, missing)
+        gone_paths += superseded
+        # Existing rows for every path this batch touches.
         touched = [path_id(rel) for rel in [*gone_paths, *upserts]]
         old_rows = select_in(
             self.conn,
@@ -142,33 +165,7 @@ class ScanTransaction:
             entries.c.path_id,
             touched,
         )
-        owners = {
-            row.id: row.path
-            for row in select_in(
-                self.conn,
-                select(entries.c.id, entries.c.path),
-                entries.c.id,
-                [stored.entry.id for stored in upserts.values()],
-            )
-        }
-        # Which file keeps each explicit id: see model.id_keeper. The file holding an id
-        # still claims it unless it is gone or was re-read in this batch (then its new
-        # version, if any, claims it among the batch's files).
-        leaving = set(gone_paths) | set(upserts)
-        claimants: dict[str, list[str]] = {}
-        for rel, stored in upserts.items():
-            claimants.setdefault(stored.entry.id, []).append(rel)
-        clashes = []
-        for entry_id, rels in claimants.items():
-            owner = owners.get(entry_id)
-            holding = [owner] if owner is not None and owner not in leaving else []
-            keeper = id_keeper([*holding, *rels], owner)
-            for rel in rels:
-                if rel != keeper:
-                    clashes.append(rel)
-                    del upserts[rel]
-        clashes.sort()
-        first_seen = {row.path: row.first_seen for row in old_rows}
+        first_seen = {row.id: row.first_seen for row in old_rows}
         doomed = [row.id for row in old_rows if row.path in upserts or row.path in gone_paths]
         deleted = set(changes.removed_paths)
         graves = []
@@ -206,7 +203,7 @@ class ScanTransaction:
                     "content_hash": stored.content_hash,
                     "mtime_ns": stored.mtime_ns,
                     "size": stored.size,
-                    "first_seen": first_seen.get(rel, seen_at),
+                    "first_seen": first_seen.get(entry.id, seen_at),
                     "missing_since": None,
                     "data": data,
                 }
@@ -229,6 +226,8 @@ class ScanTransaction:
         notes += [(note, "draft") for note in changes.drafts]
         cleared = [
             *changes.removed_paths,
+            *taken,
+            *superseded,
             *changes.cleared_errors,
             *(note.rel for note, _kind in notes),
         ]
@@ -251,6 +250,79 @@ class ScanTransaction:
             )
         self._mark_dirty(dirty)
         return clashes
+
+    def _claim_ids(
+        self, upserts: dict[str, StoredEntry], leaving: set[str], missing: Collection[str]
+    ) -> tuple[list[str], list[str]]:
+        """Which file gets each id the batch writes; ``upserts`` is changed to match.
+
+        An id a path gives belongs to that path's file: an entry holding it under another
+        path (taken over from a renamed file that has come back) goes back to the id its own
+        path gives, or, when its file is missing, goes. Every other id is kept by the file
+        holding it unless that one is gone or was re-read in this batch (then its new
+        version, if any, claims it among the batch's files): see model.id_keeper.
+        Returns the paths refused an id another file keeps (sorted), and the missing files
+        whose entries went."""
+        clashes: list[str] = []
+        superseded: list[str] = []
+        pending = set(upserts)
+        while pending:
+            claimants: dict[str, list[str]] = {}
+            for rel, stored in upserts.items():
+                claimants.setdefault(stored.entry.id, []).append(rel)
+            wanted = sorted({upserts[rel].entry.id for rel in pending})
+            holders = {
+                row.id: row
+                for row in select_in(
+                    self.conn,
+                    select(
+                        entries.c.id,
+                        entries.c.path,
+                        entries.c.missing_since,
+                        entries.c.mtime_ns,
+                        entries.c.size,
+                        entries.c.content_hash,
+                    ),
+                    entries.c.id,
+                    wanted,
+                )
+            }
+            pending = set()
+            for entry_id in wanted:
+                rels = claimants[entry_id]
+                holder = holders.get(entry_id)
+                owner = holder.path if holder is not None else None
+                rightful = [rel for rel in rels if upserts[rel].entry.path_id == entry_id]
+                if not rightful:
+                    holding = [owner] if owner is not None and owner not in leaving else []
+                    keeper = id_keeper([*holding, *rels], owner)
+                    for rel in rels:
+                        if rel != keeper:
+                            clashes.append(rel)
+                            del upserts[rel]
+                    continue
+                for rel in rels:
+                    if rel != rightful[0]:
+                        stored = upserts[rel]
+                        upserts[rel] = replace(
+                            stored, entry=replace(stored.entry, id=stored.entry.path_id)
+                        )
+                        pending.add(rel)
+                if holder is None or owner in leaving:
+                    continue
+                leaving.add(holder.path)
+                if holder.missing_since is not None or holder.path in missing:
+                    superseded.append(holder.path)
+                    continue
+                entry = self.entries_at([holder.path])[holder.path]
+                upserts[holder.path] = StoredEntry(
+                    replace(entry, id=entry.path_id),
+                    holder.mtime_ns,
+                    holder.size,
+                    holder.content_hash,
+                )
+                pending.add(holder.path)
+        return sorted(clashes), superseded
 
     def _restat(self, restats: list[FileStat]) -> None:
         """Record the new stat of files whose bytes did not change: nothing served moves."""
@@ -313,12 +385,16 @@ class ScanTransaction:
                 .order_by(entry_scopes.c.scope_id, entries.c.id)
             )  # streamed, one scope's members at a time: at 100k entries the chunk's are millions
             graves: dict[str, list[str]] = {}
+            newest_grave: dict[str, int] = {}
             for grave in conn.execute(
                 select(tombstones.c.scope_id, tombstones.c.entry_id, tombstones.c.removed)
                 .where(tombstones.c.scope_id.in_(chunk))
                 .order_by(tombstones.c.scope_id, tombstones.c.entry_id)
             ):
                 graves.setdefault(grave.scope_id, []).append(f"-{grave.entry_id}:{grave.removed};")
+                newest_grave[grave.scope_id] = max(
+                    grave.removed, newest_grave.get(grave.scope_id, 0)
+                )
             summaries: dict[str, dict[str, Any]] = {}
             for sid, group in itertools.groupby(members, key=lambda row: row.scope_id):
                 rows = list(group)
@@ -333,6 +409,19 @@ class ScanTransaction:
                     "entry_count": len(rows),
                     "newest_updated": max(row.updated for row in rows),
                     "fingerprint": digest.hexdigest(),
+                }
+            # A scope that lost its last entry stays: an empty feed while its tombstones
+            # last (readers learn of the deletions), then gone (410), never a 404.
+            for sid in chunk:
+                if sid in summaries or sid not in old:
+                    continue
+                digest = hashlib.sha256("".join(graves.get(sid, ())).encode())
+                summaries[sid] = {
+                    "id": sid,
+                    "key": dirty[sid],
+                    "entry_count": 0,
+                    "newest_updated": newest_grave.get(sid, 0),
+                    "fingerprint": digest.hexdigest() if sid in graves else GONE,
                 }
             conn.execute(delete(scopes).where(scopes.c.id.in_(chunk)))
             if summaries:
