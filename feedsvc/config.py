@@ -17,12 +17,32 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from feedsvc.hotlink import template_problem
+
 DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message is one line naming its source."""
+
+
+# Services that answer any URL with a random picture: the producer gives undated, imageless
+# items one with a new query on every run. An image from these hosts (or their subdomains)
+# is no lead image.
+PLACEHOLDER_IMAGE_HOSTS = (
+    "picsum.photos",
+    "placehold.co",
+    "placehold.it",
+    "placeholder.com",
+    "dummyimage.com",
+    "placekitten.com",
+    "placebear.com",
+    "loremflickr.com",
+    "lorempixel.com",
+    "placeimg.com",
+    "source.unsplash.com",
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class Settings:
     tombstone_days: int = 7
     query_renders: int = 2
     websub_hubs: tuple[str, ...] = ()
+    placeholder_image_hosts: tuple[str, ...] = PLACEHOLDER_IMAGE_HOSTS
+    hotlink_template: str = ""
+    allow_user_hotlink_template: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -69,7 +92,7 @@ class Settings:
 
 # Which settings show in what the store holds (a change re-reads every seed file) and in what
 # is served (a change moves every ETag): decided here, beside the fields.
-PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes")
+PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes", "placeholder_image_hosts")
 RENDER_SETTINGS = (
     "public_url",
     "site_title",
@@ -77,6 +100,7 @@ RENDER_SETTINGS = (
     "feed_limit",
     "scan_interval",
     "websub_hubs",
+    "hotlink_template",
 )
 
 
@@ -168,6 +192,39 @@ def _hubs(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(hubs))
 
 
+def _hosts(value: Any) -> tuple[str, ...]:
+    """Host names (lower case, no scheme or port), e.g. "picsum.photos"."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"expected a list of host names, got {value!r}")
+    hosts = tuple(_text(item).lower().rstrip(".") for item in items if _text(item))
+    for host in hosts:
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", host):
+            raise ValueError(f"expected a host name such as picsum.photos, got {host!r}")
+    return tuple(dict.fromkeys(hosts))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _hotlink_template(value: Any) -> str:
+    """RSSHub's hotlink template: a URL with ${…} placeholders naming parts of the original
+    URL (href, host, pathname, …; a _ue suffix URL-encodes). Checked here, used by render."""
+    text = _text(value)
+    problem = template_problem(text) if text else None
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
 def _timezone(value: Any) -> str:
     name = _text(value)
     try:
@@ -235,6 +292,9 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "tombstone_days": _int(0, 3650),
     "query_renders": _int(1, 64),
     "websub_hubs": _hubs,
+    "placeholder_image_hosts": _hosts,
+    "hotlink_template": _hotlink_template,
+    "allow_user_hotlink_template": _bool,
     "log_level": _log_level,
     "log_format": _choice("text", "json"),
 }

@@ -5,6 +5,7 @@ The same stored entries give the same bytes in every process and after every res
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import mimetypes
@@ -42,12 +43,15 @@ class FeedPage:
 
     @property
     def updated(self) -> datetime:
-        """The newest update among the entries shown: the feed's updated and Last-Modified."""
-        return max((entry.updated for entry in self.entries), default=EPOCH)
+        """The newest update among the entries and tombstones shown: the feed's updated and
+        Last-Modified (a deletion an Atom feed tells of is news)."""
+        times = [entry.updated for entry in self.entries] + [when for _id, when in self.tombstones]
+        return max(times, default=EPOCH)
 
 
 def page_count(total: int, limit: int) -> int:
-    return max(1, math.ceil(total / limit))
+    """Pages of ``limit`` entries (limit=0, RSSHub's empty feed, is one empty page)."""
+    return max(1, math.ceil(total / limit)) if limit else 1
 
 
 def feed_url(
@@ -238,7 +242,9 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
         fe.published(entry.published)
         fe.updated(entry.updated)
         if entry.summary:
-            fe.summary(entry.summary)
+            # Atom's <summary> is text; RSS's <description> is HTML, so the text is escaped
+            # once more: a summary reading "use <b> & more" shows as that text.
+            fe.summary(entry.summary if fmt is Format.ATOM else html.escape(entry.summary, False))
         fe.content(entry.content or entry.summary or entry.title, type="html")
         for term, label in category_terms(entry):
             fe.category(term=term, label=label)

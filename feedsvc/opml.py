@@ -20,7 +20,7 @@ def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) ->
             "text": text,
             "title": feed_title(settings, scope),
             "xmlUrl": feed_url(settings, scope, Format.ATOM),
-            "htmlUrl": settings.public_url + "/",
+            "htmlUrl": settings.public_url + scope.page_path,
         },
     )
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import opencc
 import re2
 
+from feedsvc.hotlink import HOTLINK_NAMES, hotlink, template_problem
 from feedsvc.model import Entry
 from feedsvc.sanitize import html_to_text, map_text, summarize
 
@@ -29,7 +30,6 @@ MIN_BRIEF = 100
 MAX_BRIEF = 100_000
 MAX_PATTERN = 1000
 MAX_SEARCH = 200
-TIME_BUCKET = 60  # filter_time's cut-off moves by whole minutes, so documents can be cached
 
 
 class BadQuery(ValueError):
@@ -49,23 +49,24 @@ def query_int(args: Mapping[str, Sequence[str]], name: str, default: int, high: 
     return int(text)
 
 
+def query_limit(args: Mapping[str, Sequence[str]], default: int, high: int) -> int:
+    """RSSHub's ``limit``: 0 is an empty feed, more than ``high`` (max_limit) is ``high``."""
+    raw = args.get("limit", ())
+    if not raw:
+        return default
+    if len(raw) > 1:
+        raise BadQuery("limit is given more than once")
+    text = raw[0].strip()
+    if not text.isascii() or not text.isdigit():
+        raise BadQuery(f"limit must be a whole number, got {raw[0][:40]!r}")
+    return min(int(text), high) if len(text) <= 12 else high
+
+
 def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     values = args.get(name, ())
     if len(values) > 1:
         raise BadQuery(f"{name} is given more than once")
     return values[0] if values else None
-
-
-def _bool(args: Mapping[str, Sequence[str]], name: str, default: bool) -> bool:
-    value = _one(args, name)
-    if value is None or value == "":
-        return default
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise BadQuery(f"{name} must be true or false, got {value[:40]!r}")
 
 
 # Memory RE2 may use for one compiled pattern (its program and DFA caches). A pattern that
@@ -122,15 +123,26 @@ def converter(config: str) -> opencc.OpenCC:
 
 @dataclass(frozen=True)
 class FeedQuery:
-    """What a request asks of a feed beyond its scope, page and limit."""
+    """What a request asks of a feed beyond its scope, page and limit, by RSSHub's rules:
 
-    keep: tuple[tuple[str, str], ...] = ()  # (field or "any", pattern): keep matching entries
-    drop: tuple[tuple[str, str], ...] = ()  # the same, for filterout
+    - ``keep``: ``filter`` alone (field "any": title, description, authors or a category),
+      else each of ``filter_title`` … ``filter_category`` given, all of which must match;
+    - ``drop``: per field; ``filterout`` stands for title and description, and
+      ``filterout_title`` / ``filterout_description`` replace it for their own field;
+    - ``since``: filter_time's cut-off (``window`` seconds before the request) or a pinned
+      ``filter_since``; undated entries always pass.
+    """
+
+    keep: tuple[tuple[str, str], ...] = ()  # (field or "any", pattern)
+    drop: tuple[tuple[str, str], ...] = ()  # (field, pattern)
     case_sensitive: bool = True
-    since: int | None = None  # filter_time: only entries published at or after (epoch seconds)
+    since: int | None = None  # only entries published at or after (epoch seconds)
+    window: int | None = None  # filter_time as asked: what links carry (since moves with it)
     brief: int | None = None
     opencc: str | None = None
     search: str | None = None  # q
+    image_template: str | None = None  # image_hotlink_template (see feedsvc.hotlink)
+    media_template: str | None = None  # multimedia_hotlink_template
 
     @property
     def plain(self) -> bool:
@@ -144,15 +156,21 @@ class FeedQuery:
 
     def params(self) -> list[tuple[str, str]]:
         """The query as canonical URL parameters (defaults left out, a fixed order): links
-        to other pages and rel=self carry exactly these."""
+        to other pages and rel=self carry exactly these, so a document's bytes depend on
+        what it shows, never on the second it was asked (filter_time stays filter_time)."""
         out: list[tuple[str, str]] = []
         for field, pattern in self.keep:
             out.append(("filter" if field == "any" else f"filter_{field}", pattern))
-        for field, pattern in self.drop:
-            out.append(("filterout" if field == "any" else f"filterout_{field}", pattern))
+        drop = dict(self.drop)
+        if "title" in drop and drop.get("description") == drop["title"]:
+            out.append(("filterout", drop.pop("title")))
+            del drop["description"]
+        out += [(f"filterout_{field}", pattern) for field, pattern in drop.items()]
         if not self.case_sensitive:
             out.append(("filter_case_sensitive", "false"))
-        if self.since is not None:
+        if self.window is not None:
+            out.append(("filter_time", str(self.window)))
+        elif self.since is not None:
             out.append(("filter_since", str(self.since)))
         if self.brief is not None:
             out.append(("brief", str(self.brief)))
@@ -160,11 +178,17 @@ class FeedQuery:
             out.append(("opencc", self.opencc))
         if self.search is not None:
             out.append(("q", self.search))
+        if self.image_template is not None:
+            out.append(("image_hotlink_template", self.image_template))
+        if self.media_template is not None:
+            out.append(("multimedia_hotlink_template", self.media_template))
         return out
 
     @property
     def key(self) -> str:
-        """The normalised query: part of the cache key and of the ETag."""
+        """The normalised query: part of the cache key. A filter_time query's key holds
+        the window, not the cut-off: which cut-offs give the same document is the cache's
+        to know (see FeedService)."""
         return urlencode(self.params())
 
     def matcher(self) -> Callable[[Entry], bool]:
@@ -175,8 +199,10 @@ class FeedQuery:
         since = self.since
 
         def matches(entry: Entry) -> bool:
-            if since is not None and entry.published.timestamp() < since:
+            if since is not None and not entry.undated and entry.published.timestamp() < since:
                 return False
+            if not keep and not drop:
+                return True
             texts = _texts(entry)
             return all(_found(pattern, texts, field) for field, pattern in keep) and not any(
                 _found(pattern, texts, field) for field, pattern in drop
@@ -185,10 +211,8 @@ class FeedQuery:
         return matches
 
     def transform(self, entry: Entry) -> Entry:
-        """The entry as this query shows it: brief content, converted script."""
-        if self.brief is not None:
-            text = summarize(html_to_text(entry.content), self.brief)
-            entry = replace(entry, content=_escape(text), summary=summarize(text))
+        """The entry as this query shows it: converted script, brief content, hotlinked
+        media (in RSSHub's order: opencc, then brief)."""
         if self.opencc is not None:
             convert = converter(self.opencc).convert
             entry = replace(
@@ -197,6 +221,12 @@ class FeedQuery:
                 summary=convert(entry.summary),
                 content=map_text(entry.content, convert),
             )
+        if self.brief is not None:
+            text = html_to_text(entry.content)
+            cut = text[: self.brief] + "…" if len(text) > self.brief else text
+            entry = replace(entry, content=f"<p>{_escape(cut)}</p>", summary=summarize(text))
+        if self.image_template is not None or self.media_template is not None:
+            entry = hotlink(entry, self.image_template, self.media_template)
         return entry
 
 
@@ -212,6 +242,7 @@ NAMES = frozenset(
         "brief",
         "opencc",
         "q",
+        *HOTLINK_NAMES,
     ]
 )
 
@@ -221,10 +252,12 @@ def _escape(text: str) -> str:
 
 
 def _texts(entry: Entry) -> dict[str, list[str]]:
+    """What each filter field matches, as RSSHub reads an item: a description falls back to
+    the title, authors are one string joined by spaces, each category name on its own."""
     texts = {
         "title": [entry.title],
-        "description": [entry.content],
-        "author": [author.name for author in entry.authors],
+        "description": [entry.content or entry.title],
+        "author": [" ".join(author.name for author in entry.authors)],
         "category": [name for hierarchy in entry.categories for name in hierarchy]
         + list(entry.tags),
     }
@@ -236,40 +269,74 @@ def _found(pattern: re2._Regexp, texts: dict[str, list[str]], field: str) -> boo
     return any(pattern.search(text) is not None for text in texts[field])
 
 
+def _checked(value: str, case_sensitive: bool) -> str:
+    problem = pattern_problem(value[: MAX_PATTERN + 1], case_sensitive)
+    if problem is not None:  # refused now: 400, before any work
+        raise BadQuery(problem)
+    return value
+
+
+def _seconds(args: Mapping[str, Sequence[str]], name: str, digits: int) -> int | None:
+    value = _one(args, name)
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > digits:
+        raise BadQuery(f"{name} must be a whole number of seconds, got {value[:40]!r}")
+    return int(value)
+
+
+def user_templates(args: Mapping[str, Sequence[str]]) -> tuple[str | None, str | None]:
+    """A request's image and multimedia hotlink templates (where the operator allows them)."""
+    found: list[str | None] = []
+    for name in HOTLINK_NAMES:
+        value = _one(args, name) or None
+        problem = template_problem(value) if value else None
+        if problem is not None:
+            raise BadQuery(f"{name}: {problem}")
+        found.append(value)
+    return found[0], found[1]
+
+
 def parse_query(
-    args: Mapping[str, Sequence[str]], clock: Callable[[], float] = time.time
+    args: Mapping[str, Sequence[str]],
+    clock: Callable[[], float] = time.time,
+    *,
+    user_hotlink: bool = False,
 ) -> FeedQuery:
-    """The query of a request (unknown parameters ignored, bad values a BadQuery)."""
+    """The query of a request (unknown parameters ignored, bad values a BadQuery). The
+    hotlink templates count only where the operator allows them (``user_hotlink``)."""
     if not any(name in args for name in NAMES):
         return PLAIN
     for name in NAMES:
         if any("\x00" in value for value in args.get(name, ())):
             raise BadQuery(f"{name} holds a NUL character")
-    case_sensitive = _bool(args, "filter_case_sensitive", True)
+    # RSSHub: only the exact value "false" turns case off; anything else leaves it on.
+    case_sensitive = _one(args, "filter_case_sensitive") != "false"
 
-    def patterns(prefix: str) -> tuple[tuple[str, str], ...]:
-        found = []
-        for field in ("any", *FIELDS):
-            name = prefix if field == "any" else f"{prefix}_{field}"
-            value = _one(args, name)
-            if value:
-                problem = pattern_problem(value[: MAX_PATTERN + 1], case_sensitive)
-                if problem is not None:  # refused now: 400, before any work
-                    raise BadQuery(problem)
-                found.append((field, value))
-        return tuple(found)
+    def pattern(name: str) -> str | None:
+        value = _one(args, name)
+        return _checked(value, case_sensitive) if value else None
 
-    since = None
-    window = _one(args, "filter_time")
-    if window:
-        if not window.isascii() or not window.isdigit() or len(window) > 10:
-            raise BadQuery(f"filter_time must be a number of seconds, got {window[:40]!r}")
-        since = max(0, (int(clock()) - int(window)) // TIME_BUCKET * TIME_BUCKET)
-    pinned = _one(args, "filter_since")  # what links to other pages carry instead
-    if pinned and since is None:
-        if not pinned.isascii() or not pinned.isdigit() or len(pinned) > 12:
-            raise BadQuery(f"filter_since must be a time in epoch seconds, got {pinned[:40]!r}")
-        since = int(pinned)
+    everywhere = pattern("filter")
+    if everywhere is not None:  # filter_title … filter_category are ignored beside it
+        keep: tuple[tuple[str, str], ...] = (("any", everywhere),)
+    else:
+        keep = tuple(
+            (field, value) for field in FIELDS if (value := pattern(f"filter_{field}")) is not None
+        )
+    out = pattern("filterout")
+    drop = []
+    for field in FIELDS:
+        value = pattern(f"filterout_{field}")
+        if value is None and field in ("title", "description"):
+            value = out
+        if value is not None:
+            drop.append((field, value))
+
+    window = _seconds(args, "filter_time", 10)
+    since = max(0, int(clock()) - window) if window is not None else None
+    if since is None:
+        since = _seconds(args, "filter_since", 12)  # a pinned cut-off
     brief = None
     if _one(args, "brief"):
         brief = query_int(args, "brief", 0, MAX_BRIEF)
@@ -281,20 +348,19 @@ def parse_query(
     search = _one(args, "q")
     if search is not None:
         search = " ".join(search.split())[:MAX_SEARCH] or None
-    keep, drop = patterns("filter"), patterns("filterout")
+    images, media = user_templates(args) if user_hotlink else (None, None)
     return FeedQuery(
         keep=keep,
-        drop=drop,
+        drop=tuple(drop),
         case_sensitive=case_sensitive if keep or drop else True,
         since=since,
+        window=window,
         brief=brief,
         opencc=config or None,
         search=search,
+        image_template=images,
+        media_template=media,
     )
-
-
-def search_words(search: str) -> list[str]:
-    return search.split()
 
 
 def select(entries: Iterable[Entry], query: FeedQuery) -> list[Entry]:

@@ -3,20 +3,24 @@
 Feeds are read far more often than seeds change, so a request should cost a dictionary
 look-up. The service keeps every scope's summary (loaded when the store's generation moves)
 and an LRU of rendered feeds keyed by the scope's fingerprint, so a changed scope simply
-misses and an unchanged one is never rendered twice. ETags are derived from fingerprints,
-not from bytes, so a 304 needs no rendering, and every replica computes the same ones."""
+misses and an unchanged one is never rendered twice. A document's ETag is a digest of what
+its bytes are made of (the settings, the page's place, the entries and tombstones it shows),
+so it moves exactly when the bytes do (a deletion beyond page 1, or one RSS cannot show,
+moves nothing), every replica computes the same one, and a 304 needs no rendering."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 import brotli
 
@@ -24,24 +28,30 @@ from feedsvc import __version__
 from feedsvc.catalog import Catalog
 from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.feeds import FeedPage, page_count, render
+from feedsvc.hotlink import hotlink
 from feedsvc.model import Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
 from feedsvc.store import ScopeSummary, Store
 
 QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
-CACHE_ENTRIES = 4096  # Last-Modified values and ETags kept without their documents
+CACHE_ENTRIES = 4096  # validators kept without their documents
 # Deleted entries an Atom feed's first page tells of (newest first): enough for a reader
 # polling daily to learn of a regeneration's deletions, bounded whatever was deleted.
 MAX_TOMBSTONES = 100
 # Bytes a cached document costs beyond its bodies and key (its objects and the cache's
 # entries), measured: tens of thousands of tiny documents must not outgrow cache_bytes.
 DOCUMENT_OVERHEAD = 1536
-RENDER_VERSION = "2"  # bump when the bytes change for the same content and settings
+RENDER_VERSION = "3"  # bump when the bytes change for the same content and settings
 
 
 class FeedNotFound(LookupError):
     """No such scope, or a page past its end."""
+
+
+class FeedGone(FeedNotFound):
+    """The scope lost its last entry and its tombstones have expired: answered 410, so
+    readers stop polling it (while it has tombstones it is an empty feed that tells them)."""
 
 
 class Busy(RuntimeError):
@@ -70,6 +80,9 @@ class Rendered:
     etag: str
     last_modified: datetime
     media_type: str
+    # A filter_time document is the same for every cut-off in (low, high]: it is served
+    # for each of them, so a window moving by the second renders only when an entry leaves.
+    cutoffs: tuple[float, float] | None = None
     grew: Callable[[int], None] | None = field(default=None, repr=False)
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -111,8 +124,8 @@ class FeedService:
         self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
         self._sizes: dict[tuple[str, ...], int] = {}  # bytes counted for each document
         self.cached_bytes = 0
-        self._last_modified: dict[tuple[str, ...], datetime] = {}
-        self._etags: dict[tuple[str, ...], str] = {}
+        # (ETag, Last-Modified) of plain documents, by the key they were rendered under.
+        self._validators: dict[tuple[str, ...], tuple[str, datetime]] = {}
         self._query_renders = threading.BoundedSemaphore(settings.query_renders)
         self.renders = 0  # feed documents rendered by this process (a metric)
 
@@ -130,15 +143,13 @@ class FeedService:
         with self._lock:
             self._summaries = summaries
             self._feed_paths, self._page_paths = feed_paths, page_paths
-            self._catalog = Catalog.of(list(summaries.values()))
+            self._catalog = Catalog.of([s for s in summaries.values() if s.listed])
             self._generation = generation
             live = {s.fingerprint for s in summaries.values()}
             for key in [k for k in self._cache if k[1] not in live]:
                 self._evict(key)
-            for key in [k for k in self._last_modified if k[1] not in live]:
-                del self._last_modified[key]
-            for key in [k for k in self._etags if k[1] not in live]:
-                del self._etags[key]
+            for key in [k for k in self._validators if k[1] not in live]:
+                del self._validators[key]
         return True
 
     def catch_up(self) -> bool:
@@ -163,7 +174,8 @@ class FeedService:
 
     def exists(self, scope: Scope) -> bool:
         """Whether the scope has a feed (the whole site always has one)."""
-        return scope.key in self._summaries or scope == Scope.all()
+        summary = self._summaries.get(scope.key)
+        return (summary is not None and not summary.gone) or scope == Scope.all()
 
     def summaries(self) -> list[ScopeSummary]:
         return list(self._catalog.summaries)
@@ -209,10 +221,12 @@ class FeedService:
         """The scope's summary and last page. A page past the end is known here for a plain
         document; a filtered one knows its length only once its entries are chosen."""
         summary = self._summaries.get(scope.key)
-        if summary is None:
+        if summary is None or (summary.gone and scope == Scope.all()):
             if scope != Scope.all():
                 raise FeedNotFound(f"no feed for {scope.label}")
-            summary = ScopeSummary.empty(scope)
+            summary = ScopeSummary.empty(scope)  # (the site's own feed is never gone)
+        if summary.gone:
+            raise FeedGone(f"the feed for {scope.label} is gone: its entries were deleted")
         last = page_count(summary.count, limit)
         if page > last and not query.filters:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
@@ -241,7 +255,7 @@ class FeedService:
 
     def _chosen(
         self, scope: Scope, page: int, limit: int, query: FeedQuery
-    ) -> tuple[ScopeSummary, int, list[Entry]]:
+    ) -> tuple[ScopeSummary, int, list[Entry], tuple[float, float] | None]:
         """One page of the entries a query chooses, and the number of pages. Filters look at
         the newest ``filter_window`` entries of the scope; a search asks the index over the
         whole scope (its newest ``filter_window`` matches)."""
@@ -255,51 +269,67 @@ class FeedService:
         last = page_count(len(chosen), limit)
         if page > last:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
-        return summary, last, chosen[(page - 1) * limit : page * limit]
+        return summary, last, chosen[(page - 1) * limit : page * limit], _cutoffs(candidates, query)
 
-    def etag(
+    def validators(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
-    ) -> str:
-        """The strong ETag of a document, known without rendering it."""
-        summary, _last = self._locate(scope, page, limit, query)
-        return self._etag(self._key(summary, fmt, page, limit, query), query.plain)
-
-    def _etag(self, key: tuple[str, ...], keep: bool) -> str:
-        """Kept (``keep``) for the scope's own documents only: a query's key is as long as
-        its query, and any number of queries can be asked for."""
-        etag = self._etags.get(key)
-        if etag is None:
-            etag = strong_etag("\n".join((self._settings_key, *key)).encode())
-            if not keep:
-                return etag
-            with self._lock:
-                if len(self._etags) >= CACHE_ENTRIES:
-                    self._etags.clear()
-                self._etags[key] = etag
-        return etag
-
-    def last_modified(
-        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
-    ) -> datetime:
-        """The newest update among a page's entries, from one query, without rendering. A
-        filtered document is dated by its scope's newest update (it moves when they do)."""
-        summary, _last = self._locate(scope, page, limit, query)
-        if not query.plain:
-            return summary.newest_updated
-        key = self._key(summary, fmt, page, limit)
-        cached = self._cache.get(key)
+    ) -> tuple[str, datetime] | None:
+        """A document's (ETag, Last-Modified) if this process knows them without rendering
+        (a dictionary look-up); None: render it to learn them."""
+        cached = self.cached_feed(scope, fmt, page, limit, query)
         if cached is not None:
-            return cached.last_modified
-        value = self._last_modified.get(key)
-        if value is None:
+            return cached.etag, cached.last_modified
+        if not query.plain:
+            return None  # (rendered to learn: the entries a query chooses cost a render's read)
+        summary, last = self._locate(scope, page, limit, query)
+        key = self._key(summary, fmt, page, limit)
+        known = self._validators.get(key)
+        if known is None:
             summary, entries = self._read(scope, (page - 1) * limit, limit)
             key = self._key(summary, fmt, page, limit)
-            value = FeedPage(scope, entries, page, page, limit).updated
-            with self._lock:
-                if len(self._last_modified) >= CACHE_ENTRIES:
-                    self._last_modified.clear()
-                self._last_modified[key] = value
-        return value
+            feed_page = self._page(summary, fmt, entries, page, last, limit, query)
+            known = self._remember(key, self._document_etag(summary, fmt, feed_page), feed_page)
+        return known
+
+    def _page(
+        self,
+        summary: ScopeSummary,
+        fmt: Variant,
+        entries: list[Entry],
+        page: int,
+        last: int,
+        limit: int,
+        query: FeedQuery,
+    ) -> FeedPage:
+        """The page a document shows (its tombstones: an Atom feed's first page)."""
+        scope = summary.scope
+        graves = (
+            self.store.tombstones(scope, MAX_TOMBSTONES) if fmt is Format.ATOM and page == 1 else []
+        )
+        return FeedPage(scope, entries, page, last, limit, tuple(query.params()), tuple(graves))
+
+    def _document_etag(self, summary: ScopeSummary, fmt: Variant, page: FeedPage) -> str:
+        """The strong ETag of a document: a digest of everything its bytes are made of, the
+        entries as stored (before a query transforms them). An HTML page also shows its
+        scope's sub-categories and counts: its scope's fingerprint stands for them."""
+        digest = hashlib.sha256(self._settings_key.encode())
+        head = [summary.scope.key, fmt.value, str(page.page), str(page.last_page), str(page.limit)]
+        digest.update("\n".join([*head, urlencode(page.params), ""]).encode())
+        if isinstance(fmt, Html):
+            digest.update(summary.fingerprint.encode())
+        for entry in page.entries:
+            digest.update(hashlib.sha256(entry.to_json().encode()).digest())
+        for entry_id, when in page.tombstones:
+            digest.update(f"-{entry_id}:{when.timestamp()}".encode())
+        return '"' + digest.hexdigest()[:32] + '"'
+
+    def _remember(self, key: tuple[str, ...], etag: str, page: FeedPage) -> tuple[str, datetime]:
+        """Keep a plain document's validators (bounded: CACHE_ENTRIES, then start again)."""
+        with self._lock:
+            if len(self._validators) >= CACHE_ENTRIES:
+                self._validators.clear()
+            known = self._validators[key] = (etag, page.updated)
+        return known
 
     def cached_feed(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
@@ -309,8 +339,13 @@ class FeedService:
         key = self._key(summary, fmt, page, limit, query)
         with self._lock:
             cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
+            if cached is None:
+                return None
+            if cached.cutoffs is not None and query.since is not None:
+                low, high = cached.cutoffs
+                if not low < query.since <= high:
+                    return None  # an entry left (or joined) the window since
+            self._cache.move_to_end(key)
             return cached
 
     def feed(
@@ -334,18 +369,15 @@ class FeedService:
     def _render(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery
     ) -> Rendered:
+        cutoffs = None
         if query.filters:
-            summary, last, entries = self._chosen(scope, page, limit, query)
+            summary, last, entries, cutoffs = self._chosen(scope, page, limit, query)
         else:
             summary, entries = self._read(scope, (page - 1) * limit, limit)
             last = page_count(summary.count, limit)
-        entries = [query.transform(entry) for entry in entries]
-        graves = (
-            self.store.tombstones(scope, MAX_TOMBSTONES) if fmt is Format.ATOM and page == 1 else []
-        )
-        feed_page = FeedPage(
-            scope, entries, page, last, limit, tuple(query.params()), tuple(graves)
-        )
+        stored = self._page(summary, fmt, entries, page, last, limit, query)
+        etag = self._document_etag(summary, fmt, stored)
+        feed_page = replace(stored, entries=[self._shown(query.transform(e)) for e in entries])
         if isinstance(fmt, Html):
             body = render_scope_page(self.settings, feed_page, self._catalog).encode("utf-8")
         else:
@@ -353,8 +385,14 @@ class FeedService:
         self.renders += 1
         key = self._key(summary, fmt, page, limit, query)
         last_modified = feed_page.updated if query.plain else summary.newest_updated
-        rendered = Rendered(body, self._etag(key, query.plain), last_modified, fmt.media_type)
-        return self._keep(key, rendered)
+        if query.plain:
+            self._remember(key, etag, feed_page)
+        return self._keep(key, Rendered(body, etag, last_modified, fmt.media_type, cutoffs))
+
+    def _shown(self, entry: Entry) -> Entry:
+        """What every document does to an entry: the operator's hotlink template."""
+        template = self.settings.hotlink_template
+        return hotlink(entry, template, template) if template else entry
 
     def entry_page(self, entry_id: str) -> Rendered | None:
         """An entry's HTML page (None: no such entry), rendered once per generation: it
@@ -380,8 +418,11 @@ class FeedService:
     def _keep(self, key: tuple[str, ...], rendered: Rendered) -> Rendered:
         """Cache a rendered document (or return the one another thread cached meanwhile)."""
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            held = self._cache.get(key)
+            if held is not None and held.cutoffs == rendered.cutoffs:
+                return held
+            if held is not None:  # a moving window's older document
+                self._evict(key)
             self._cache[key] = rendered
             self._sizes[key] = 0
             rendered.grew = partial(self._grew, key)
@@ -423,8 +464,27 @@ class FeedService:
             return None
 
 
+def _cutoffs(candidates: list[Entry], query: FeedQuery) -> tuple[float, float] | None:
+    """The cut-offs that choose the same entries as ``query.since`` among ``candidates``
+    (undated ones pass any): from the newest dated entry before it (exclusive) to the
+    oldest at or after it. None when the query has no moving window."""
+    since = query.since
+    if query.window is None or since is None:
+        return None
+    low, high = -math.inf, math.inf
+    for entry in candidates:
+        if entry.undated:
+            continue
+        published = entry.published.timestamp()
+        if published < since:
+            low = max(low, published)
+        else:
+            high = min(high, published)
+    return low, high
+
+
 def _paths(scopes: list[Scope]) -> tuple[dict[str, tuple[Scope, Format]], dict[str, Scope]]:
     """Every feed's and every page's path on the site, for the scopes that exist."""
-    every = [Scope.all(), *scopes]
+    every = [Scope.all(), *scopes]  # (gone scopes too: answered 410 by a look-up)
     feeds = {scope.url_path(fmt): (scope, fmt) for scope in every for fmt in Format}
     return feeds, {scope.page_path: scope for scope in every}

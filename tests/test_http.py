@@ -159,9 +159,8 @@ def test_unknown_things_are_404(server, path):
 @pytest.mark.parametrize(
     ("query", "reason"),
     [
-        ("limit=abc", "limit must be a whole number from 1 to 100, got 'abc'"),
-        ("limit=0", "limit must be a whole number from 1 to 100"),
-        ("limit=101", "limit must be a whole number from 1 to 100"),
+        ("limit=abc", "limit must be a whole number, got 'abc'"),
+        ("limit=-1", "limit must be a whole number, got '-1'"),
         ("page=-1", "page must be a whole number"),
         ("page=1&page=2", "page is given more than once"),
         ("page=99999999999999999999", "page must be a whole number"),
@@ -275,7 +274,9 @@ def test_new_edited_and_deleted_files_reach_the_feeds(server):
     )
     assert pruned.returncode == 0, pruned.stderr
     assert "removed 1," in pruned.stdout
-    wait_for(lambda: all(get(server, feed).status_code == 404 for _ in range(10)))
+    # an emptied feed: 200 and empty while the Atom form tells of the deletion (then 410)
+    wait_for(lambda: all(get(server, feed).json()["items"] == [] for _ in range(10)))
+    assert get(server, feed).status_code == 200
     assert get(server, "/status").json()["entries"] == 48
 
 

@@ -163,7 +163,7 @@ ODD_TARGETS = [
     "/feeds/all.atom?limit=1e9",
     "/feeds/all.atom?page=%00",
     "/feeds/all.atom?page=%EF%BC%91",  # a full-width digit one
-    "/feeds/all.atom?limit=" + "9" * 1000,
+    "/feeds/all.atom?limit=" + "%EF%BC%99" * 10,  # full-width digit nines
     "/entries/..%2F..%2Fetc%2Fpasswd",
     "/entries/%00",
     "/static/../../../../etc/passwd",

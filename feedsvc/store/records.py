@@ -79,6 +79,9 @@ class Changes:
         )
 
 
+GONE = "gone"  # the fingerprint of a scope that lost its last entry and its tombstones
+
+
 @dataclass(frozen=True)
 class ScopeSummary:
     """One feed's summary row: enough to answer validators and list the feed."""
@@ -92,3 +95,14 @@ class ScopeSummary:
     def empty(cls, scope: Scope) -> ScopeSummary:
         """A feed with no entries (the all-entries feed of an empty store)."""
         return cls(scope, 0, EPOCH, "empty")
+
+    @property
+    def gone(self) -> bool:
+        """The scope had entries and has neither entries nor tombstones now (410 Gone)."""
+        return self.fingerprint == GONE
+
+    @property
+    def listed(self) -> bool:
+        """Whether the scope shows in the catalog (index, OPML): it has entries. A scope
+        whose last entry left keeps a summary, empty while its tombstones last, then gone."""
+        return self.count > 0

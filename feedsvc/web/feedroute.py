@@ -12,8 +12,8 @@ from datetime import datetime
 from feedsvc.config import Settings
 from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
-from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int
-from feedsvc.service import Busy, FeedNotFound, Rendered, StoreBehind
+from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int, query_limit
+from feedsvc.service import Busy, FeedGone, FeedNotFound, Rendered, StoreBehind
 from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
 
@@ -96,11 +96,31 @@ class FeedRequest:
     accept_encoding: str | None = None
 
 
+def _query(state: AppState, req: FeedRequest) -> FeedQuery:
+    return parse_query(req.args, user_hotlink=_user_hotlink(state.settings))
+
+
+def _user_hotlink(settings: Settings) -> bool:
+    """A request's hotlink templates count where the operator allows them and has set no
+    template of their own (RSSHub's rule: the operator's wins)."""
+    return settings.allow_user_hotlink_template and not settings.hotlink_template
+
+
+def _format(req: FeedRequest, fmt: Format) -> Format:
+    """RSSHub's ``format=atom|rss|json``, the path's extension being the default."""
+    values = req.args.get("format", ())
+    if not values:
+        return fmt
+    if len(values) > 1 or values[0] not in Format.__members__.values():
+        raise BadQuery(f"format must be atom, rss or json, got {values[0][:40]!r}")
+    return Format(values[0])
+
+
 def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> Answer | None:
     """The answer to a feed request. With ``render`` False, None when the document would
     have to be rendered: the caller hands the request on instead of rendering itself."""
     try:
-        query = parse_query(req.args)
+        query = _query(state, req)
     except BadQuery as exc:
         return text_answer(400, str(exc))
     found = state.service.feed_at(req.raw_path)
@@ -116,6 +136,10 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
             scope, fmt = parse_feed_path(req.raw_path)
         except ValueError:
             return text_answer(404, "no such feed")
+    try:
+        fmt = _format(req, fmt)
+    except BadQuery as exc:
+        return text_answer(400, str(exc))
     # (a scope that does not exist is answered 404 below: nothing is formatted for it)
     links = feed_links(state.settings, scope, fmt, query) if state.service.exists(scope) else ()
     return answer_scope(state, req, scope, fmt, query, links, render)
@@ -133,7 +157,7 @@ def answer_page(state: AppState, req: FeedRequest) -> Answer:
         except ValueError:
             return text_answer(404, "no such page")
     try:
-        query = parse_query(req.args)
+        query = _query(state, req)
     except BadQuery as exc:
         return text_answer(400, str(exc))
     answer = answer_scope(state, req, scope, Html.PAGE, query, HTML_SECURITY, True)
@@ -153,7 +177,7 @@ def answer_scope(
     settings = state.settings
     try:
         page = query_int(req.args, "page", 1, MAX_PAGE)
-        limit = query_int(req.args, "limit", settings.feed_limit, settings.max_limit)
+        limit = query_limit(req.args, settings.feed_limit, settings.max_limit)
     except BadQuery as exc:
         return text_answer(400, str(exc))
     service = state.service
@@ -165,9 +189,16 @@ def answer_scope(
         return rendered
 
     try:
-        etag = service.etag(scope, variant, page, limit, query)
-        last_modified = service.last_modified(scope, variant, page, limit, query)
+        known = service.validators(scope, variant, page, limit, query)
+        if known is None:  # the validators are the bytes': render once to learn them
+            rendered = document()
+            if rendered is None:
+                return None
+            known = rendered.etag, rendered.last_modified
+        etag, last_modified = known
         return document_answer(req, etag, last_modified, settings.scan_interval, extra, document)
+    except FeedGone as exc:
+        return text_answer(410, str(exc))
     except FeedNotFound as exc:
         return text_answer(404, str(exc))
     except Busy as exc:
