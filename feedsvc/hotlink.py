@@ -41,7 +41,8 @@ _PLACEHOLDER = re.compile(r"\$\{([^{}]*+)\}")
 # A tag of the sanitiser's output (its attribute values are double-quoted, '>' and '<' in
 # them escaped or quoted): possessive, so nothing is tried twice.
 _TAG = re.compile(r"""<(/?)([a-zA-Z][a-zA-Z0-9]*+)((?:[^>"']++|"[^"]*+"|'[^']*+')*+)>""")
-_URL_ATTRIBUTE = re.compile(r'(\s(?:src|poster)=")([^"]*+)"')
+_URL_ATTRIBUTE = re.compile(r'(\s(?:src|srcset|poster)=")([^"]*+)"')
+_CANDIDATE = re.compile(r"[^\s,]++")  # a URL in a srcset (its descriptor follows a space)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -49,6 +50,8 @@ def template_problem(template: str) -> str | None:
     """Why a template cannot be used (None: it can)."""
     if len(template) > MAX_TEMPLATE:
         return f"hotlink template is longer than {MAX_TEMPLATE} characters"
+    if not template.isprintable():  # control characters XML refuses, and their kin
+        return "hotlink template holds a character that is not printable"
     for match in _PLACEHOLDER.finditer(template):
         name = match.group(1).removesuffix("_ue")
         if name not in PROPERTIES:
@@ -61,6 +64,8 @@ def _properties(parts: SplitResult) -> dict[str, str]:
     port = parts.port
     port_text = "" if port is None or _DEFAULT_PORTS.get(parts.scheme) == port else str(port)
     hostname = parts.hostname or ""
+    if ":" in hostname:  # an IPv6 address keeps its brackets, as a browser's URL has them
+        hostname = f"[{hostname}]"
     host = hostname + (":" + port_text if port_text else "")
     protocol = parts.scheme + ":"
     userinfo = parts.netloc.rpartition("@")[0] + "@" if "@" in parts.netloc else ""
@@ -127,8 +132,16 @@ def _rewrite_tags(content: str, choose: Callable[[str, str, str], str | None]) -
             template = choose(tag_name, attribute, parent)
             if template is None:
                 return match.group()
-            url = interpolate(template, html.unescape(match.group(2)))
-            return f'{match.group(1)}{html.escape(url, quote=True)}"'
+            value = html.unescape(match.group(2))
+            if attribute == "srcset":  # each candidate's URL: the first word of each
+                value = ", ".join(
+                    _CANDIDATE.sub(lambda url: interpolate(template, url[0]), part.strip(), 1)
+                    for part in value.split(",")
+                    if part.strip()
+                )
+            else:
+                value = interpolate(template, value)
+            return f'{match.group(1)}{html.escape(value, quote=True)}"'
 
         parts.append(content[position : tag.start()])
         parts.append(_URL_ATTRIBUTE.sub(through, tag.group()))

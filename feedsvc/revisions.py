@@ -18,9 +18,10 @@ An entry is undated when its published date is the time it was first stored (its
 stated no usable date): filter_time always keeps undated entries, as RSSHub keeps items
 without a pubDate.
 
-Image URLs that differ only in their query string and fragment are no difference: the
-producer gives items a random placeholder (`https://picsum.photos/400/300?random=9255`) and
-some hosts a cache-busting query (`a.jpg?t=1733051234`) on every run. A new version that
+Image URLs that differ only in their query string and fragment are no difference when the
+URL names a picture file (`a.jpg?t=1733051234`: a cache-busting query) or a random-picture
+service (`https://picsum.photos/400/300?random=9255`, a new number on every run); after
+anything else (`thumbnail?mindmapId=…`) the query may name the picture, and it counts. A new version that
 differs from the served one in nothing else leaves it as it is, old URLs and all; any other
 difference takes the new version whole.
 
@@ -39,6 +40,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from feedsvc.config import PLACEHOLDER_IMAGE_HOSTS
 from feedsvc.model import Entry
 from feedsvc.sanitize import html_to_text
 from feedsvc.seeds import Parsed
@@ -51,16 +53,61 @@ _MEDIA = frozenset({"img", "source", "video", "audio"})
 # In a media tag: each quoted value (read whole, so nothing inside one is taken for an
 # attribute), named when it is an image URL's.
 _VALUE = re.compile(r"""(?P<url>(?<=[\t\n\f\r /])(?:src|srcset|poster)=)?(?:"[^"]*+"?|'[^']*+'?)""")
-# A URL's query and fragment: from '?' or '#' to the next space, comma (srcset lists URLs
-# with commas) or quote.
-_QUERY = re.compile(r"""[?#][^\t\n\f\r ,"']*+""")
+# A URL up to its query, then its query and fragment (from '?' or '#'), ending at a space, a
+# comma (srcset lists URLs with commas) or a quote.
+_URL = re.compile(r"""[^\t\n\f\r ,"'?#]++(?P<query>[?#][^\t\n\f\r ,"']*+)?""")
+# A picture's or a recording's file: its query only busts caches; a query after anything else
+# (an API's `thumbnail?id=…`, a proxy's `?url=`) may name the picture, so it counts.
+_MEDIA_FILES = frozenset(
+    [
+        "jpg",
+        "jpeg",
+        "png",
+        "gif",
+        "webp",
+        "avif",
+        "bmp",
+        "svg",
+        "heic",
+        "mp4",
+        "m4v",
+        "webm",
+        "mov",
+        "ogv",
+        "mp3",
+        "m4a",
+        "ogg",
+        "oga",
+        "opus",
+        "wav",
+        "flac",
+    ]
+)
+
+
+def _query_churns(url: str) -> bool:
+    """Whether a URL's query can change without the picture changing: the URL names a
+    picture or recording file, or a service that answers any URL with a random picture."""
+    host = url.split("/", 3)[2].lower() if "://" in url else ""
+    if any(host == h or host.endswith("." + h) for h in PLACEHOLDER_IMAGE_HOSTS):
+        return True
+    name = url.rsplit("/", 1)[-1]
+    return "." in name and name.rsplit(".", 1)[1].lower() in _MEDIA_FILES
+
+
+def _bare_url(match: re.Match[str]) -> str:
+    """A URL without its query and fragment, where those are churn."""
+    if match["query"] is None:
+        return match[0]
+    base = match[0][: match.start("query") - match.start()]
+    return base if _query_churns(base) else match[0]
 
 
 def _bare_value(match: re.Match[str]) -> str:
     """A media tag's quoted value, without its URLs' queries when it is an image URL's."""
     if match["url"] is None:
         return match[0]
-    return _QUERY.sub("", match[0])
+    return _URL.sub(_bare_url, match[0])
 
 
 def _bare_tag(match: re.Match[str]) -> str:
@@ -75,7 +122,7 @@ def _without_image_queries(entry: Entry) -> Entry:
     the src, srcset and poster of the images and media in its content."""
     return replace(
         entry,
-        image=_QUERY.sub("", entry.image) if entry.image else entry.image,
+        image=_URL.sub(_bare_url, entry.image) if entry.image else entry.image,
         content=_TAG.sub(_bare_tag, entry.content),
     )
 
@@ -102,7 +149,7 @@ def identity(entry: Entry) -> str | None:
     if _empty(entry.content):
         return None
     named: list[Any] = [
-        entry.content,
+        _without_image_queries(entry).content,  # (a rename meets the hourly image churn)
         [list(hierarchy) for hierarchy in entry.categories],
         [[author.name, author.email, author.url] for author in entry.authors],
     ]

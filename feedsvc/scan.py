@@ -657,7 +657,8 @@ class Scanner:
         if not changes:
             return
         seen_at = int(report.started.timestamp())
-        clashes = writer.apply(changes, seen_at, taken, renames.gone)
+        news = not report.baseline
+        clashes = writer.apply(changes, seen_at, taken, renames.gone, news=news)
         if not clashes:
             return
         by_path = {stored.entry.path: stored for stored in changes.upserts}
@@ -673,4 +674,4 @@ class Scanner:
                 report.added -= 1
             else:
                 report.updated -= 1
-        writer.apply(follow_up, seen_at, missing=renames.gone)
+        writer.apply(follow_up, seen_at, missing=renames.gone, news=news)

@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +29,7 @@ from feedsvc.catalog import Catalog
 from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.feeds import FeedPage, page_count, render
 from feedsvc.hotlink import hotlink
-from feedsvc.model import Entry, Format, Html, Scope, ScopeKind, Variant
+from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
 from feedsvc.store import ScopeSummary, Store
@@ -238,15 +238,17 @@ class FeedService:
         key = (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
         return key if query.plain else (*key, query.key)
 
-    def _read(self, scope: Scope, offset: int, limit: int) -> tuple[ScopeSummary, list[Entry]]:
+    def _read(
+        self, scope: Scope, offset: int, limit: int
+    ) -> tuple[ScopeSummary, list[Entry], datetime]:
         """Entries of a scope as of the summary this process holds. If the store has moved
         on (a scan committed since the last refresh), catch up first: bytes cached under a
         fingerprint must be exactly the bytes of that fingerprint, in every replica."""
         for _attempt in range(3):
             summary = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
-            entries, fingerprint = self.store.page(scope, offset, limit)
+            entries, fingerprint, stored = self.store.page(scope, offset, limit)
             if (fingerprint or "empty") == summary.fingerprint:
-                return summary, entries
+                return summary, entries, stored
             self.refresh()  # (or another thread did, since this one read its summary)
             now = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
             if now.fingerprint == summary.fingerprint:
@@ -255,21 +257,22 @@ class FeedService:
 
     def _chosen(
         self, scope: Scope, page: int, limit: int, query: FeedQuery
-    ) -> tuple[ScopeSummary, int, list[Entry], tuple[float, float] | None]:
+    ) -> tuple[ScopeSummary, int, list[Entry], datetime, tuple[float, float] | None]:
         """One page of the entries a query chooses, and the number of pages. Filters look at
         the newest ``filter_window`` entries of the scope; a search asks the index over the
         whole scope (its newest ``filter_window`` matches)."""
         window = self.settings.filter_window
         if query.search:
-            summary, _ = self._read(scope, 0, 1)  # the state the search must answer for
+            summary, _, stored = self._read(scope, 0, 1)  # the state the search answers for
             candidates = self.store.search(scope, query.search, window)
         else:
-            summary, candidates = self._read(scope, 0, window)
+            summary, candidates, stored = self._read(scope, 0, window)
         chosen = select(candidates, query)
         last = page_count(len(chosen), limit)
         if page > last:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
-        return summary, last, chosen[(page - 1) * limit : page * limit], _cutoffs(candidates, query)
+        shown = chosen[(page - 1) * limit : page * limit]
+        return summary, last, shown, stored, _cutoffs(candidates, query)
 
     def validators(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
@@ -285,10 +288,11 @@ class FeedService:
         key = self._key(summary, fmt, page, limit)
         known = self._validators.get(key)
         if known is None:
-            summary, entries = self._read(scope, (page - 1) * limit, limit)
+            summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
             key = self._key(summary, fmt, page, limit)
-            feed_page = self._page(summary, fmt, entries, page, last, limit, query)
-            known = self._remember(key, self._document_etag(summary, fmt, feed_page), feed_page)
+            feed_page, removed = self._page(summary, fmt, entries, page, last, limit, query)
+            modified = max(feed_page.updated, stored, removed)
+            known = self._remember(key, self._document_etag(summary, fmt, feed_page), modified)
         return known
 
     def _page(
@@ -300,20 +304,25 @@ class FeedService:
         last: int,
         limit: int,
         query: FeedQuery,
-    ) -> FeedPage:
-        """The page a document shows (its tombstones: an Atom feed's first page)."""
+    ) -> tuple[FeedPage, datetime]:
+        """The page a document shows (its tombstones: an Atom feed's first page), and when
+        the scope last lost an entry (a deletion is news to Last-Modified in every form)."""
         scope = summary.scope
-        graves = (
-            self.store.tombstones(scope, MAX_TOMBSTONES) if fmt is Format.ATOM and page == 1 else []
-        )
-        return FeedPage(scope, entries, page, last, limit, tuple(query.params()), tuple(graves))
+        shows_graves = fmt is Format.ATOM and page == 1
+        graves = self.store.tombstones(scope, MAX_TOMBSTONES if shows_graves else 1)
+        removed = max((when for _id, when in graves), default=EPOCH)
+        shown = tuple(graves) if shows_graves else ()
+        params = tuple(query.params())
+        return FeedPage(scope, entries, page, last, limit, params, shown), removed
 
     def _document_etag(self, summary: ScopeSummary, fmt: Variant, page: FeedPage) -> str:
         """The strong ETag of a document: a digest of everything its bytes are made of, the
         entries as stored (before a query transforms them). An HTML page also shows its
         scope's sub-categories and counts: its scope's fingerprint stands for them."""
         digest = hashlib.sha256(self._settings_key.encode())
-        head = [summary.scope.key, fmt.value, str(page.page), str(page.last_page), str(page.limit)]
+        # (JSON Feed shows no last page, only whether there is a next one)
+        last = str(page.page < page.last_page) if fmt is Format.JSON else str(page.last_page)
+        head = [summary.scope.key, fmt.value, str(page.page), last, str(page.limit)]
         digest.update("\n".join([*head, urlencode(page.params), ""]).encode())
         if isinstance(fmt, Html):
             digest.update(summary.fingerprint.encode())
@@ -323,12 +332,14 @@ class FeedService:
             digest.update(f"-{entry_id}:{when.timestamp()}".encode())
         return '"' + digest.hexdigest()[:32] + '"'
 
-    def _remember(self, key: tuple[str, ...], etag: str, page: FeedPage) -> tuple[str, datetime]:
+    def _remember(
+        self, key: tuple[str, ...], etag: str, modified: datetime
+    ) -> tuple[str, datetime]:
         """Keep a plain document's validators (bounded: CACHE_ENTRIES, then start again)."""
         with self._lock:
             if len(self._validators) >= CACHE_ENTRIES:
                 self._validators.clear()
-            known = self._validators[key] = (etag, page.updated)
+            known = self._validators[key] = (etag, modified)
         return known
 
     def cached_feed(
@@ -371,22 +382,27 @@ class FeedService:
     ) -> Rendered:
         cutoffs = None
         if query.filters:
-            summary, last, entries, cutoffs = self._chosen(scope, page, limit, query)
+            summary, last, entries, stored, cutoffs = self._chosen(scope, page, limit, query)
         else:
-            summary, entries = self._read(scope, (page - 1) * limit, limit)
+            summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
             last = page_count(summary.count, limit)
-        stored = self._page(summary, fmt, entries, page, last, limit, query)
-        etag = self._document_etag(summary, fmt, stored)
-        feed_page = replace(stored, entries=[self._shown(query.transform(e)) for e in entries])
+        as_stored, removed = self._page(summary, fmt, entries, page, last, limit, query)
+        etag = self._document_etag(summary, fmt, as_stored)
+        feed_page = replace(as_stored, entries=[self._shown(query.transform(e)) for e in entries])
         if isinstance(fmt, Html):
             body = render_scope_page(self.settings, feed_page, self._catalog).encode("utf-8")
         else:
             body = render(self.settings, feed_page, fmt)
         self.renders += 1
         key = self._key(summary, fmt, page, limit, query)
-        last_modified = feed_page.updated if query.plain else summary.newest_updated
-        if query.plain:
-            self._remember(key, etag, feed_page)
+        # Last-Modified moves whenever the bytes may have: an entry shown was edited, newly
+        # stored (whatever its date) or deleted, or (a query's) an entry left its time window.
+        last_modified = max(feed_page.updated, stored, removed)
+        if not query.plain:
+            moved = _window_moved(cutoffs, query)
+            last_modified = max(last_modified, summary.newest_updated, moved)
+        else:
+            self._remember(key, etag, last_modified)
         return self._keep(key, Rendered(body, etag, last_modified, fmt.media_type, cutoffs))
 
     def _shown(self, entry: Entry) -> Entry:
@@ -412,7 +428,8 @@ class FeedService:
             if first
             else (None, None)
         )
-        body = render_entry(self.settings, entry, newer, older).encode("utf-8")
+        newer, older = (None if e is None else self._shown(e) for e in (newer, older))
+        body = render_entry(self.settings, self._shown(entry), newer, older).encode("utf-8")
         return self._keep(key, Rendered(body, strong_etag(body), entry.updated, "text/html"))
 
     def _keep(self, key: tuple[str, ...], rendered: Rendered) -> Rendered:
@@ -481,6 +498,13 @@ def _cutoffs(candidates: list[Entry], query: FeedQuery) -> tuple[float, float] |
         else:
             high = min(high, published)
     return low, high
+
+
+def _window_moved(cutoffs: tuple[float, float] | None, query: FeedQuery) -> datetime:
+    """When the newest entry older than a filter_time window left it (EPOCH: none did)."""
+    if cutoffs is None or query.window is None or cutoffs[0] == -math.inf:
+        return EPOCH
+    return datetime.fromtimestamp(cutoffs[0] + query.window + 1, UTC)
 
 
 def _paths(scopes: list[Scope]) -> tuple[dict[str, tuple[Scope, Format]], dict[str, Scope]]:

@@ -17,6 +17,8 @@ from lxml import etree
 from werkzeug.test import Client
 
 from feedsvc.config import Settings
+from feedsvc.model import Format, Scope, ScopeKind
+from feedsvc.query import parse_query
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.web import create_app
@@ -151,6 +153,16 @@ def test_validators_move_exactly_when_the_bytes_move(tmp_path: Path) -> None:
         assert moved != before["/feeds/all.rss?page=2"].headers["ETag"]
         etag = after["/feeds/all.json"].headers["ETag"]
         assert site.get("/feeds/all.json", **{"If-None-Match": etag}).status_code == 304
+        # a reader sending only If-Modified-Since misses nothing: an entry dated before the
+        # newest is news all the same, and so is a deletion RSS cannot show
+        modified = after["/feeds/all.rss"].headers["Last-Modified"]
+        write(site.seeds, "late.md", "快讯", 3, body="<p>迟到</p>")  # dated before 4 and 5
+        site.scan()
+        assert site.get("/feeds/all.rss", **{"If-Modified-Since": modified}).status_code == 200
+        modified = site.get("/feeds/all.rss").headers["Last-Modified"]
+        (site.seeds / "4.md").unlink()
+        site.scan()
+        assert site.get("/feeds/all.rss", **{"If-Modified-Since": modified}).status_code == 200
     finally:
         site.close()
 
@@ -172,21 +184,38 @@ def test_rss_summary_is_text_and_opml_links_each_scope_page(site: Site) -> None:
     assert urls["http://feeds.example.test/feeds/all.atom"] == "http://feeds.example.test/"
 
 
-def test_format_chooses_the_format_and_the_extension_is_the_default(site: Site) -> None:
-    write(site.seeds, "a.md", "快讯", 1)
+def test_a_moving_time_window_renders_only_when_an_entry_leaves_it(site: Site) -> None:
+    write(site.seeds, "old.md", "快讯", 1)  # dated 39 days before START
+    write(site.seeds, "new.md", "快讯", 39)  # dated 1 day before START
+    (site.seeds / "undated.md").write_text(
+        "---\ntitle: 无日期\ncategories: [快讯]\n---\n<p>x</p>\n"
+    )
     site.scan()
-    json_doc = site.get("/feeds/all.json")
-    as_rss = site.get("/feeds/all.json?format=rss")
-    assert as_rss.headers["Content-Type"].startswith("application/rss+xml")
-    assert as_rss.get_data() == site.get("/feeds/all.rss").get_data()
-    assert as_rss.headers["ETag"] == site.get("/feeds/all.rss").headers["ETag"]
-    assert site.get("/feeds/all.rss?format=json").get_data() == json_doc.get_data()
-    assert site.get("/feeds/all.atom?format=atom").status_code == 200
-    assert site.get("/feeds/all.atom?format=xml").status_code == 400
+    service = site.app.extensions["feedsvc"].service
+    scope = Scope(ScopeKind.CATEGORY, ("快讯",))
+    day = 86400
+    newest = START.timestamp() - day  # the dated entry that stays longest in a 2-day window
+
+    def titles_at(now: float) -> list[str]:
+        query = parse_query({"filter_time": [str(2 * day)]}, clock=lambda: now)
+        return [
+            e.title
+            for e in feedparser.parse(service.feed(scope, Format.ATOM, 1, 20, query).body).entries
+        ]
+
+    before = service.renders
+    assert titles_at(START.timestamp()) == ["无日期", "第39条"]
+    for second in range(1, 50):  # the cut-off moves by the second: the same document
+        assert titles_at(START.timestamp() + second) == ["无日期", "第39条"]
+    assert service.renders == before + 1
+    assert titles_at(newest + 2 * day + 1) == ["无日期"]  # the dated entry left: rendered again
+    assert service.renders == before + 2
 
 
 IMAGES = (
     '<p><img src="https://img.cls.cn/a.jpg?x=1"></p>'
+    '<picture><source srcset="https://img.cls.cn/s.webp 1x, https://img.cls.cn/s2.webp 2x">'
+    "</picture>"
     '<video poster="https://v.example/p.png" src="https://v.example/v.mp4"></video>'
     '<audio src="https://a.example/a.mp3"></audio>'
 )
@@ -219,18 +248,30 @@ def test_hotlink_templates_follow_rsshub(tmp_path: Path) -> None:
             in (item["content_html"])
         )
         assert 'src="https://v.example/v.mp4"' in item["content_html"]  # media: its own template
+        proxy = "https://proxy.example/?url=https%3A%2F%2Fimg.cls.cn%2F"
+        assert f'srcset="{proxy}s.webp 1x, {proxy}s2.webp 2x"' in item["content_html"]
         assert item["image"] == "https://proxy.example/?url=https%3A%2F%2Fimg.cls.cn%2Fh.jpg"
         both = asked + "&multimedia_hotlink_template=" + quote("https://m.example${pathname}")
         media = json.loads(site.get(both).get_data())["items"][0]["content_html"]
         assert 'src="https://m.example/v.mp4"' in media and 'src="https://m.example/a.mp3"' in media
         bad = site.get("/feeds/all.json?image_hotlink_template=" + quote("https://x/${nope}"))
         assert bad.status_code == 400 and "nope" in bad.get_data(as_text=True)
+        control = site.get(
+            "/feeds/all.atom?image_hotlink_template=" + quote("https://x/\x1f${href}")
+        )
+        assert control.status_code == 400  # (XML cannot carry it: never a 500)
         # the operator's template applies to every document and wins over a request's
         plain = json.loads(forced.get("/feeds/all.json").get_data())["items"][0]
         assert 'src="https://wsrv.example/img.cls.cn/a.jpg"' in plain["content_html"]
         assert 'src="https://wsrv.example/a.example/a.mp3"' in plain["content_html"]
         assert plain["image"] == "https://wsrv.example/img.cls.cn/h.jpg"
         assert forced.get(asked).get_data() == forced.get("/feeds/all.json").get_data()
+        page = forced.get("/entries/" + plain["id"].removeprefix("urn:uuid:")).get_data(
+            as_text=True
+        )
+        assert (
+            "https://wsrv.example/img.cls.cn/a.jpg" in page and "img.cls.cn/a.jpg?x=1" not in page
+        )
         # not allowed by the operator: a request's template is ignored
         locked = Site(tmp_path / "locked")
         write(locked.seeds, "a.md", "快讯", 1, body=IMAGES)

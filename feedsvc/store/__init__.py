@@ -416,13 +416,18 @@ class Store:
         with self._connect() as conn:
             return [Entry.from_json(data) for data in conn.execute(query).scalars()]
 
-    def page(self, scope: Scope, offset: int, limit: int) -> tuple[list[Entry], str | None]:
+    def page(
+        self, scope: Scope, offset: int, limit: int
+    ) -> tuple[list[Entry], str | None, datetime]:
         """Entries of a scope, newest published first, then by id (a total, stable order),
-        with the scope's fingerprint read in the same snapshot: the caller can tell whether
-        the entries belong to the summary it holds."""
+        with the scope's fingerprint read in the same snapshot (the caller can tell whether
+        the entries belong to the summary it holds) and when the newest of them was first
+        stored (an entry dated before the others is news all the same: Last-Modified; those
+        the store's first scan stored count as stored at 0, so a fresh database of the same
+        seeds sends the same Last-Modified)."""
         sid = scope_id(scope.key)
         query = (
-            select(entries.c.data)
+            select(entries.c.data, entries.c.first_seen)
             .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
             .where(entry_scopes.c.scope_id == sid)
             .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
@@ -433,8 +438,10 @@ class Store:
             fingerprint = conn.execute(
                 select(scopes.c.fingerprint).where(scopes.c.id == sid)
             ).scalar()
-            found = [Entry.from_json(data) for data in conn.execute(query).scalars()]
-        return found, fingerprint
+            rows = conn.execute(query).all()
+        found = [Entry.from_json(row.data) for row in rows]
+        stored = max((row.first_seen for row in rows), default=0)
+        return found, fingerprint, datetime.fromtimestamp(stored, UTC)
 
     def id_owners(self, ids: Sequence[str]) -> dict[str, str]:
         """The seed file (relative path) serving each of these entry ids, where one does."""

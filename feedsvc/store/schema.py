@@ -48,6 +48,8 @@ entries = Table(
     Column("content_hash", String(64), nullable=False),
     Column("mtime_ns", BigInteger, nullable=False),
     Column("size", BigInteger, nullable=False),
+    # When the entry became news: the time of the scan that first stored it, or 0 when that
+    # was the store's first scan (read for Last-Modified: see Store.page).
     Column("first_seen", BigInteger, nullable=False),
     # When a scan first found the file gone (it is removed once delete_grace has passed).
     Column("missing_since", BigInteger, nullable=True),

@@ -138,13 +138,16 @@ class ScanTransaction:
         seen_at: int,
         taken: Collection[str] = (),
         missing: Collection[str] = (),
+        *,
+        news: bool = True,
     ) -> list[str]:
         """Write one batch in one transaction, with a handful of set-wise statements;
         ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start);
         ``taken``: files gone whose entries an upsert takes over (renamed files): their rows
         go without tombstones; ``missing``: the files the scan found gone (a batch may come
         before their rows say so). Returns the paths whose explicit id is already another
-        file's (not written)."""
+        file's (not written). ``news`` False: the store's first (baseline) scan, whose new
+        entries are stored with first_seen 0 (no news to anyone: see Store.page)."""
         conn = self.conn
         dirty: set[str] = set()
         self._restat(changes.restats)
@@ -203,7 +206,7 @@ class ScanTransaction:
                     "content_hash": stored.content_hash,
                     "mtime_ns": stored.mtime_ns,
                     "size": stored.size,
-                    "first_seen": first_seen.get(entry.id, seen_at),
+                    "first_seen": first_seen.get(entry.id, seen_at if news else 0),
                     "missing_since": None,
                     "data": data,
                 }
