@@ -42,7 +42,7 @@ from typing import Any
 
 from feedsvc.config import PLACEHOLDER_IMAGE_HOSTS
 from feedsvc.model import Entry
-from feedsvc.sanitize import html_to_text
+from feedsvc.sanitize import html_to_text, on_hosts
 from feedsvc.seeds import Parsed
 
 # A tag of clean_html's output (every '<' in its text is escaped), up to its '>' or the end
@@ -88,8 +88,7 @@ _MEDIA_FILES = frozenset(
 def _query_churns(url: str) -> bool:
     """Whether a URL's query can change without the picture changing: the URL names a
     picture or recording file, or a service that answers any URL with a random picture."""
-    host = url.split("/", 3)[2].lower() if "://" in url else ""
-    if any(host == h or host.endswith("." + h) for h in PLACEHOLDER_IMAGE_HOSTS):
+    if on_hosts(url, PLACEHOLDER_IMAGE_HOSTS):
         return True
     name = url.rsplit("/", 1)[-1]
     return "." in name and name.rsplit(".", 1)[1].lower() in _MEDIA_FILES

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html.entities
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import cast
 from urllib.parse import urljoin, urlsplit
 
@@ -232,6 +232,15 @@ def link_as_base(url: str | None) -> str | None:
     except ValueError:
         return None
     return page
+
+
+def on_hosts(url: str, hosts: Iterable[str]) -> bool:
+    """Whether a URL's host is one of ``hosts`` or below one of them (a subdomain)."""
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:
+        return False
+    return any(host == known or host.endswith("." + known) for known in hosts)
 
 
 def render_body(body: str) -> str:

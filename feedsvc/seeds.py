@@ -35,6 +35,7 @@ from feedsvc.sanitize import (
     decode_entities,
     html_to_text,
     link_as_base,
+    on_hosts,
     render_body,
     summarize,
 )
@@ -760,10 +761,7 @@ def _lead_image(
     url = absolute_url(str(value), page or urlsplit(site).scheme + ":") if value else None
     if url is None:
         return None
-    host = (urlsplit(url).hostname or "").rstrip(".")
-    if any(host == known or host.endswith("." + known) for known in placeholder_hosts):
-        return None
-    return url
+    return None if on_hosts(url, placeholder_hosts) else url
 
 
 def _language(raw: Any, warnings: list[str]) -> str | None:

@@ -319,18 +319,18 @@ class FeedService:
         """The strong ETag of a document: a digest of everything its bytes are made of, the
         entries as stored (before a query transforms them). An HTML page also shows its
         scope's sub-categories and counts: its scope's fingerprint stands for them."""
-        digest = hashlib.sha256(self._settings_key.encode())
         # (JSON Feed shows no last page, only whether there is a next one)
         last = str(page.page < page.last_page) if fmt is Format.JSON else str(page.last_page)
         head = [summary.scope.key, fmt.value, str(page.page), last, str(page.limit)]
-        digest.update("\n".join([*head, urlencode(page.params), ""]).encode())
+        parts = [
+            self._settings_key.encode(),
+            "\n".join([*head, urlencode(page.params), ""]).encode(),
+        ]
         if isinstance(fmt, Html):
-            digest.update(summary.fingerprint.encode())
-        for entry in page.entries:
-            digest.update(hashlib.sha256(entry.to_json().encode()).digest())
-        for entry_id, when in page.tombstones:
-            digest.update(f"-{entry_id}:{when.timestamp()}".encode())
-        return '"' + digest.hexdigest()[:32] + '"'
+            parts.append(summary.fingerprint.encode())
+        parts += [hashlib.sha256(entry.to_json().encode()).digest() for entry in page.entries]
+        parts += [f"-{entry_id}:{when.timestamp()}".encode() for entry_id, when in page.tombstones]
+        return strong_etag(b"".join(parts))
 
     def _remember(
         self, key: tuple[str, ...], etag: str, modified: datetime

@@ -9,6 +9,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,19 @@ ROOT = TESTS.parent
 REAL_CORPUS = TESTS / "corpus" / "real"
 SAMPLE_SEEDS = ROOT / "seeds"
 PG_URL = os.environ.get("FEEDSVC_TEST_PG")
+
+
+class Clock:
+    """The scanner's idea of now; tests move it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def copy_corpus(dest: Path, *sources: Path) -> Path:

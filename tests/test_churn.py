@@ -26,10 +26,10 @@ from feedsvc.revisions import same_to_readers
 from feedsvc.scan import Scanner
 from feedsvc.seeds import parse_seed
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS
+from tests.conftest import REAL_CORPUS, Clock
 from tests.server import HubProcess, ServerProcess, wait_for
 from tests.test_linear import MAX_GROWTH, UTC, work
-from tests.test_stillness import Clock, move_mtimes, state, wait_for_scans
+from tests.test_stillness import START, move_mtimes, state, wait_for_scans
 
 # The shape of the producer's 财联社 telegraph files (see tests/corpus/real): a blank line,
 # quoted title, 1-space list indent, a placeholder headimg, the body in a <div>.
@@ -93,7 +93,7 @@ def write_all(seeds: Path, files: dict[str, str]) -> None:
 @pytest.fixture
 def scanner(corpus_dir, db_url, make_settings) -> Iterator[Scanner]:
     store = Store(db_url)
-    yield Scanner(store, make_settings(corpus_dir, db_url), clock=Clock())
+    yield Scanner(store, make_settings(corpus_dir, db_url), clock=Clock(START))
     store.close()
 
 
@@ -225,7 +225,7 @@ def rename(seeds: Path, old: str = OLD_TITLE, new: str = NEW_TITLE, **fields: st
 
 def test_a_headline_edit_keeps_the_entry(corpus_dir, db_url, make_settings):
     store = Store(db_url)
-    scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock())
+    scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock(START))
     try:
         (corpus_dir / f"{OLD_TITLE}.md").write_text(cls())
         scanner.scan()
@@ -349,7 +349,7 @@ def test_a_fresh_database_gives_the_new_path_its_own_id(scanner, tmp_path, make_
     url = f"sqlite:///{tmp_path}/fresh/db.sqlite3"
     fresh = Store(url)
     try:
-        Scanner(fresh, make_settings(seeds, url), clock=Clock()).scan()
+        Scanner(fresh, make_settings(seeds, url), clock=Clock(START)).scan()
         assert [e.id for e in by_title(fresh, NEW_TITLE)] == [
             stable_uuid("path", f"{NEW_TITLE}.md")
         ]
@@ -377,7 +377,7 @@ def test_no_takeover_unless_one_file_is_plainly_the_other_renamed(
     case, corpus_dir, db_url, make_settings
 ):
     store = Store(db_url)
-    scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock())
+    scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock(START))
     body = "" if case == "an empty body" else BODY
     old_fields = {"body": body}
     if case == "the old file states an id":

@@ -22,20 +22,13 @@ from feedsvc.query import parse_query
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.web import create_app
+from tests.conftest import Clock
 from tests.server import ServerProcess, wait_for
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 SEED = "---\ntitle: {title}\ndate: {date}\ncategories: [{category}]\nauthor: 记者\n{extra}---\n{body}\n"
 ATOM = "{http://www.w3.org/2005/Atom}"
 TOMBSTONE = "{http://purl.org/atompub/tombstones/1.0}deleted-entry"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def write(seeds: Path, name: str, category: str, day: int, body: str = "", extra: str = "") -> None:
@@ -63,14 +56,14 @@ class Site:
             delete_grace=0,
             **values,  # type: ignore[arg-type]
         )
-        self.clock = Clock()
+        self.clock = Clock(START)
         self.store = Store(self.settings.db)
         self.scanner = Scanner(self.store, self.settings, clock=self.clock)
         self.app = create_app(self.settings, watch=False)
         self.client = Client(self.app)
 
     def scan(self, hours: float = 1) -> None:
-        self.clock.now += timedelta(hours=hours)
+        self.clock.advance(hours * 3600)
         self.scanner.scan()
         self.app.extensions["feedsvc"].service.refresh()
 

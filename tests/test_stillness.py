@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -20,7 +20,7 @@ from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, Clock
 from tests.server import HubProcess, ServerProcess, wait_for
 from tests.test_scan import UNDATED, all_feed_bytes
 
@@ -31,22 +31,9 @@ DATED = (
 )
 
 
-class Clock:
-    """The scanner's idea of now; tests move it."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture
