@@ -70,12 +70,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+def run(
+    command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB, the largest single process) of one command."""
     started = time.monotonic()
     proc = subprocess.Popen(
         command,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -235,6 +238,37 @@ def rescan_row(size: int) -> None:
         times.append(time.perf_counter() - started)
     store.close()
     row(f"full rescan, nothing changed, {size}", stats(times, "s"), "-", "target 100k <= 0.5 s")
+
+
+# The last release before schema revisions (schema 5): its databases are upgraded in place.
+RELEASE_5 = "656e28ca340017df3a222cb8c99b73f0918da0f3"
+
+
+def upgrade_row(size: int) -> None:
+    """`feedsvc db upgrade` of a SQLite database that release wrote: how long an upgrade holds
+    the write lock (revision 0006 copies the entries table: SQLite's batch mode)."""
+    seeds = corpus(size)
+    release = WORK / "release-5"
+    if not (release / "feedsvc").is_dir():
+        release.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", RELEASE_5, "feedsvc"], capture_output=True
+        )
+        if archive.returncode != 0:
+            note(f"skipped: git history holding {RELEASE_5} is needed for the upgrade row")
+            return
+        subprocess.run(["tar", "-x", "-C", str(release)], input=archive.stdout, check=True)
+    written = WORK / f"schema5-{size}.sqlite3"
+    if not written.exists():
+        env = {**settings_env(seeds, written), "PYTHONPATH": str(release)}
+        run(feedsvc("scan"), env, cwd=WORK)  # (not in the repository, whose feedsvc would win)
+    times = []
+    for _ in range(RUNS):
+        db = WORK / f"upgrade-{size}.sqlite3"
+        shutil.copyfile(written, db)
+        times.append(run(feedsvc("db", "upgrade"), settings_env(seeds, db), cwd=WORK)[0])
+        db.unlink()
+    row(f"upgrade a schema 5 database in place, {size}", stats(times, "s"), "-", "-")
 
 
 # -- serving -----------------------------------------------------------------------------
@@ -521,7 +555,7 @@ def main() -> None:
         if size >= 10_000:
             steps.append(lambda s=size: watcher_rows(s))
         if size == 10_000:
-            steps += [lambda s=size: render_row(s)]
+            steps += [lambda s=size: render_row(s), lambda s=size: upgrade_row(s)]
             if "wrk" in tools:
                 steps.append(lambda s=size: busy_row(s))
     for step in steps:

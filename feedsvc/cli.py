@@ -1,4 +1,4 @@
-"""`feedsvc serve|scan|check|export`: thin commands over the library.
+"""`feedsvc serve|scan|check|export|db`: thin commands over the library.
 
 Exit status: 0 done, 1 problems found (check) or the command failed, 2 bad settings or usage.
 A failure is one line on stderr naming its cause (``feedsvc: error: …``), never a traceback;
@@ -9,6 +9,7 @@ before anything imports prometheus-client."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.config
 import sys
@@ -19,20 +20,24 @@ from typing import TYPE_CHECKING, Any
 from feedsvc import __version__
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.logs import escape_controls, log_config
-from feedsvc.store.errors import NewerSchema, StorageError
+from feedsvc.store.errors import OldSchema, SchemaRefused, StorageError
 
 if TYPE_CHECKING:
     from feedsvc.store import Store
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", metavar="DIR", help="seeds directory (default ./seeds)")
+def _database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", metavar="URL", help="database URL (default sqlite:///./data/feedsvc.sqlite3)"
     )
     parser.add_argument(
         "--config", metavar="FILE", type=Path, help="config file (default config/feedsvc.toml)"
     )
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", metavar="DIR", help="seeds directory (default ./seeds)")
+    _database(parser)
     parser.add_argument("--base-url", metavar="URL", help="public URL feeds are served under")
 
 
@@ -52,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", help="worker processes (default 2)")
     serve.add_argument(
         "--scan-interval", metavar="SECONDS", help="seconds between scans (default 10)"
+    )
+    serve.add_argument(
+        "--no-upgrade",
+        dest="upgrade",
+        action="store_false",
+        help="refuse to start on an older schema instead of upgrading it (see `feedsvc db`)",
     )
 
     scan = commands.add_parser("scan", help="scan the seeds directory once into the database")
@@ -78,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the feeds, the index and the OPML, not the entry pages",
     )
+
+    db = commands.add_parser("db", help="the database's schema: where it stands, upgrading it")
+    steps = db.add_subparsers(dest="db_command", required=True, metavar="STEP")
+    for name, text in (
+        ("current", "say which schema revision the database is at"),
+        ("upgrade", "upgrade the database to this feedsvc's revision (serve does it by default)"),
+        ("history", "list this feedsvc's schema revisions, newest first"),
+    ):
+        _database(steps.add_parser(name, help=text))
     return parser
 
 
@@ -94,14 +114,14 @@ class CommandFailed(Exception):
     """A command cannot go on; the message is the one line that says why (exit status 1)."""
 
 
-def _open_store(settings: Settings) -> Store:
+def _open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     """The store, or CommandFailed saying why the database cannot be opened."""
     from feedsvc.store import Store
     from feedsvc.store.engine import failure_message
 
     try:
-        return Store(settings.db)
-    except NewerSchema:
+        return Store(settings.db, upgrade=upgrade)
+    except SchemaRefused:
         raise
     except StorageError as exc:
         raise CommandFailed(failure_message(settings.db, exc, opening=True)) from exc
@@ -117,10 +137,10 @@ def _setup_logging(settings: Settings, command: str) -> None:
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format, stream))
 
 
-def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.server import serve
 
-    serve(settings)
+    serve(settings, upgrade=args.upgrade)
     return 0
 
 
@@ -181,8 +201,11 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
     from feedsvc.store import database_exists
 
     # With a database, ask it which file serves an id two files give, as a scan would;
-    # never create one (check writes nothing).
-    store = _open_store(settings) if database_exists(settings.db) else None
+    # never create or upgrade one (check writes nothing): without it, as a first scan would.
+    store = None
+    if database_exists(settings.db):
+        with contextlib.suppress(OldSchema):
+            store = _open_store(settings, upgrade=False)
     try:
         result = check_seeds(settings, store.id_owners if store is not None else None)
     except ScanError as exc:
@@ -218,7 +241,39 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "scan": cmd_scan, "check": cmd_check, "export": cmd_export}
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from feedsvc.store import database_exists, migrate, schema_state
+    from feedsvc.store.engine import masked_url
+
+    where = masked_url(settings.db)
+    if args.db_command == "history":
+        for revision, before, summary in migrate.history():
+            head = " (head)" if revision == migrate.HEAD else ""
+            print(f"{before or '<base>'} -> {revision}{head}, {summary}")
+        return 0
+    if args.db_command == "current":
+        if not database_exists(settings.db):
+            raise CommandFailed(f"no database at {where}")
+        print(schema_state(settings.db).describe())
+        return 0
+    store = _open_store(settings)
+    store.close()
+    done = store.upgraded
+    if done is None:
+        print(f"database {where} is at {migrate.HEAD} (head): nothing to do")
+    else:
+        rebuilt = " (rebuilt: the next scan fills it from the seeds)" if done.before.rebuilt else ""
+        print(f"database {where}: upgraded from {done.before.label} to {done.after}{rebuilt}")
+    return 0
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "scan": cmd_scan,
+    "check": cmd_check,
+    "export": cmd_export,
+    "db": cmd_db,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(settings, args.command)
     try:
         return COMMANDS[args.command](settings, args)
-    except (CommandFailed, NewerSchema) as exc:
+    except (CommandFailed, SchemaRefused) as exc:
         return _fail(str(exc))
     except StorageError as exc:
         from feedsvc.store.engine import failure_message

@@ -20,6 +20,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
+from feedsvc.store.errors import StorageError
+
 _PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
 
 
@@ -69,11 +71,18 @@ class ScanLocks:
         return True
 
     def release(self) -> None:
+        """Give the leader lock up, so that another process may lead."""
         if self._leader_conn is not None:
+            conn, self._leader_conn = self._leader_conn, None
+            # An advisory lock belongs to the server session, which outlives a pooled
+            # connection's close(): unlock it, or end the session if that fails.
             try:
-                self._leader_conn.close()
-            finally:
-                self._leader_conn = None
+                conn.execute(text(f"select pg_advisory_unlock({_PG_KEY})"), {"role": "leader"})
+                conn.commit()
+                conn.close()
+            except StorageError:  # the session is gone or going: make sure it ends
+                conn.invalidate()
+                conn.close()
         if self._leader_fd is not None:
             if self._leader_fd >= 0:
                 os.close(self._leader_fd)

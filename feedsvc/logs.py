@@ -102,5 +102,6 @@ def log_config(level: str, log_format: str, stream: str = "stderr") -> dict[str,
             "_granian": {"handlers": ["console"], "level": level, "propagate": False},
             "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             "apscheduler": {"level": "WARNING"},
+            "alembic": {"level": "WARNING"},  # feedsvc.store.migrate says what it upgraded
         },
     }

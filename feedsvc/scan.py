@@ -275,7 +275,7 @@ class Scanner:
         check_seeds_dir(root)
         began = time.monotonic()
         with self.locks.scanning(), self.store.transaction() as writer:
-            writer.check_schema(str(self.store.path or self.store.dialect))
+            writer.check_schema(self.store.where)
             report = ScanReport(started=self.clock().astimezone(UTC).replace(microsecond=0))
             key = parse_settings_key(self.settings)
             rebuild = writer.get_meta("parse_settings") != key

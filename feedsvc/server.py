@@ -24,15 +24,16 @@ from feedsvc.logs import ACCESS_FORMAT, log_config
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def _load(settings: Settings) -> Any:
+def _load(settings: Settings, upgrade: bool) -> Any:
     """Run in each worker after the fork: the app that worker serves."""
     from feedsvc.web import asgi_app
 
-    return asgi_app(settings)
+    return asgi_app(settings, upgrade=upgrade)
 
 
-def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT; workers finish their requests and stop their schedulers."""
+def serve(settings: Settings, *, upgrade: bool = True) -> None:
+    """Run until SIGTERM or SIGINT; workers finish their requests and stop their schedulers.
+    ``upgrade``: bring an older schema to this feedsvc's revision first (else refuse it)."""
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
@@ -46,9 +47,10 @@ def serve(settings: Settings) -> None:
             os.makedirs(os.environ[name], exist_ok=True)
     _check_address(settings.host, settings.port)
     _few_malloc_arenas()
-    # Create the schema once (or refuse a newer one) before forking; a database server not
-    # reached yet is tried again by every worker, which answer 503 until it is.
-    Store(settings.db, wait=True).close()
+    # Create or upgrade the schema once (or refuse a newer one, or with ``upgrade`` off an
+    # older one) before forking; a database server not reached yet is tried again by every
+    # worker, which answer 503 until it is.
+    Store(settings.db, wait=True, upgrade=upgrade).close()
     scratch = None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         scratch = tempfile.mkdtemp(prefix="feedsvc-metrics-")
@@ -73,7 +75,7 @@ def serve(settings: Settings) -> None:
         process_name="feedsvc",
     )
     try:
-        server.serve(target_loader=lambda: _load(settings), wrap_loader=False)
+        server.serve(target_loader=lambda: _load(settings, upgrade), wrap_loader=False)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

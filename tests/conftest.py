@@ -105,3 +105,24 @@ def make_settings(tmp_path: Path):
         )
 
     return make
+
+
+def from_before_revisions(db: str, version: str) -> None:
+    """Leave the database as a release from before schema revisions would have: no
+    alembic_version table, and ``version`` in the meta row those releases read."""
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("drop table alembic_version"))
+        conn.execute(
+            text("update meta set value = :v where key = 'schema_version'"), {"v": version}
+        )
+    engine.dispose()
+
+
+def set_revision(db: str, revision: str) -> None:
+    """Put the database at ``revision`` as far as its version table says (e.g. one only a
+    newer feedsvc knows)."""
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(text("update alembic_version set version_num = :v"), {"v": revision})
+    engine.dispose()

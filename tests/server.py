@@ -48,9 +48,10 @@ class ServerProcess:
         db: str,
         workdir: Path,
         command_prefix: list[str] | None = None,
+        port: int | None = None,
         **env: str,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
         environ = {
@@ -149,9 +150,15 @@ def nginx_binary() -> str:
     return found
 
 
-def nginx_config(port: int, backends: list[int], workdir: Path) -> Path:
-    """The repository's nginx.conf with the compose service names replaced by local ports."""
+def nginx_config(
+    port: int, backends: list[int], workdir: Path, *, one_worker: bool = False
+) -> Path:
+    """The repository's nginx.conf with the compose service names replaced by local ports.
+    ``one_worker``: one worker process, so what one request sees of a replica's health
+    (each worker counts failures on its own) holds for every request."""
     conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    if one_worker:
+        conf = conf.replace("worker_processes auto;", "worker_processes 1;")
     names = re.findall(r"server (feedsvc-\w+):8080", conf)
     assert len(names) == len(backends) == 2
     for name, backend in zip(names, backends, strict=True):

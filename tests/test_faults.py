@@ -21,14 +21,20 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from lxml import etree
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Entry, Format, Scope
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 from feedsvc.store.schema import entries, entry_scopes
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, require
+from tests.conftest import (
+    REAL_CORPUS,
+    SAMPLE_SEEDS,
+    copy_corpus,
+    from_before_revisions,
+    require,
+)
 from tests.server import ServerProcess, wait_for
 from tests.test_scan import UNDATED
 
@@ -368,6 +374,44 @@ def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     filler.unlink()
     wait_for(lambda: scan_error(server) is None, timeout=20)
     wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] == 3)
+
+
+def entry_rows(db_url: str) -> int:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        count = conn.execute(text("select count(*) from entries")).scalar()
+    engine.dispose()
+    return int(count or 0)
+
+
+def test_an_older_schema_in_a_read_only_data_directory_is_refused_not_served(tmp_path):
+    """An older schema that cannot be written cannot be upgraded: every command that would
+    serve or write it refuses in one line, while `db current` still reads where it stands."""
+    require(can_mount_tmpfs(), "a private mount namespace (unshare -m)")
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
+    data = tmp_path / "data"
+    db_url = f"sqlite:///{data}/feedsvc.sqlite3"
+    assert run_scan(seeds, db_url, tmp_path).returncode == 0
+    from_before_revisions(db_url, "4")
+    held = entry_rows(db_url)
+    assert held > 0
+    read_only = f'mount --bind "{data}" "{data}" && mount -o remount,ro,bind "{data}" && exec "$@"'
+    env = {**CLEAN_ENV, "FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db_url}
+
+    def confined(*args: str) -> subprocess.CompletedProcess[str]:
+        command = ["unshare", "-m", "sh", "-c", read_only, "sh", sys.executable, "-m", "feedsvc"]
+        return subprocess.run(
+            [*command, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+
+    for args in (["db", "upgrade"], ["serve", "--no-upgrade"], ["scan"]):
+        refused = confined(*args)
+        assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
+        assert refused.stderr.splitlines()[-1].startswith("feedsvc: error: database ")
+        assert "cannot be written here" in refused.stderr
+    current = confined("db", "current")
+    assert current.stdout.startswith("schema version 4, before revisions"), current.stderr
+    assert entry_rows(db_url) == held  # nothing was emptied
 
 
 def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):

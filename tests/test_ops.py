@@ -20,7 +20,14 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from sqlalchemy import create_engine, text
 
-from tests.conftest import REAL_CORPUS, ROOT, SAMPLE_SEEDS, copy_corpus
+from tests.conftest import (
+    REAL_CORPUS,
+    ROOT,
+    SAMPLE_SEEDS,
+    copy_corpus,
+    from_before_revisions,
+    set_revision,
+)
 from tests.server import ServerProcess, TcpProxy, free_port, nginx_binary, nginx_config, wait_for
 
 NOBODY = 65534
@@ -239,19 +246,12 @@ def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsy
 # -- upgrades -------------------------------------------------------------------------------
 
 
-def set_meta(db: str, key: str, value: str) -> None:
-    engine = create_engine(db)
-    with engine.begin() as conn:
-        conn.execute(text("update meta set value = :v where key = :k"), {"v": value, "k": key})
-    engine.dispose()
-
-
 def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path, db_url):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = db_url
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}
     assert run("scan", env=env, cwd=tmp_path).returncode == 0
-    set_meta(db, "schema_version", "4")  # as an older feedsvc left it
+    from_before_revisions(db, "4")
     server = ServerProcess(seeds, db, tmp_path)
     seen: list[int] = []
     try:
@@ -281,7 +281,7 @@ def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(
     try:
         server.wait_ready()
         before = requests.get(server.url + "/feeds/all.atom", timeout=10).content
-        set_meta(db, "schema_version", "99")  # a newer feedsvc has taken the database over
+        set_revision(db, "0999")  # a newer feedsvc has taken the database over
         (seeds / "new.md").write_text("---\ntitle: after the takeover\n---\nx\n")
 
         def stepped_down() -> bool:

@@ -20,7 +20,7 @@ from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, Clock
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, Clock, from_before_revisions
 from tests.server import HubProcess, ServerProcess, wait_for
 from tests.test_scan import UNDATED, all_feed_bytes
 
@@ -328,10 +328,10 @@ def test_a_chinese_json_feed_is_utf8_text(scanner):
     assert "雷军押上一切打造".encode() in body and b"\\u" not in body
 
 
-def test_an_old_schema_is_rebuilt_from_the_seeds(scanner, clock):
+def test_a_schema_from_before_the_baseline_is_rebuilt_from_the_seeds(scanner, clock):
     scanner.scan()
     before = state(scanner)[1:]
-    scanner.store.set_meta("schema_version", "1")
+    from_before_revisions(scanner.store.url, "1")
     reopened = Store(scanner.store.url)
     try:
         assert reopened.last_scan() is None and len(reopened.all_entries()) == 0

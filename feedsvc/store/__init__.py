@@ -2,8 +2,8 @@
 replicas. The scan writes, in one transaction (feedsvc.store.transaction); everything else
 reads through ``Store``. Only the store's own errors (feedsvc.store.errors) leave it.
 
-The package, one job per module: ``schema`` (tables and ids), ``version`` (schema version and
-rebuild), ``engine`` (engines per backend), ``errors``, ``sql`` (bounded IN lists, the meta
+The package, one job per module: ``schema`` (tables and ids), ``migrate`` (the schema's
+revision and upgrades, with Alembic's revisions in ``migrations``), ``engine`` (engines per backend), ``errors``, ``sql`` (bounded IN lists, the meta
 table), ``sqlitefile`` (the SQLite file's health and repair), ``records`` (what the store
 and the scan exchange), ``transaction`` (the scan's writes) and this module: opening the
 store under the repair policy, and the read side."""
@@ -23,15 +23,23 @@ from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope
-from feedsvc.store import version
+from feedsvc.store import migrate
 from feedsvc.store.engine import (
     WRITE_OPTION,
     database_exists,
     failure_message,
     make_engine,
+    masked_url,
     sqlite_path,
 )
-from feedsvc.store.errors import CorruptStorage, NewerSchema, ReadOnlyStorage, StorageError
+from feedsvc.store.errors import (
+    CorruptStorage,
+    NewerSchema,
+    OldSchema,
+    ReadOnlyStorage,
+    SchemaRefused,
+    StorageError,
+)
 from feedsvc.store.records import (
     Changes,
     FileStat,
@@ -64,16 +72,31 @@ __all__ = [
     "FileState",
     "NewerSchema",
     "Note",
+    "OldSchema",
     "ReadOnlyStorage",
     "ScanTransaction",
+    "SchemaRefused",
     "ScopeSummary",
     "StorageError",
     "Store",
     "StoredEntry",
     "database_exists",
+    "schema_state",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def schema_state(url: str) -> migrate.SchemaState:
+    """Where the database at ``url`` stands, read without changing it (a SQLite file that
+    cannot be written is opened read-only)."""
+    path = sqlite_path(url)
+    engine = make_engine(url, read_only=path is not None and not SqliteFile(path).writable())
+    try:
+        with engine.connect() as conn:
+            return migrate.read_state(conn)
+    finally:
+        engine.dispose()
 
 
 class _Backoff:
@@ -84,6 +107,7 @@ class _Backoff:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.trying = False
+        self.refused: str | None = None  # the schema this process may not serve, if so
         self.delay = self.FIRST
         self.next = time.monotonic() + self.delay
 
@@ -102,14 +126,19 @@ class Store:
     """All reads of feedsvc's database, its write transactions, and what happens when the
     SQLite file under it cannot be written, is damaged, deleted or replaced."""
 
-    def __init__(self, url: str, *, wait: bool = False) -> None:
+    def __init__(self, url: str, *, wait: bool = False, upgrade: bool = True) -> None:
         """``wait``: a database server that cannot be reached now is tried again, with
         backoff, at each use (each fails with StorageError until it answers), instead of
-        failing here: a server starts and says it is not ready, as a container expects."""
+        failing here: a server starts and says it is not ready, as a container expects.
+        ``upgrade``: bring an older schema to this feedsvc's revision (else OldSchema)."""
         self.url = url
+        self.upgrade = upgrade
+        self.upgraded: migrate.Upgrade | None = None  # what opening it changed, if anything
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
+        if not existed and not upgrade:
+            raise OldSchema(f"no database at {self.path}: run `feedsvc db upgrade` to create it")
         self.read_only_reason: str | None = None  # why it is opened read-only, if it is
         self._unreached: _Backoff | None = None
         if self.file is not None and existed and not self.file.writable():
@@ -131,7 +160,7 @@ class Store:
             if not self.file.written_by_feedsvc():
                 raise StorageError(f"is not a SQLite database ({exc}): not replacing it") from exc
             self._repair(f"is unreadable ({exc})", self.file.identity())
-        except NewerSchema:
+        except SchemaRefused:
             raise
         except StorageError as exc:
             if not wait or self.file is not None:
@@ -155,11 +184,14 @@ class Store:
             if self._unreached is None or backoff.trying:
                 return
             if not backoff.due():
-                raise StorageError(f"the database cannot be reached yet ({backoff.wait()})")
+                reason = backoff.refused or "the database cannot be reached yet"
+                raise StorageError(f"{reason} ({backoff.wait()})")
             backoff.trying = True
             try:
                 self._create_schema()
-            except NewerSchema:
+            except SchemaRefused as exc:
+                backoff.refused = str(exc)
+                backoff.failed()
                 raise
             except StorageError as exc:
                 backoff.failed()
@@ -188,6 +220,10 @@ class Store:
         )
         self.engine = make_engine(self.url, read_only=True)
         self.read_only_reason = reason
+        with self.engine.connect() as conn:
+            state = migrate.read_state(conn)
+        why = "it cannot be written here, so it cannot be upgraded (`feedsvc db upgrade`)"
+        migrate.refuse_old(state, self.where, why)
         self._remember_file()
 
     # -- transactions --------------------------------------------------------------------
@@ -214,13 +250,25 @@ class Store:
                 yield conn
 
     def _create_schema(self) -> None:
-        """Bring the database to this schema version (see feedsvc.store.version)."""
+        """Bring the database to this schema revision, or refuse it (feedsvc.store.migrate)."""
         with self.engine.connect() as conn:
-            current = version.is_current(conn)
-        if not current:
+            state = migrate.read_state(conn)
+        if not state.current:
+            if not self.upgrade:
+                why = "run `feedsvc db upgrade`, or serve without --no-upgrade"
+                migrate.refuse_old(state, self.where, why)
             with self._write() as conn:
-                version.prepare(conn, str(self.path or self.dialect))
+                self.upgraded = migrate.upgrade(conn, self.where)
         self._remember_file()
+
+    @property
+    def where(self) -> str:
+        """The database, as messages name it (no password)."""
+        return str(self.path) if self.path is not None else masked_url(self.url)
+
+    def schema_state(self) -> migrate.SchemaState:
+        with self._connect() as conn:
+            return migrate.read_state(conn)
 
     @property
     def dialect(self) -> str:

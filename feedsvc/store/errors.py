@@ -88,6 +88,23 @@ def storage_error(context: ExceptionContext) -> None:
     raise kind(str(original)) from context.sqlalchemy_exception or original
 
 
-class NewerSchema(StorageError):
-    """The database was written by a newer feedsvc (a higher schema version): this process
-    neither rebuilds it nor writes to it. The newer version wins; the older steps down."""
+class SchemaRefused(StorageError):
+    """The database's schema is not one this process serves, and it will not change it: it
+    says why in one line (the kinds below) instead of serving or writing."""
+
+
+class NewerSchema(SchemaRefused):
+    """The database was written by a newer feedsvc (a schema revision this one does not
+    know): this process neither upgrades it nor writes to it. The newer version wins; the
+    older steps down."""
+
+
+class OldSchema(SchemaRefused):
+    """The database is at an older schema revision and this process may not upgrade it
+    (`feedsvc serve --no-upgrade`, or a file that cannot be written)."""
+
+
+class UnknownSchema(SchemaRefused):
+    """The database is not in a state any feedsvc leaves: someone else's tables, a version
+    table with no revision, a version row no release wrote, or an upgrade that failed on
+    tables unlike their recorded revision. Nothing is changed (and nothing emptied)."""

@@ -1,40 +1,21 @@
-"""The tables, their version, and the ids rows are keyed by.
+"""The tables, and the ids rows are keyed by.
 
 SQLite (WAL) by default, PostgreSQL for several replicas; both get the same schema and the
 same statements. Each feed (scope) keeps a summary row -- entry count, newest update, a
 fingerprint of its members -- recomputed only for the scopes a scan touched, so readers can
-tell what changed without reading entries. A database of another schema version is emptied
-and filled again from the seeds (always possible: ids derive from paths, not from rows)."""
+tell what changed without reading entries. These are the models the code queries through;
+the revisions in feedsvc/store/migrations create and change the tables (and the search
+index, which is not a model), and a test keeps the two in agreement."""
 
 from __future__ import annotations
 
 import functools
-import logging
-from typing import Any
 
-from sqlalchemy import (
-    DDL,
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    event,
-    text,
-)
-from sqlalchemy.engine import Connection
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
 
 from feedsvc.model import stable_uuid
-from feedsvc.store.errors import StorageError
-
-log = logging.getLogger(__name__)
 
 metadata = MetaData()
-# Bumped whenever the tables change; a database of another version is rebuilt from the seeds.
-SCHEMA_VERSION = "5"
 
 entries = Table(
     "entries",
@@ -42,7 +23,6 @@ entries = Table(
     Column("id", String(36), primary_key=True),
     Column("path", Text, nullable=False),
     Column("path_id", String(36), nullable=False, index=True),
-    Column("published", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("content_hash", String(64), nullable=False),
@@ -127,7 +107,8 @@ tombstones = Table(
 
 # The searchable text of each entry (title and plain-text body), indexed for substring search
 # without a word segmenter: SQLite keeps an FTS5 table with the trigram tokenizer in step with
-# it (external content, kept by triggers); PostgreSQL a pg_trgm GIN index for ILIKE.
+# it (external content, kept by triggers); PostgreSQL a pg_trgm GIN index for ILIKE. Both are
+# made by the revisions (migrations/versions/0005), not by these models.
 entry_text = Table(
     "entry_text",
     metadata,
@@ -136,43 +117,6 @@ entry_text = Table(
     Column("text", Text, nullable=False),
 )
 SEARCH_TABLE = "entry_search"  # SQLite's FTS5 index of entry_text
-_SQLITE_SEARCH = [
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5("
-    "text, content='entry_text', content_rowid='id', tokenize='trigram')",
-    "CREATE TRIGGER IF NOT EXISTS entry_text_added AFTER INSERT ON entry_text BEGIN "
-    f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (new.id, new.text); END",
-    "CREATE TRIGGER IF NOT EXISTS entry_text_removed AFTER DELETE ON entry_text BEGIN "
-    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, text) VALUES ('delete', old.id, old.text); END",
-]
-for statement in _SQLITE_SEARCH:
-    event.listen(entry_text, "after_create", DDL(statement).execute_if(dialect="sqlite"))
-
-
-def _postgres_search(_table: Table, connection: Connection, **_kw: Any) -> None:
-    """The pg_trgm index that makes ILIKE '%words%' an index search. Without the extension
-    (a role that may not create it) search still works, by reading every text."""
-    if connection.dialect.name != "postgresql":
-        return
-    try:
-        with connection.begin_nested():
-            connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-            where = connection.execute(
-                text(
-                    "select extnamespace::regnamespace::text from pg_extension"
-                    " where extname = 'pg_trgm'"
-                )
-            ).scalar()
-            connection.execute(
-                text(
-                    "CREATE INDEX IF NOT EXISTS entry_text_trigram ON entry_text"
-                    f" USING gin (text {where}.gin_trgm_ops)"
-                )
-            )
-    except StorageError as exc:  # the engine raises the store's own errors
-        log.warning("no trigram index for search (%s): searches read every entry", exc)
-
-
-event.listen(entry_text, "after_create", _postgres_search)
 
 meta = Table(
     "meta",

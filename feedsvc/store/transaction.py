@@ -14,11 +14,9 @@ from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope, id_keeper
 from feedsvc.sanitize import html_to_text
-from feedsvc.store import version
-from feedsvc.store.errors import NewerSchema
+from feedsvc.store import migrate
 from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
 from feedsvc.store.schema import (
-    SCHEMA_VERSION,
     dirty_scopes,
     entries,
     entry_scopes,
@@ -111,12 +109,9 @@ class ScanTransaction:
             yield Entry.from_json(data)
 
     def check_schema(self, where: str) -> None:
-        """Before writing: the database must still be of this version (a newer feedsvc may
-        have rebuilt it meanwhile: then this one steps down, see NewerSchema)."""
-        found = get_meta(self.conn, "schema_version")
-        version.check_not_newer(found, where)
-        if found != SCHEMA_VERSION:
-            raise NewerSchema(f"database {where} has schema version {found}: not writing to it")
+        """Before writing: the database must still be at this revision (see
+        migrate.check_writable)."""
+        migrate.check_writable(self.conn, where)
 
     def expire_tombstones(self, before: int) -> None:
         """Forget tombstones older than ``before``: their feeds change (and move)."""
@@ -200,7 +195,6 @@ class ScanTransaction:
                     "id": entry.id,
                     "path": rel,
                     "path_id": path_id(rel),
-                    "published": published,
                     "updated": int(entry.updated.timestamp()),
                     "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
                     "content_hash": stored.content_hash,

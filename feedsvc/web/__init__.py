@@ -18,9 +18,9 @@ from feedsvc.web.views import bp
 from feedsvc.websub import WebSubPublisher
 
 
-def create_app(settings: Settings, *, watch: bool = True) -> Flask:
+def create_app(settings: Settings, *, watch: bool = True, upgrade: bool = True) -> Flask:
     """An app serving ``settings``. Only wiring: with ``watch`` it holds a scheduler (and a
-    WebSub publisher when hubs are set), which ``start_app`` starts."""
+    WebSub publisher when hubs are set), which ``start_app`` starts; ``upgrade`` as for Store."""
     app = Flask(__name__, static_folder="static", static_url_path="/static")
     app.config.update(DEBUG=False, PROPAGATE_EXCEPTIONS=False)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -28,7 +28,7 @@ def create_app(settings: Settings, *, watch: bool = True) -> Flask:
     # No redirects of its own: Werkzeug would write the client's Host header into the
     # Location of a cacheable 308 for '//' in a path. Such a path is simply not found.
     app.url_map.merge_slashes = False
-    store = Store(settings.db, wait=True)
+    store = Store(settings.db, wait=True, upgrade=upgrade)
     service = FeedService(store, settings)
     try:
         service.refresh()
@@ -77,7 +77,7 @@ def stop_app(app: Flask) -> None:
         multiprocess.mark_process_dead(os.getpid())
 
 
-def asgi_app(settings: Settings) -> Application:
+def asgi_app(settings: Settings, *, upgrade: bool = True) -> Application:
     """What a server worker runs: the app with its background work tied to the lifespan."""
-    app = create_app(settings)
+    app = create_app(settings, upgrade=upgrade)
     return Application(app, start=lambda: start_app(app), stop=lambda: stop_app(app))

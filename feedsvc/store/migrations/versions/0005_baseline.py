@@ -1,0 +1,142 @@
+"""Schema 5, the last schema rebuilt from the seeds rather than migrated: the baseline.
+
+A database that release wrote is stamped with this revision as it is (its ``meta`` row
+``schema_version`` says 5); a new database is created by running it. Frozen: the tables as
+that release created them, whatever the models say today."""
+
+import logging
+
+import sqlalchemy as sa
+from alembic import op
+
+from feedsvc.store.errors import StorageError
+
+revision = "0005"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+log = logging.getLogger(__name__)
+
+
+def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.create_table(
+        "entries",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("path_id", sa.String(36), nullable=False, index=True),
+        sa.Column("published", sa.BigInteger, nullable=False),
+        sa.Column("updated", sa.BigInteger, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("first_seen", sa.BigInteger, nullable=False),
+        sa.Column("missing_since", sa.BigInteger, nullable=True),
+        sa.Column("data", sa.Text, nullable=False),
+    )
+    if sqlite:
+        op.create_index(
+            "entries_file_state",
+            "entries",
+            ["path", "mtime_ns", "size", "content_hash", "id", "missing_since"],
+        )
+    op.create_table(
+        "entry_scopes",
+        sa.Column("scope_id", sa.String(36), primary_key=True),
+        sa.Column("entry_id", sa.String(36), primary_key=True),
+        sa.Column("published", sa.BigInteger, nullable=False),
+        sa.Index("entry_scopes_order", "scope_id", "published", "entry_id"),
+        sa.Index("entry_scopes_entry", "entry_id"),
+    )
+    op.create_table(
+        "scopes",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("entry_count", sa.Integer, nullable=False),
+        sa.Column("newest_updated", sa.BigInteger, nullable=False),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+    )
+    op.create_table(
+        "dirty_scopes",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("key", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "unpublished",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
+    )
+    op.create_table(
+        "pinged",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+    )
+    op.create_table(
+        "tombstones",
+        sa.Column("scope_id", sa.String(36), primary_key=True),
+        sa.Column("entry_id", sa.String(36), primary_key=True),
+        sa.Column("removed", sa.BigInteger, nullable=False),
+        sa.Index("tombstones_removed", "removed"),
+    )
+    op.create_table(
+        "entry_text",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("entry_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("text", sa.Text, nullable=False),
+    )
+    if sqlite:
+        _sqlite_search()
+    else:
+        _postgres_search()
+    op.create_table(
+        "meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+
+
+def _sqlite_search() -> None:
+    """FTS5 over entry_text with the trigram tokenizer, kept in step by triggers."""
+    op.execute(
+        "CREATE VIRTUAL TABLE entry_search USING fts5("
+        "text, content='entry_text', content_rowid='id', tokenize='trigram')"
+    )
+    op.execute(
+        "CREATE TRIGGER entry_text_added AFTER INSERT ON entry_text BEGIN "
+        "INSERT INTO entry_search(rowid, text) VALUES (new.id, new.text); END"
+    )
+    op.execute(
+        "CREATE TRIGGER entry_text_removed AFTER DELETE ON entry_text BEGIN "
+        "INSERT INTO entry_search(entry_search, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+
+
+def _postgres_search() -> None:
+    """A pg_trgm GIN index for ILIKE; without the extension (a role that may not create it)
+    search reads every text instead."""
+    bind = op.get_bind()
+    try:
+        with bind.begin_nested():
+            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            where = bind.execute(
+                sa.text(
+                    "select extnamespace::regnamespace::text from pg_extension"
+                    " where extname = 'pg_trgm'"
+                )
+            ).scalar()
+            bind.execute(
+                sa.text(
+                    "CREATE INDEX entry_text_trigram ON entry_text"
+                    f" USING gin (text {where}.gin_trgm_ops)"
+                )
+            )
+    except StorageError as exc:  # the engine raises the store's own errors
+        log.warning("no trigram index for search (%s): searches read every entry", exc)
