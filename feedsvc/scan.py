@@ -246,6 +246,7 @@ class Scanner:
         *,
         prune_now: bool = False,
         paths: Collection[str] | None = None,
+        index: bool = True,
     ) -> ScanReport:
         """Scan now (waiting for any scan already running). ``progress(done, total)``;
         ``prune_now`` removes missing files' entries without waiting out the grace.
@@ -256,14 +257,32 @@ class Scanner:
 
         The whole scan is one transaction: readers see the store before it or after it,
         never half of it, and a scan killed part-way leaves no trace. A SQLite file found
-        corrupt is moved aside and rebuilt from the seeds by scanning again."""
+        corrupt is moved aside and rebuilt from the seeds by scanning again. With ``index``
+        the search index then catches up (see index_search), in transactions of its own."""
         try:
-            return self._scan(progress, prune_now, paths)
+            report = self._scan(progress, prune_now, paths)
         except CorruptStorage as exc:
             if self.store.path is None:
                 raise
             self.store.rebuild(f"is corrupt ({exc})")
-            return self._scan(progress, prune_now, None)
+            report = self._scan(progress, prune_now, None)
+        if index:
+            self.index_search()
+        return report
+
+    def index_search(self) -> None:
+        """Index for search what the scans stored: after their commit, so the feeds are
+        live first (an entry is not found by ?q= until then)."""
+        began = time.monotonic()
+        indexed = self.store.index_search()
+        if indexed:
+            duration = round((time.monotonic() - began) * 1000)
+            log.info(
+                "indexed %d entries for search in %d ms",
+                indexed,
+                duration,
+                extra={"indexed": indexed, "duration_ms": duration},
+            )
 
     def _scan(
         self,

@@ -161,6 +161,8 @@ class Scheduler:
             # told once this process serves what the scan wrote
             for listener in self.listeners:
                 listener(report.changed_scopes, report.baseline)
+        if report is not None:
+            self.scanner.index_search()  # once the feeds are live
 
     def _full_interval(self) -> int:
         events = self._events is not None and self._events.mode == "events"
@@ -199,7 +201,7 @@ class Scheduler:
 
     def _scan(self, paths: set[str] | None = None) -> ScanReport | None:
         try:
-            report = self.scanner.scan(paths=paths)
+            report = self.scanner.scan(paths=paths, index=False)
         except ScanError as exc:
             self.last_error = exc.reason
             log.error("scan skipped: %s", exc)

@@ -203,6 +203,9 @@ class FeedService:
     def last_scan(self) -> dict[str, Any] | None:
         return self.store.last_scan()
 
+    def search_pending(self) -> int:
+        return self.store.search_pending()
+
     def scan_error(self) -> str | None:
         return self.store.scan_error()
 

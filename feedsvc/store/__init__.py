@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope
-from feedsvc.store import migrate
+from feedsvc.store import migrate, search
 from feedsvc.store.engine import (
     WRITE_OPTION,
     database_exists,
@@ -49,7 +49,6 @@ from feedsvc.store.records import (
     StoredEntry,
 )
 from feedsvc.store.schema import (
-    SEARCH_TABLE,
     entries,
     entry_scopes,
     entry_text,
@@ -436,33 +435,38 @@ class Store:
         return [(row.entry_id, datetime.fromtimestamp(row.removed, UTC)) for row in rows]
 
     def search(self, scope: Scope, words: str, limit: int) -> list[Entry]:
-        """The newest ``limit`` entries of a scope whose title or text contains every word
-        (a substring, any case), newest first. From the index: SQLite's FTS5 trigram table
-        for words of three characters or more (shorter ones are matched by LIKE on the
-        candidates), PostgreSQL's pg_trgm index under ILIKE."""
-        terms = words.split()
-        if not terms:
+        """The newest ``limit`` entries of a scope whose title or text holds every word
+        (a substring, any case), newest first; entries not indexed yet are not found yet
+        (feedsvc.store.search)."""
+        if not words.split():
             return []
-        sid = scope_id(scope.key)
         query = (
             select(entries.c.data)
             .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
             .join(entry_text, entry_text.c.entry_id == entries.c.id)
-            .where(entry_scopes.c.scope_id == sid)
+            .where(entry_scopes.c.scope_id == scope_id(scope.key))
         )
-        indexed = [term for term in terms if len(term) >= 3]
-        if self.dialect == "sqlite" and indexed:
-            phrase = " AND ".join('"' + term.replace('"', '""') + '"' for term in indexed)
-            matched = text(f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH :phrase")
-            query = query.where(entry_text.c.id.in_(matched.bindparams(phrase=phrase)))
-        for term in terms if self.dialect != "sqlite" else set(terms) - set(indexed):
-            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            query = query.where(entry_text.c.text.ilike(pattern, escape="\\"))
-        query = query.order_by(
+        query = search.matching(query, words, self.dialect).order_by(
             entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc()
-        ).limit(limit)
+        )
         with self._connect() as conn:
-            return [Entry.from_json(data) for data in conn.execute(query).scalars()]
+            return [Entry.from_json(data) for data in conn.execute(query.limit(limit)).scalars()]
+
+    def index_search(self) -> int:
+        """Index every entry a scan stored since the last call, a batch per transaction
+        (the scanner calls it once the feeds are live); how many it indexed."""
+        done = 0
+        while True:
+            with self._write() as conn:
+                indexed = search.index_pending(conn)
+            done += indexed
+            if indexed < search.INDEX_BATCH:
+                return done
+
+    def search_pending(self) -> int:
+        """How many entries a search cannot find yet (not indexed)."""
+        with self._connect() as conn:
+            return search.pending(conn)
 
     def page(
         self, scope: Scope, offset: int, limit: int

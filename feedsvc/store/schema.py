@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 from feedsvc.model import stable_uuid
 
@@ -105,16 +116,24 @@ tombstones = Table(
     Index("tombstones_removed", "removed"),
 )
 
-# The searchable text of each entry (title and plain-text body), indexed for substring search
-# without a word segmenter: SQLite keeps an FTS5 table with the trigram tokenizer in step with
-# it (external content, kept by triggers); PostgreSQL a pg_trgm GIN index for ILIKE. Both are
-# made by the revisions (migrations/versions/0005), not by these models.
+# The searchable text of each entry (title and plain-text body, case-folded), indexed for
+# substring search without a word segmenter once ``indexed`` is set: a scan writes the rows,
+# and the scanner indexes them after the feeds are live (Store.index_search). SQLite keeps an
+# FTS5 trigram table over them (external content, no positions); PostgreSQL a pg_trgm GIN
+# index over the indexed rows. Both are made by the revisions, not by these models.
 entry_text = Table(
     "entry_text",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("entry_id", String(36), nullable=False, unique=True),
     Column("text", Text, nullable=False),
+    Column("indexed", Boolean, nullable=False),
+    Index(
+        "entry_text_pending",
+        "id",
+        sqlite_where=text("NOT indexed"),
+        postgresql_where=text("NOT indexed"),
+    ),
 )
 SEARCH_TABLE = "entry_search"  # SQLite's FTS5 index of entry_text
 

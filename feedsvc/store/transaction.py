@@ -13,8 +13,7 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope, id_keeper
-from feedsvc.sanitize import html_to_text
-from feedsvc.store import migrate
+from feedsvc.store import migrate, search
 from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
 from feedsvc.store.schema import (
     dirty_scopes,
@@ -28,11 +27,6 @@ from feedsvc.store.schema import (
     unpublished,
 )
 from feedsvc.store.sql import chunks, delete_in, get_meta, select_in, set_meta
-
-
-def searchable_text(entry: Entry) -> str:
-    """What a search (?q=) looks in: the title and the body's plain text."""
-    return entry.title + "\n" + html_to_text(entry.content)
 
 
 class ScanTransaction:
@@ -181,14 +175,16 @@ class ScanTransaction:
         if graves:
             conn.execute(insert(tombstones), graves)
         delete_in(self.conn, entry_scopes, entry_scopes.c.entry_id, doomed)
-        delete_in(self.conn, entry_text, entry_text.c.entry_id, doomed)
+        search.forget(self.conn, doomed)
         delete_in(self.conn, entries, entries.c.id, doomed)
 
         entry_rows, scope_rows, text_rows = [], [], []
         for rel, stored in upserts.items():
             entry = stored.entry
             data = entry.to_json()
-            text_rows.append({"entry_id": entry.id, "text": searchable_text(entry)})
+            text_rows.append(
+                {"entry_id": entry.id, "text": search.searchable_text(entry), "indexed": False}
+            )
             published = int(entry.published.timestamp())
             entry_rows.append(
                 {

@@ -164,6 +164,7 @@ def status() -> Response:
         "errors": [],
         "generation": app.service.generation,
         "websub": {"hubs": list(app.settings.websub_hubs)},
+        "search": {"pending": None},
     }
     try:
         body["last_scan"] = app.service.last_scan()
@@ -174,6 +175,7 @@ def status() -> Response:
         body["scanner"] = bool(app.scheduler and app.scheduler.is_scanner)
         body["watch"] = app.scheduler.watch_mode if app.scheduler else None
         body["websub"].update(app.service.websub_counts())
+        body["search"]["pending"] = app.service.search_pending()
     except StorageError as exc:
         database["error"] = str(exc)
     response = jsonify(body)

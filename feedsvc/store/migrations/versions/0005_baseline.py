@@ -4,19 +4,15 @@ A database that release wrote is stamped with this revision as it is (its ``meta
 ``schema_version`` says 5); a new database is created by running it. Frozen: the tables as
 that release created them, whatever the models say today."""
 
-import logging
-
 import sqlalchemy as sa
 from alembic import op
 
-from feedsvc.store.errors import StorageError
+from feedsvc.store.migrations.search import postgres_trigram_index
 
 revision = "0005"
 down_revision = None
 branch_labels = None
 depends_on = None
-
-log = logging.getLogger(__name__)
 
 
 def upgrade() -> None:
@@ -95,7 +91,7 @@ def upgrade() -> None:
     if sqlite:
         _sqlite_search()
     else:
-        _postgres_search()
+        postgres_trigram_index()
     op.create_table(
         "meta",
         sa.Column("key", sa.String(64), primary_key=True),
@@ -117,26 +113,3 @@ def _sqlite_search() -> None:
         "CREATE TRIGGER entry_text_removed AFTER DELETE ON entry_text BEGIN "
         "INSERT INTO entry_search(entry_search, rowid, text) VALUES ('delete', old.id, old.text); END"
     )
-
-
-def _postgres_search() -> None:
-    """A pg_trgm GIN index for ILIKE; without the extension (a role that may not create it)
-    search reads every text instead."""
-    bind = op.get_bind()
-    try:
-        with bind.begin_nested():
-            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-            where = bind.execute(
-                sa.text(
-                    "select extnamespace::regnamespace::text from pg_extension"
-                    " where extname = 'pg_trgm'"
-                )
-            ).scalar()
-            bind.execute(
-                sa.text(
-                    "CREATE INDEX entry_text_trigram ON entry_text"
-                    f" USING gin (text {where}.gin_trgm_ops)"
-                )
-            )
-    except StorageError as exc:  # the engine raises the store's own errors
-        log.warning("no trigram index for search (%s): searches read every entry", exc)
