@@ -278,10 +278,18 @@ class FeedService:
         return summary, last, shown, stored, _cutoffs(candidates, query)
 
     def validators(
-        self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
+        self,
+        scope: Scope,
+        fmt: Variant,
+        page: int,
+        limit: int,
+        query: FeedQuery = PLAIN,
+        *,
+        read: bool = True,
     ) -> tuple[str, datetime] | None:
         """A document's (ETag, Last-Modified) if this process knows them without rendering
-        (a dictionary look-up); None: render it to learn them."""
+        (a dictionary look-up; with ``read``, else by reading its page's entries); None:
+        render it to learn them."""
         cached = self.cached_feed(scope, fmt, page, limit, query)
         if cached is not None:
             return cached.etag, cached.last_modified
@@ -290,7 +298,7 @@ class FeedService:
         summary, last = self._locate(scope, page, limit, query)
         key = self._key(summary, fmt, page, limit)
         known = self._validators.get(key)
-        if known is None:
+        if known is None and read:
             summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
             key = self._key(summary, fmt, page, limit)
             feed_page, removed = self._page(summary, fmt, entries, page, last, limit, query)

@@ -6,9 +6,11 @@ callable driven directly, Flask through Werkzeug's test client) on a store a rea
 from __future__ import annotations
 
 import asyncio
+import threading
 from urllib.parse import quote, unquote
 
 import pytest
+from sqlalchemy import event
 from werkzeug.test import Client
 
 from feedsvc.config import Settings
@@ -183,3 +185,34 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
             assert asgi_answer(fast, "GET", target, {}) == expected
     finally:
         app.extensions["feedsvc"].store.close()
+
+
+def test_the_event_loop_never_reads_the_store(tmp_path):
+    """Every statement a request costs runs in the thread pool the ASGI layer hands Flask,
+    never on the event loop's thread: validators not known yet are learnt there."""
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
+    settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3")
+    store = Store(settings.db)
+    Scanner(store, settings).scan()
+    store.close()
+    app = create_app(settings, watch=False)
+    state = app.extensions["feedsvc"]
+    loop_thread = threading.get_ident()
+    on_loop: list[str] = []
+
+    def statement(_conn, _cursor, sql, *_args) -> None:
+        if threading.get_ident() == loop_thread:
+            on_loop.append(sql)
+
+    event.listen(state.store.engine, "before_cursor_execute", statement)
+    fast = application(app)
+    try:
+        for path in feed_paths(app)[:40]:
+            for page in ("", "?page=2", "?limit=3"):
+                for headers in ({"If-None-Match": '"stale"'}, {}):
+                    status = asgi_answer(fast, "GET", path + page, headers)[0]
+                    assert status in (200, 304, 404)  # (404: a page past the last)
+    finally:
+        event.remove(state.store.engine, "before_cursor_execute", statement)
+        state.store.close()
+    assert on_loop == []

@@ -58,12 +58,16 @@ def index_pending(conn: Connection, batch: int = INDEX_BATCH) -> int:
     if not rows:
         return 0
     folded = [{"row": row.id, "folded": row.text.casefold()} for row in rows]
-    conn.execute(
-        update(entry_text)
-        .where(entry_text.c.id == bindparam("row"))
-        .values(text=bindparam("folded"), indexed=True),
-        folded,
-    )
+    refolded = [item for item, row in zip(folded, rows, strict=True) if item["folded"] != row.text]
+    if refolded:  # (rows a scan wrote are folded already: only the flag changes)
+        conn.execute(
+            update(entry_text)
+            .where(entry_text.c.id == bindparam("row"))
+            .values(text=bindparam("folded")),
+            refolded,
+        )
+    flip = update(entry_text).values(indexed=True)
+    conn.execute(flip.where(entry_text.c.id.in_([row.id for row in rows])))
     if conn.dialect.name == "sqlite":
         conn.execute(_FTS_ADD, folded)
     return len(rows)

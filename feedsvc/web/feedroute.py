@@ -189,7 +189,9 @@ def answer_scope(
         return rendered
 
     try:
-        known = service.validators(scope, variant, page, limit, query)
+        # Without ``render`` (on the event loop) nothing is read: unknown validators are
+        # learnt in the thread pool, by the view that may render.
+        known = service.validators(scope, variant, page, limit, query, read=render)
         if known is None:  # the validators are the bytes': render once to learn them
             rendered = document()
             if rendered is None:
