@@ -113,7 +113,7 @@ class SeedFile:
     as surrogates, to open it by); ``key`` is the text the store knows the file by."""
 
     rel: str
-    abspath: Path
+    abspath: str  # (a string: a walk of 100k files makes no Path objects)
     mtime_ns: int
     size: int
 
@@ -122,9 +122,12 @@ class SeedFile:
         return display_path(self.rel)
 
     @property
-    def root(self) -> Path:
+    def root(self) -> str:
         """The seeds directory: ``abspath`` is it joined with ``rel``."""
-        return self.abspath.parents[self.rel.count("/")]
+        root = os.fspath(self.abspath)
+        for _ in range(self.rel.count("/") + 1):
+            root = os.path.dirname(root)
+        return root
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def stat_seeds(root: Path, rels: Iterable[str]) -> SeedListing:
             unlisted.append(_unlookable("/".join(dirs), name, exc))
             continue
         if st is not None and stat.S_ISREG(st.st_mode):
-            files.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+            files.append(SeedFile(rel, full, st.st_mtime_ns, st.st_size))
     return SeedListing(tuple(files), tuple(unlisted))
 
 
@@ -315,7 +318,7 @@ def walk_seeds(root: Path) -> SeedListing:
             continue
         rel, full, st = found
         if stat.S_ISREG(st.st_mode):
-            files.append(SeedFile(rel, Path(full), st.st_mtime_ns, st.st_size))
+            files.append(SeedFile(rel, full, st.st_mtime_ns, st.st_size))
         elif (st.st_dev, st.st_ino) not in visited:
             visited.add((st.st_dev, st.st_ino))
             if len(pending) <= MAX_DIR_DEPTH:  # ``rel`` is len(pending) levels deep

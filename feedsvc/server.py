@@ -26,7 +26,7 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 def _load(settings: Settings, upgrade: bool) -> Any:
     """Run in each worker after the fork: the app that worker serves."""
-    from feedsvc.web import asgi_app
+    from feedsvc.app import asgi_app
 
     return asgi_app(settings, upgrade=upgrade)
 
@@ -57,9 +57,9 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = scratch
     # Import the whole application before forking: the workers share those pages instead
     # of each loading its own copy. (Only code: each worker still builds its app.)
-    import_module("feedsvc.web")
+    import_module("feedsvc.app")
     server = Granian(
-        "feedsvc.web:asgi_app",  # a label only: the loader below builds the app
+        "feedsvc.app:asgi_app",  # a label only: the loader below builds the app
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,

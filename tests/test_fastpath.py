@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import event
 from werkzeug.test import Client
 
+from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.model import Format
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from feedsvc.web import create_app
 from feedsvc.web.asgi import Application
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
@@ -59,9 +59,9 @@ def app(tmp_path_factory):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(settings, watch=False)
+    app = create_app(build(settings, watch=False))
     yield app
-    app.extensions["feedsvc"].store.close()
+    app.extensions["feedsvc"].service.store.close()
 
 
 def answer(client: Client, method: str, path: str, headers: dict[str, str]):
@@ -176,7 +176,7 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3")
-    app = create_app(settings, watch=False)
+    app = create_app(build(settings, watch=False))
     try:
         fast, flask_only = application(app), Client(app)
         for target in ("/feeds/all.atom", "/feeds/nope.rss?limit=x"):
@@ -184,7 +184,7 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
             assert expected[0] == 503
             assert asgi_answer(fast, "GET", target, {}) == expected
     finally:
-        app.extensions["feedsvc"].store.close()
+        app.extensions["feedsvc"].service.store.close()
 
 
 def test_the_event_loop_never_reads_the_store(tmp_path):
@@ -195,7 +195,7 @@ def test_the_event_loop_never_reads_the_store(tmp_path):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(settings, watch=False)
+    app = create_app(build(settings, watch=False))
     state = app.extensions["feedsvc"]
     loop_thread = threading.get_ident()
     on_loop: list[str] = []
@@ -204,7 +204,7 @@ def test_the_event_loop_never_reads_the_store(tmp_path):
         if threading.get_ident() == loop_thread:
             on_loop.append(sql)
 
-    event.listen(state.store.engine, "before_cursor_execute", statement)
+    event.listen(state.service.store.engine, "before_cursor_execute", statement)
     fast = application(app)
     try:
         for path in feed_paths(app)[:40]:
@@ -213,6 +213,6 @@ def test_the_event_loop_never_reads_the_store(tmp_path):
                     status = asgi_answer(fast, "GET", path + page, headers)[0]
                     assert status in (200, 304, 404)  # (404: a page past the last)
     finally:
-        event.remove(state.store.engine, "before_cursor_execute", statement)
-        state.store.close()
+        event.remove(state.service.store.engine, "before_cursor_execute", statement)
+        state.service.store.close()
     assert on_loop == []

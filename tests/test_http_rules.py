@@ -10,10 +10,10 @@ import brotli
 import pytest
 from werkzeug.test import Client
 
+from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from feedsvc.web import create_app
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
 
@@ -25,9 +25,9 @@ def client(tmp_path_factory):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(settings, watch=False)
+    app = create_app(build(settings, watch=False))
     yield Client(app)
-    app.extensions["feedsvc"].store.close()
+    app.extensions["feedsvc"].service.store.close()
 
 
 @pytest.mark.parametrize("path", ["/", "/opml", "/feeds/all.atom"])

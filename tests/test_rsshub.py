@@ -35,13 +35,13 @@ import pytest
 import yaml
 from werkzeug.test import Client, TestResponse
 
+from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.model import Entry, Format, Scope, ScopeKind
 from feedsvc.query import parse_query, select
 from feedsvc.scan import Scanner
 from feedsvc.seeds import parse_seed
 from feedsvc.store import Store
-from feedsvc.web import create_app
 from tests.rsshub_items import (
     COMPLICATED_0,
     COMPLICATED_1,
@@ -284,9 +284,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     report = Scanner(store, settings, clock=lambda: SCAN_TIME).scan()
     store.close()
     assert report.errors == [], report.errors
-    app = create_app(settings, watch=False)
+    app = create_app(build(settings, watch=False))
     yield Site(Client(app), now)
-    app.extensions["feedsvc"].store.close()
+    app.extensions["feedsvc"].service.store.close()
 
 
 def feed_path(route: str, fmt: Format = Format.RSS) -> str:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
-from feedsvc.schedule import Scheduler
 from feedsvc.service import FeedService
+
+if TYPE_CHECKING:
+    from feedsvc.web.state import LeaderStatus
 
 REQUESTS = Counter(
     "feedsvc_http_requests",
@@ -25,9 +28,9 @@ REQUESTS = Counter(
 class StateCollector(Collector):
     """Entries, feeds and seed errors as this process last loaded them."""
 
-    def __init__(self, service: FeedService, scheduler: Scheduler | None) -> None:
+    def __init__(self, service: FeedService, leader: LeaderStatus | None) -> None:
         self.service = service
-        self.scheduler = scheduler
+        self.leader = leader
 
     def collect(self) -> Iterator[Metric]:
         catalog = self.service.catalog()
@@ -69,7 +72,7 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "feedsvc_scanner",
             "1 if this replica holds the scan lock",
-            value=int(bool(self.scheduler and self.scheduler.is_scanner)),
+            value=int(bool(self.leader and self.leader.is_scanner)),
         )
 
 
@@ -82,12 +85,12 @@ def resident_bytes() -> int:
         return 0
 
 
-def exposition(service: FeedService, scheduler: Scheduler | None) -> tuple[bytes, str]:
+def exposition(service: FeedService, leader: LeaderStatus | None) -> tuple[bytes, str]:
     """The counters (of every worker, in multiprocess mode) and this process's state."""
     registry: CollectorRegistry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     state = CollectorRegistry()
-    state.register(StateCollector(service, scheduler))
+    state.register(StateCollector(service, leader))
     return generate_latest(registry) + generate_latest(state), CONTENT_TYPE_LATEST

@@ -1,25 +1,34 @@
-"""What the web app holds: settings, the store (only to close it: views read through the
-service), the read-side service and the scheduler and publisher that run in this process. One
-instance per process, stored on the Flask app."""
+"""What the web app holds: its settings, the read side it answers from, and what this
+process's leader says of its scanning (None where nothing scans). The composition root
+(feedsvc.app) builds it; the web package never sees the store, the scheduler or the
+publisher themselves."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from feedsvc.config import Settings
-from feedsvc.schedule import Scheduler
 from feedsvc.service import FeedService
-from feedsvc.store import Store
-from feedsvc.websub import WebSubPublisher
+
+
+class LeaderStatus(Protocol):
+    """How this process's scheduler answers /status and /metrics."""
+
+    @property
+    def is_scanner(self) -> bool: ...
+
+    @property
+    def watch_mode(self) -> str: ...
+
+    def scan_error(self) -> str | None: ...
 
 
 @dataclass
 class AppState:
     settings: Settings
-    store: Store
     service: FeedService
-    scheduler: Scheduler | None
-    publisher: WebSubPublisher | None = None
+    leader: LeaderStatus | None = None
 
     def ensure_ready(self) -> bool:
         """Whether this process can answer for every feed; until it can, each call checks

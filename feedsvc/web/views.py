@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from feedsvc.model import Format, is_entry_id
 from feedsvc.opml import render_opml
 from feedsvc.service import Rendered
-from feedsvc.store import StorageError
+from feedsvc.store.errors import StorageError
 from feedsvc.web.feedroute import (
     HTML_SECURITY,
     Answer,
@@ -169,11 +169,9 @@ def status() -> Response:
     try:
         body["last_scan"] = app.service.last_scan()
         body["errors"] = [{"path": p, "error": e} for p, e in app.service.errors()]
-        body["scan_error"] = (
-            app.scheduler.scan_error() if app.scheduler else app.service.scan_error()
-        )
-        body["scanner"] = bool(app.scheduler and app.scheduler.is_scanner)
-        body["watch"] = app.scheduler.watch_mode if app.scheduler else None
+        body["scan_error"] = app.leader.scan_error() if app.leader else app.service.scan_error()
+        body["scanner"] = bool(app.leader and app.leader.is_scanner)
+        body["watch"] = app.leader.watch_mode if app.leader else None
         body["websub"].update(app.service.websub_counts())
         body["search"]["pending"] = app.service.search_pending()
     except StorageError as exc:
@@ -186,7 +184,7 @@ def status() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     app = state()
-    body, content_type = exposition(app.service, app.scheduler)
+    body, content_type = exposition(app.service, app.leader)
     return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
