@@ -113,6 +113,7 @@ class FeedService:
         self._settings_key = settings_key(settings, RENDER_SETTINGS, RENDER_VERSION, __version__)
         self._lock = threading.Lock()
         self._generation: str | None = None
+        self._search_version = ""
         self._summaries: dict[str, ScopeSummary] = {}
         self._catalog = Catalog.of([])
         # The paths of the feeds and pages that exist, as the site writes them: a request
@@ -134,8 +135,10 @@ class FeedService:
         return self._generation
 
     def refresh(self) -> bool:
-        """Reload scope summaries if a scan changed anything; True when it did."""
-        generation = self.store.generation()
+        """Reload scope summaries if a scan changed anything; True when it did. Search
+        documents are keyed by the search version too: one cached while entries waited to
+        be indexed is not served once they are."""
+        generation, self._search_version = self.store.versions()
         if generation is None or generation == self._generation:
             return False
         summaries = {s.scope.key: s for s in self.store.scope_summaries()}
@@ -239,7 +242,9 @@ class FeedService:
         self, summary: ScopeSummary, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
     ) -> tuple[str, ...]:
         key = (summary.scope.key, summary.fingerprint, fmt.value, str(page), str(limit))
-        return key if query.plain else (*key, query.key)
+        if query.plain:
+            return key
+        return (*key, query.key, self._search_version) if query.search else (*key, query.key)
 
     def _read(
         self, scope: Scope, offset: int, limit: int

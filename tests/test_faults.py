@@ -360,7 +360,8 @@ def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     paths = feed_paths(server)
     before = fetch_all(server, paths)
     filler = Path(f"/proc/{server.process.pid}/root{server.data}/filler")
-    with filler.open("wb") as handle:
+    # unbuffered: a buffered file would raise again on close, for the bytes it still holds
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)

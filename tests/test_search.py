@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, select, text
 
-from feedsvc.model import Scope
+from feedsvc.model import Format, Scope
+from feedsvc.query import FeedQuery
 from feedsvc.scan import Scanner
-from feedsvc.store import Store
+from feedsvc.service import FeedService
+from feedsvc.store import Store, search
+from feedsvc.store.schema import entry_text
 
 POST = "---\ntitle: {title}\ndate: Mon, 02 Jan 2023 10:00:00 +0000\n---\n<p>{body}</p>\n"
 
@@ -62,3 +65,62 @@ def test_edited_and_deleted_entries_leave_the_index(scanner: Scanner) -> None:
     if scanner.store.dialect == "sqlite":  # the FTS5 index holds exactly the rows there
         with scanner.store.engine.begin() as conn:
             conn.execute(text("INSERT INTO entry_search(entry_search) VALUES ('integrity-check')"))
+
+
+def test_wildcards_in_terms_are_literal_and_never_reach_the_index(scanner: Scanner) -> None:
+    """GLOB's * ? [ ] are plain characters in a term. SQLite's trigram GLOB misreads a
+    wildcard among multibyte characters, and can crash the process on one: none is sent."""
+    write(scanner, "a.md", "本?abcd", "a?b abc, ??? linux, c++? rust, xxéb*yy, ?*?*?*10 x10")
+    write(scanner, "b.md", "other", "本 abcd, ab linux")
+    scanner.scan()
+    for words in ("本?abcd", "a?b abc", "??? linux", "c++? rust", "éb*", "?*?*?*10 x10"):
+        assert titles(scanner, words) == ["本?abcd"], words
+    assert titles(scanner, "本*abcd") == titles(scanner, "[a]b") == []
+
+
+def test_a_search_cached_while_entries_waited_is_not_served_once_they_are_found(
+    scanner: Scanner,
+) -> None:
+    write(scanner, "a.md", "小米汽车", "量产")
+    scanner.scan(index=False)
+    service = FeedService(scanner.store, scanner.settings)
+    service.refresh()
+    query = FeedQuery(search="小米汽车")
+    pending = service.feed(Scope.all(), Format.JSON, 1, 20, query)
+    assert "小米汽车".encode() not in pending.body
+    scanner.index_search()
+    service.catch_up()
+    found = service.feed(Scope.all(), Format.JSON, 1, 20, query)
+    assert "小米汽车".encode() in found.body and found.etag != pending.etag
+
+
+def test_the_partial_indexes_are_the_ones_asked(scanner: Scanner) -> None:
+    """The statements the code sends are ones the planner matches to the partial indexes
+    (a bare boolean, as each dialect writes it): counting what waits reads
+    entry_text_pending, and a PostgreSQL search's text the trigram index."""
+    write(scanner, "a.md", "title", "words")
+    scanner.scan()
+    store = scanner.store
+    sent: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, sql, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+        sent.append((sql, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        store.search_pending()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    counted = next(item for item in sent if "count(" in item[0])
+    with store.engine.connect() as conn:
+        cursor = conn.connection.cursor()
+        explain = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+        if store.dialect == "postgresql":
+            cursor.execute("SET enable_seqscan = off")
+        cursor.execute(explain + counted[0], counted[1])
+        assert "entry_text_pending" in " ".join(str(row[-1]) for row in cursor.fetchall())
+        if store.dialect == "postgresql":
+            texts = search.matching(select(entry_text.c.id), "words", store.dialect)
+            compiled = texts.compile(conn, compile_kwargs={"literal_binds": True})
+            cursor.execute("EXPLAIN " + str(compiled))
+            assert "entry_text_trigram" in " ".join(row[0] for row in cursor.fetchall())

@@ -340,11 +340,17 @@ class Store:
         """Changes whenever a scan changed a feed, and whenever the database was rebuilt:
         readers compare it with what they loaded to know when to reload. None until a scan
         has finished in this database (a rebuilt one is empty until then: keep serving)."""
-        if self.last_scan() is None:
-            return None
+        return self.versions()[0]
+
+    def versions(self) -> tuple[str | None, str]:
+        """The generation, and the search version (it moves with every batch indexed: see
+        feedsvc.store.search), in one read."""
         with self._connect() as conn:
-            values = get_metas(conn, ["epoch", "generation"])
-        return f"{values.get('epoch', '')}:{values.get('generation', '0')}"
+            values = get_metas(conn, ["epoch", "generation", "last_scan", search.VERSION_KEY])
+        searched = values.get(search.VERSION_KEY, "0")
+        if "last_scan" not in values:
+            return None, searched
+        return f"{values.get('epoch', '')}:{values.get('generation', '0')}", searched
 
     def pinged_digests(self, urls: Sequence[str]) -> dict[str, str]:
         """The digest each feed URL had when the hubs were last told of it, where known."""

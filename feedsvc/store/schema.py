@@ -131,7 +131,7 @@ entry_text = Table(
     Index(
         "entry_text_pending",
         "id",
-        sqlite_where=text("NOT indexed"),
+        sqlite_where=text("indexed = 0"),  # (as SQLAlchemy writes ~indexed there)
         postgresql_where=text("NOT indexed"),
     ),
 )

@@ -37,7 +37,7 @@ def upgrade() -> None:
         "entry_text_pending",
         "entry_text",
         ["id"],
-        sqlite_where=sa.text("NOT indexed"),
+        sqlite_where=sa.text("indexed = 0"),  # (as SQLAlchemy writes ~indexed there)
         postgresql_where=sa.text("NOT indexed"),
     )
     if sqlite:
