@@ -15,6 +15,7 @@ import os
 import subprocess
 import tarfile
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
@@ -145,12 +146,20 @@ def scanned_since(server: ServerProcess, moment: datetime) -> bool:
     return bool(last and last["finished"] and datetime.fromisoformat(last["started"]) > moment)
 
 
-def write_history(seeds: Path, db: str, workdir: Path, tree: Path) -> tuple[HubProcess, dict]:
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    started = HubProcess(tmp_path)
+    yield started
+    started.stop()
+
+
+def write_history(
+    seeds: Path, db: str, workdir: Path, tree: Path, hub: HubProcess
+) -> dict[str, tuple[bytes, str | None, str | None]]:
     """The release serves the seeds with a hub: a first scan, then an edit, a deletion and
-    a new undated file. Returns the hub and the documents the release served last."""
+    a new undated file. Returns the documents the release served last."""
     for name, body in SEEDS.items():
         (seeds / name).write_text(body)
-    hub = HubProcess(workdir)
     server = ServerProcess(
         seeds,
         db,
@@ -173,16 +182,16 @@ def write_history(seeds: Path, db: str, workdir: Path, tree: Path) -> tuple[HubP
         served = documents(server.url)
     finally:
         assert server.stop() == 0
-    return hub, served
+    return served
 
 
 @pytest.mark.parametrize("schema", sorted(RELEASES))
 def test_a_released_database_upgrades_in_place_and_serves_the_same_bytes(
-    schema: str, releases: dict[str, Path], tmp_path: Path, db_url: str
+    schema: str, releases: dict[str, Path], tmp_path: Path, db_url: str, hub: HubProcess
 ) -> None:
     tree = releases[schema]
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
-    hub, served = write_history(seeds, db_url, tmp_path, tree)
+    served = write_history(seeds, db_url, tmp_path, tree, hub)
     before = snapshot(db_url)
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db_url}
 
@@ -249,7 +258,6 @@ def test_a_released_database_upgrades_in_place_and_serves_the_same_bytes(
             assert hashlib.sha256(body).hexdigest() == digest, url
     finally:
         assert server.stop() == 0
-        hub.stop()
     assert len(hub.pings()) == pings
 
 
