@@ -258,12 +258,12 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     store = _open_store(settings)
     store.close()
-    done = store.upgraded
-    if done is None:
+    was = store.upgraded
+    if was is None:
         print(f"database {where} is at {migrate.HEAD} (head): nothing to do")
     else:
-        rebuilt = " (rebuilt: the next scan fills it from the seeds)" if done.before.rebuilt else ""
-        print(f"database {where}: upgraded from {done.before.label} to {done.after}{rebuilt}")
+        rebuilt = " (rebuilt: the next scan fills it from the seeds)" if was.rebuilt else ""
+        print(f"database {where}: upgraded from {was.label} to {migrate.HEAD}{rebuilt}")
     return 0
 
 

@@ -107,22 +107,35 @@ def make_settings(tmp_path: Path):
     return make
 
 
+def run_sql(db: str, *statements: str) -> None:
+    """Statements run on the database directly, in one transaction."""
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
+
+
+def sql_value(db: str, query: str) -> object:
+    """The first value a query on the database gives (None: no row)."""
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        value = conn.execute(text(query)).scalar()
+    engine.dispose()
+    return value
+
+
 def from_before_revisions(db: str, version: str) -> None:
     """Leave the database as a release from before schema revisions would have: no
     alembic_version table, and ``version`` in the meta row those releases read."""
-    engine = create_engine(db)
-    with engine.begin() as conn:
-        conn.execute(text("drop table alembic_version"))
-        conn.execute(
-            text("update meta set value = :v where key = 'schema_version'"), {"v": version}
-        )
-    engine.dispose()
+    run_sql(
+        db,
+        "drop table alembic_version",
+        f"update meta set value = '{version}' where key = 'schema_version'",
+    )
 
 
 def set_revision(db: str, revision: str) -> None:
     """Put the database at ``revision`` as far as its version table says (e.g. one only a
     newer feedsvc knows)."""
-    engine = create_engine(db)
-    with engine.begin() as conn:
-        conn.execute(text("update alembic_version set version_num = :v"), {"v": revision})
-    engine.dispose()
+    run_sql(db, f"update alembic_version set version_num = '{revision}'")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from lxml import etree
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Entry, Format, Scope
@@ -34,6 +34,7 @@ from tests.conftest import (
     copy_corpus,
     from_before_revisions,
     require,
+    sql_value,
 )
 from tests.server import ServerProcess, wait_for
 from tests.test_scan import UNDATED
@@ -377,12 +378,8 @@ def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] == 3)
 
 
-def entry_rows(db_url: str) -> int:
-    engine = create_engine(db_url)
-    with engine.connect() as conn:
-        count = conn.execute(text("select count(*) from entries")).scalar()
-    engine.dispose()
-    return int(count or 0)
+def entry_rows(db_url: str) -> object:
+    return sql_value(db_url, "select count(*) from entries")
 
 
 def test_an_older_schema_in_a_read_only_data_directory_is_refused_not_served(tmp_path):

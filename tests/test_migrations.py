@@ -26,12 +26,20 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy import MetaData, create_engine, select
 
 from feedsvc.store import Store, migrate
 from feedsvc.store.migrate import BASELINE_SCHEMA, HEAD
 from feedsvc.store.schema import metadata
-from tests.conftest import REAL_CORPUS, ROOT, copy_corpus, require, set_revision
+from tests.conftest import (
+    REAL_CORPUS,
+    ROOT,
+    copy_corpus,
+    require,
+    run_sql,
+    set_revision,
+    sql_value,
+)
 from tests.server import (
     HubProcess,
     ServerProcess,
@@ -428,24 +436,12 @@ def ready(base: str) -> bool:
         return False
 
 
-def schema_of(db: str) -> str | None:
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        found = conn.execute(text("select version_num from alembic_version")).scalar()
-    engine.dispose()
-    return found
+def schema_of(db: str) -> object:
+    return sql_value(db, "select version_num from alembic_version")
 
 
 def status_line(server: ServerProcess, words: str) -> bool:
     return words in server.log.read_text()
-
-
-def _sql(db: str, *statements: str) -> None:
-    engine = create_engine(db)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-    engine.dispose()
 
 
 ODD_STATES = {
@@ -487,7 +483,7 @@ def test_a_state_no_feedsvc_leaves_is_refused_in_one_line_and_left_alone(
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db_url}
     assert run("scan", env=env, cwd=tmp_path).returncode == 0
     statements, message = ODD_STATES[case]
-    _sql(db_url, *statements)
+    run_sql(db_url, *statements)
     before = snapshot(db_url)
     current = run("db", "current", env=env, cwd=tmp_path)
     assert current.returncode == 0 and current.stdout.count("\n") == 1
@@ -509,7 +505,7 @@ def test_on_postgresql_only_feedsvcs_own_schema_counts(
     written = run("scan", env={**env, **released(releases[BASELINE_SCHEMA])}, cwd=tmp_path)
     assert written.returncode == 0, written.stderr
     other = "t_other_" + os.urandom(4).hex()
-    _sql(own, f"create schema {other}")
+    run_sql(own, f"create schema {other}")
     try:
         elsewhere = own.rsplit("%3D", 1)[0] + f"%3D{other}"
         Store(elsewhere).close()  # a current database, later on the search_path
@@ -523,4 +519,4 @@ def test_on_postgresql_only_feedsvcs_own_schema_counts(
         assert schema_of(own) == schema_of(elsewhere) == HEAD
         assert agreement(own) == []
     finally:
-        _sql(own, f"drop schema {other} cascade")
+        run_sql(own, f"drop schema {other} cascade")

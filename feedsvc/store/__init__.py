@@ -132,7 +132,7 @@ class Store:
         ``upgrade``: bring an older schema to this feedsvc's revision (else OldSchema)."""
         self.url = url
         self.upgrade = upgrade
-        self.upgraded: migrate.Upgrade | None = None  # what opening it changed, if anything
+        self.upgraded: migrate.SchemaState | None = None  # where an upgrade took it from
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
@@ -462,12 +462,10 @@ class Store:
         """Index every entry a scan stored since the last call, a batch per transaction
         (the scanner calls it once the feeds are live); how many it indexed."""
         done = 0
-        while True:
+        while self.search_pending():  # (a read: no write lock when nothing waits)
             with self._write() as conn:
-                indexed = search.index_pending(conn)
-            done += indexed
-            if indexed < search.INDEX_BATCH:
-                return done
+                done += search.index_pending(conn)
+        return done
 
     def search_pending(self) -> int:
         """How many entries a search cannot find yet (not indexed)."""

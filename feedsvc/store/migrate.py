@@ -158,16 +158,9 @@ def refuse_old(state: SchemaState, where: str, why: str) -> None:
     raise OldSchema(f"database {where} {found}, this feedsvc needs {HEAD}: {why}")
 
 
-@dataclass(frozen=True)
-class Upgrade:
-    """What an upgrade did, for the log and `feedsvc db upgrade`."""
-
-    before: SchemaState
-    after: str
-
-
-def upgrade(conn: Connection, where: str) -> Upgrade | None:
-    """In a write transaction: bring the database to ``HEAD`` (None when it already was).
+def upgrade(conn: Connection, where: str) -> SchemaState | None:
+    """In a write transaction: bring the database to ``HEAD``; where it stood before (None
+    when it was there already).
     Every starting process may call it at once: PostgreSQL serialises them with an
     advisory lock, SQLite with its write lock, and each looks again once it holds it. A
     revision that fails (tables unlike their recorded revision) changes nothing."""
@@ -203,7 +196,7 @@ def upgrade(conn: Connection, where: str) -> Upgrade | None:
     log.info("database %s upgraded from %s to schema revision %s", where, before.label, HEAD)
     if get_meta(conn, "epoch") is None:
         set_meta(conn, "epoch", uuid.uuid4().hex)
-    return Upgrade(before, HEAD)
+    return before
 
 
 def history() -> list[tuple[str, str | None, str]]:
