@@ -1,7 +1,8 @@
-"""The composition root: the one place that builds feedsvc's parts and wires them, so that
-data flows one way (seeds -> store -> read side -> HTTP). It opens the store, builds the read
-side (FeedService), the scheduler (the leader's scans, every process's catch-up) and the
-WebSub publisher, and hands the web app only the read side and the leader's status."""
+"""The composition root: the one place that builds feedsvc's serving parts and wires them,
+so that data flows one way (seeds -> store -> read side -> HTTP). A serving process opens
+the store, builds the read side (FeedService) and its follower (catch-up, and what /status
+says of the leader), and hands the web app only those. The scanning parts are built by the
+leader process (feedsvc.leader), which `feedsvc serve` starts beside the workers."""
 
 from __future__ import annotations
 
@@ -12,41 +13,35 @@ from dataclasses import dataclass
 from flask import Flask
 
 from feedsvc.config import Settings
-from feedsvc.schedule import Scheduler
+from feedsvc.follower import Follower
 from feedsvc.service import FeedService
 from feedsvc.store import StorageError, Store
 from feedsvc.web import create_app as web_app
 from feedsvc.web.asgi import Application
 from feedsvc.web.state import AppState
-from feedsvc.websub import WebSubPublisher
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Parts:
-    """One process's parts; ``start`` begins their background work, ``stop`` ends it."""
+    """One serving process's parts; ``start`` begins their background work, ``stop`` ends
+    it."""
 
     settings: Settings
     store: Store
     service: FeedService
-    scheduler: Scheduler | None = None
-    publisher: WebSubPublisher | None = None
+    follower: Follower | None = None
 
     def start(self) -> None:
-        """Start the background work: the scheduler (scans when this process leads) and the
-        WebSub publisher. Called where the process starts serving, never by ``build``."""
-        if self.publisher is not None:
-            self.publisher.start()
-        if self.scheduler is not None:
-            self.scheduler.start()
+        """Start following the store. Called where the process starts serving."""
+        if self.follower is not None:
+            self.follower.start()
 
     def stop(self) -> None:
-        """Stop the scheduler and close the database: the graceful part of a shutdown."""
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        if self.publisher is not None:
-            self.publisher.stop()
+        """Stop following and close the database: the graceful part of a shutdown."""
+        if self.follower is not None:
+            self.follower.stop()
         self.store.close()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess
@@ -54,30 +49,25 @@ class Parts:
             multiprocess.mark_process_dead(os.getpid())
 
 
-def build(settings: Settings, *, watch: bool = True, upgrade: bool = True) -> Parts:
-    """The parts serving ``settings``: with ``watch`` a scheduler (and a WebSub publisher
-    when hubs are set); ``upgrade`` as for Store."""
-    store = Store(settings.db, wait=True, upgrade=upgrade)
+def build(settings: Settings, *, follow: bool = True, reader: bool = False) -> Parts:
+    """The parts serving ``settings``; with ``follow`` they keep up with the store's scans.
+    ``reader`` as for Store: a serving worker's, which never writes."""
+    store = Store(settings.db, wait=True, reader=reader)
     service = FeedService(store, settings)
     try:
         service.refresh()
     except StorageError as exc:  # not reached yet: not ready until it is (see /readyz)
         log.warning("database: %s", exc)
-    scheduler = Scheduler(store, settings, service) if watch else None
-    publisher = None
-    if scheduler is not None and settings.websub_hubs:
-        publisher = WebSubPublisher(settings, store, service.document)
-        scheduler.listeners.append(publisher.feeds_changed)
-    return Parts(settings, store, service, scheduler, publisher)
+    return Parts(settings, store, service, Follower(store, service) if follow else None)
 
 
 def create_app(parts: Parts) -> Flask:
     """The web app over these parts: it sees the read side and the leader's status only."""
-    return web_app(AppState(parts.settings, parts.service, parts.scheduler))
+    return web_app(AppState(parts.settings, parts.service, parts.follower))
 
 
-def asgi_app(settings: Settings, *, upgrade: bool = True) -> Application:
-    """What a server worker runs: the app with its parts' background work tied to the
-    lifespan."""
-    parts = build(settings, upgrade=upgrade)
+def asgi_app(settings: Settings) -> Application:
+    """What a serving worker runs: the app, following the store, with its background work
+    tied to the lifespan. `feedsvc serve` upgraded the schema before starting it."""
+    parts = build(settings, reader=True)
     return Application(create_app(parts), start=parts.start, stop=parts.stop)

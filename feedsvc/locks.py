@@ -1,7 +1,7 @@
 """Cross-process locks that keep scans from overlapping, whatever runs them.
 
-Two locks per database: the *leader* lock, which one serving process wins and keeps for its
-whole life (it is the replica that scans on schedule: ``"scanner": true`` in /status), and
+Two locks per database: the *leader* lock, which one leader process (feedsvc.leader) wins and
+keeps for its whole life (its replica scans on schedule: ``"leader": true`` in /status), and
 the *scan* lock, held for the length of each scan by whoever scans (the leader, or a
 ``feedsvc scan`` run by hand). SQLite uses flock(2) on files beside the database; PostgreSQL
 uses advisory locks, so replicas on different hosts exclude each other too. Both are released

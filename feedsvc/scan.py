@@ -270,11 +270,11 @@ class Scanner:
             self.index_search()
         return report
 
-    def index_search(self) -> None:
+    def index_search(self, stop: Callable[[], bool] = lambda: False) -> None:
         """Index for search what the scans stored: after their commit, so the feeds are
-        live first (an entry is not found by ?q= until then)."""
+        live first (an entry is not found by ?q= until then); ``stop`` as for the store's."""
         began = time.monotonic()
-        indexed = self.store.index_search()
+        indexed = self.store.index_search(stop)
         if indexed:
             duration = round((time.monotonic() - began) * 1000)
             log.info(
@@ -406,7 +406,8 @@ class Scanner:
         )
         if pool is None:
             loaded: Iterator[Loaded] = map(load, wanted, hashes)
-        else:
+        else:  # (a long scan says it has begun: its summary comes after its commit)
+            log.info("reading %d seed files on %d processes", len(wanted), self.workers)
             loaded = _windowed(pool, load, wanted, hashes)
         try:
             results = iter(zip(wanted, loaded, strict=True))

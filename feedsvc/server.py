@@ -1,11 +1,13 @@
-"""`feedsvc serve`: the ASGI application (feedsvc.web.asgi) under granian, a Rust HTTP server,
-with graceful shutdown.
+"""`feedsvc serve`: one leader process (feedsvc.leader, supervised by feedsvc.supervise)
+and the serving workers: the ASGI application (feedsvc.web.asgi) under granian, a Rust HTTP
+server, with graceful shutdown.
 
 granian was chosen by measurement (README, "Serving"): on the same machine and feed it
 answered several times the requests per second of gunicorn's threaded workers. Each worker
-is forked from this process and builds its own app; its lifespan starts the scheduler, and the
-leader lock makes exactly one process (across all replicas on one database) the scanner.
-SIGTERM: granian stops accepting, lets requests finish, and the lifespan stops the scheduler."""
+is forked from this process, builds its own app and only reads; the leader lock makes
+exactly one leader process (across all replicas on one database) the one that scans.
+SIGTERM: granian stops accepting and lets requests finish, then the leader stops once the
+scan in progress has committed."""
 
 from __future__ import annotations
 
@@ -20,15 +22,17 @@ from typing import Any
 
 from feedsvc.config import Settings
 from feedsvc.logs import ACCESS_FORMAT, log_config
+from feedsvc.shared import REPLICA_ENV, STATE_ENV
+from feedsvc.supervise import LeaderSupervisor
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def _load(settings: Settings, upgrade: bool) -> Any:
+def _load(settings: Settings) -> Any:
     """Run in each worker after the fork: the app that worker serves."""
     from feedsvc.app import asgi_app
 
-    return asgi_app(settings, upgrade=upgrade)
+    return asgi_app(settings)
 
 
 def serve(settings: Settings, *, upgrade: bool = True) -> None:
@@ -48,13 +52,17 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     _check_address(settings.host, settings.port)
     _few_malloc_arenas()
     # Create or upgrade the schema once (or refuse a newer one, or with ``upgrade`` off an
-    # older one) before forking; a database server not reached yet is tried again by every
-    # worker, which answer 503 until it is.
+    # older one) before forking; a database server not reached yet is tried again by the
+    # leader process (which upgrades it once reached) and by every worker (which only
+    # reads, and answers 503 until the schema is this feedsvc's).
     Store(settings.db, wait=True, upgrade=upgrade).close()
-    scratch = None
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        scratch = tempfile.mkdtemp(prefix="feedsvc-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = scratch
+    # What this server's processes share: its name, the leader's word, the metrics.
+    scratch = tempfile.mkdtemp(prefix="feedsvc-")
+    os.environ[REPLICA_ENV] = f"{socket.gethostname()}:{os.getpid()}"
+    os.environ[STATE_ENV] = os.path.join(scratch, "leader-state")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(scratch, "metrics")
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     # Import the whole application before forking: the workers share those pages instead
     # of each loading its own copy. (Only code: each worker still builds its app.)
     import_module("feedsvc.app")
@@ -74,11 +82,13 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
         workers_kill_timeout=30,
         process_name="feedsvc",
     )
+    leader = LeaderSupervisor(settings, upgrade)
+    leader.start()
     try:
-        server.serve(target_loader=lambda: _load(settings, upgrade), wrap_loader=False)
+        server.serve(target_loader=lambda: _load(settings), wrap_loader=False)
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        leader.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _few_malloc_arenas() -> None:

@@ -18,6 +18,8 @@ import requests
 
 from tests.conftest import ROOT, require
 
+LEADER_PROCESS = "feedsvc-leader"  # its name in /proc (feedsvc.leader)
+
 
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
@@ -91,6 +93,26 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def children(self) -> list[tuple[int, str]]:
+        """The server's processes below its first one, as (pid, name in /proc)."""
+        pids = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():  # (any thread's)
+            with contextlib.suppress(OSError):
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        found = []
+        for child in pids:
+            with contextlib.suppress(OSError):
+                found.append((child, Path(f"/proc/{child}/comm").read_text().strip()))
+        return found
+
+    def workers(self) -> list[int]:
+        """The serving workers' pids."""
+        return [pid for pid, name in self.children() if name != LEADER_PROCESS]
+
+    def leader(self) -> int | None:
+        """The leader process's pid (None while it is being started again)."""
+        return next((pid for pid, name in self.children() if name == LEADER_PROCESS), None)
 
     def search_pending(self) -> int | None:
         """Entries ?q= cannot find yet (None: the server does not say, as releases before

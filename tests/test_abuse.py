@@ -178,11 +178,6 @@ def test_a_method_not_allowed_says_which_are(server):
 # -- memory has a budget -------------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as listing:
-        return [int(child) for child in listing.read().split()]
-
-
 def resident(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         line = next(line for line in status if line.startswith("VmRSS:"))
@@ -219,7 +214,7 @@ def test_resident_memory_stays_within_its_budget_under_distinct_requests(tmp_pat
     )
     try:
         server.wait_ready()
-        (worker,) = children(server.process.pid)
+        (worker,) = server.workers()
         session = requests.Session()
         kinds = ("paths", "patterns", "searches", "conversions")
         for kind in kinds:  # warm up: every code path has run once

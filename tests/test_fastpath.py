@@ -59,7 +59,7 @@ def app(tmp_path_factory):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(build(settings, watch=False))
+    app = create_app(build(settings, follow=False))
     yield app
     app.extensions["feedsvc"].service.store.close()
 
@@ -176,7 +176,7 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3")
-    app = create_app(build(settings, watch=False))
+    app = create_app(build(settings, follow=False))
     try:
         fast, flask_only = application(app), Client(app)
         for target in ("/feeds/all.atom", "/feeds/nope.rss?limit=x"):
@@ -195,7 +195,7 @@ def test_the_event_loop_never_reads_the_store(tmp_path):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(build(settings, watch=False))
+    app = create_app(build(settings, follow=False))
     state = app.extensions["feedsvc"]
     loop_thread = threading.get_ident()
     on_loop: list[str] = []

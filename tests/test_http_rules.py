@@ -25,7 +25,7 @@ def client(tmp_path_factory):
     store = Store(settings.db)
     Scanner(store, settings).scan()
     store.close()
-    app = create_app(build(settings, watch=False))
+    app = create_app(build(settings, follow=False))
     yield Client(app)
     app.extensions["feedsvc"].service.store.close()
 

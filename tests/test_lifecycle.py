@@ -59,7 +59,7 @@ class Site:
         self.clock = Clock(START)
         self.store = Store(self.settings.db)
         self.scanner = Scanner(self.store, self.settings, clock=self.clock)
-        self.app = create_app(build(self.settings, watch=False))
+        self.app = create_app(build(self.settings, follow=False))
         self.client = Client(self.app)
 
     def scan(self, hours: float = 1) -> None:

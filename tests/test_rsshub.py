@@ -284,7 +284,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     report = Scanner(store, settings, clock=lambda: SCAN_TIME).scan()
     store.close()
     assert report.errors == [], report.errors
-    app = create_app(build(settings, watch=False))
+    app = create_app(build(settings, follow=False))
     yield Site(Client(app), now)
     app.extensions["feedsvc"].service.store.close()
 

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -125,25 +125,30 @@ class Store:
     """All reads of feedsvc's database, its write transactions, and what happens when the
     SQLite file under it cannot be written, is damaged, deleted or replaced."""
 
-    def __init__(self, url: str, *, wait: bool = False, upgrade: bool = True) -> None:
+    def __init__(
+        self, url: str, *, wait: bool = False, upgrade: bool = True, reader: bool = False
+    ) -> None:
         """``wait``: a database server that cannot be reached now is tried again, with
         backoff, at each use (each fails with StorageError until it answers), instead of
         failing here: a server starts and says it is not ready, as a container expects.
-        ``upgrade``: bring an older schema to this feedsvc's revision (else OldSchema)."""
+        ``upgrade``: bring an older schema to this feedsvc's revision (else OldSchema).
+        ``reader``: a serving worker's store, which the database keeps from writing
+        anything (it never upgrades either)."""
         self.url = url
-        self.upgrade = upgrade
+        self.reader = reader
+        self.upgrade = upgrade and not reader
         self.upgraded: migrate.SchemaState | None = None  # where an upgrade took it from
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
-        if not existed and not upgrade:
+        if not existed and not self.upgrade:
             raise OldSchema(f"no database at {self.path}: run `feedsvc db upgrade` to create it")
         self.read_only_reason: str | None = None  # why it is opened read-only, if it is
         self._unreached: _Backoff | None = None
         if self.file is not None and existed and not self.file.writable():
             self._open_read_only("the file or its directory is read-only")
             return
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, reader=reader)
         try:
             self._create_schema()
             if not existed:
@@ -158,7 +163,13 @@ class Store:
                 raise
             if not self.file.written_by_feedsvc():
                 raise StorageError(f"is not a SQLite database ({exc}): not replacing it") from exc
-            self._repair(f"is unreadable ({exc})", self.file.identity())
+            if not self.reader:
+                self._repair(f"is unreadable ({exc})", self.file.identity())
+            elif wait:  # the leader repairs it; until then each use tries again
+                self._unreached = _Backoff()
+                self._log_unreached(exc)
+            else:
+                raise
         except SchemaRefused:
             raise
         except StorageError as exc:
@@ -297,7 +308,7 @@ class Store:
     def reopen(self) -> None:
         """Drop every connection and open the database file that is there now."""
         self.engine.dispose()
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, reader=self.reader)
         self._create_schema()
 
     def rebuild(self, reason: str) -> None:
@@ -458,11 +469,12 @@ class Store:
         with self._connect() as conn:
             return [Entry.from_json(data) for data in conn.execute(query.limit(limit)).scalars()]
 
-    def index_search(self) -> int:
+    def index_search(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Index every entry a scan stored since the last call, a batch per transaction
-        (the scanner calls it once the feeds are live); how many it indexed."""
+        (the scanner calls it once the feeds are live), until ``stop`` says so between
+        batches; how many it indexed."""
         done = 0
-        while self.search_pending():  # (a read: no write lock when nothing waits)
+        while not stop() and self.search_pending():  # (a read: no write lock when idle)
             with self._write() as conn:
                 done += search.index_pending(conn)
         return done
@@ -518,7 +530,7 @@ class Store:
         return sorted((row.path, row.error) for row in rows)
 
     def record_scan_error(self, error: str | None) -> None:
-        """What the scanning process last failed with (None: its last scan succeeded)."""
+        """What the leader last failed with (None: its last scan succeeded)."""
         self.set_meta("scan_error", json.dumps(error))
 
     def scan_error(self) -> str | None:

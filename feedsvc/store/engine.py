@@ -50,6 +50,11 @@ def _sqlite_connect_read_only(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _sqlite_reader(dbapi_connection: Any, _record: Any) -> None:
+    """A serving worker's connection: SQLite itself refuses any change through it."""
+    dbapi_connection.execute("PRAGMA query_only=1")
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for PostgreSQL or an in-memory database)."""
     parsed = make_url(url)
@@ -66,11 +71,13 @@ def database_exists(url: str) -> bool:
     return make_url(url).get_backend_name() != "sqlite" or (path is not None and path.exists())
 
 
-def make_engine(url: str, read_only: bool = False) -> Engine:
+def make_engine(url: str, read_only: bool = False, *, reader: bool = False) -> Engine:
     """An engine for a SQLite or PostgreSQL URL; SQLite's directory is created if missing.
     ``read_only`` opens an existing SQLite file that cannot be written (nothing is locked
-    or changed, so it works on a read-only file system)."""
-    engine = _make_engine(url, read_only)
+    or changed, so it works on a read-only file system). ``reader``: a serving worker's,
+    whose sessions the database itself keeps from writing (and PostgreSQL names
+    "feedsvc reader" in pg_stat_activity; the others are "feedsvc")."""
+    engine = _make_engine(url, read_only, reader)
     event.listen(engine, "handle_error", _masked_storage_error)
     return engine
 
@@ -135,11 +142,17 @@ def failure_message(url: str, exc: BaseException, opening: bool = False) -> str:
     return hide_password(f"cannot {verb} the database at {masked_url(url)}: {cause}", url)
 
 
-def _make_engine(url: str, read_only: bool) -> Engine:
+def _make_engine(url: str, read_only: bool, reader: bool) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         # a server that cannot be reached is noticed in seconds, not at the kernel's timeout
-        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        connect: dict[str, Any] = {"connect_timeout": 5, "application_name": "feedsvc"}
+        if reader:
+            connect["application_name"] = "feedsvc reader"
+            given = parsed.query.get("options", "")  # (e.g. a search_path: kept)
+            given = given if isinstance(given, str) else " ".join(given)
+            connect["options"] = f"{given} -c default_transaction_read_only=on".strip()
+        return create_engine(url, pool_pre_ping=True, connect_args=connect)
     if read_only:
         database = Path(parsed.database or "").resolve()
         uri = f"sqlite:///file:{quote(str(database))}?mode=ro&immutable=1&uri=true"
@@ -155,5 +168,7 @@ def _make_engine(url: str, read_only: bool) -> Engine:
             raise StorageError(f"cannot create the directory {directory}: {exc.strerror}") from exc
     engine = create_engine(url, connect_args={"timeout": 30})
     event.listen(engine, "connect", _sqlite_connect)
+    if reader:
+        event.listen(engine, "connect", _sqlite_reader)
     event.listen(engine, "begin", _sqlite_begin)
     return engine

@@ -1,5 +1,5 @@
 """The Flask app (routes and what every response gets) over a read side it is handed: the
-composition root (feedsvc.app) builds the store, the scheduler and the publisher, and gives
+composition root (feedsvc.app) builds the store and the read side's follower, and gives
 this package only an AppState."""
 
 from __future__ import annotations

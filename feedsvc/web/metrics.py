@@ -69,10 +69,10 @@ class StateCollector(Collector):
             "Seed files that do not parse",
             value=len(self.service.errors()),
         )
+        leads = int(bool(self.leader and self.leader.is_leader))
+        yield GaugeMetricFamily("feedsvc_leader", "1 if this replica leads (scans)", value=leads)
         yield GaugeMetricFamily(
-            "feedsvc_scanner",
-            "1 if this replica holds the scan lock",
-            value=int(bool(self.leader and self.leader.is_scanner)),
+            "feedsvc_scanner", "The old name of feedsvc_leader (deprecated)", value=leads
         )
 
 

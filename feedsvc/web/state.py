@@ -1,7 +1,7 @@
-"""What the web app holds: its settings, the read side it answers from, and what this
-process's leader says of its scanning (None where nothing scans). The composition root
-(feedsvc.app) builds it; the web package never sees the store, the scheduler or the
-publisher themselves."""
+"""What the web app holds: its settings, the read side it answers from, and what its
+replica's leader says of its scanning (None where nothing follows the store). The
+composition root (feedsvc.app) builds it; the web package never sees the store, the leader
+or the publisher themselves."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from feedsvc.service import FeedService
 
 
 class LeaderStatus(Protocol):
-    """How this process's scheduler answers /status and /metrics."""
+    """What /status and /metrics say of the leader (feedsvc.follower answers)."""
 
     @property
-    def is_scanner(self) -> bool: ...
+    def is_leader(self) -> bool: ...
 
     @property
     def watch_mode(self) -> str: ...

@@ -157,7 +157,8 @@ def status() -> Response:
         "feeds": len(catalog.summaries),
         "formats": [fmt.value for fmt in Format],
         "database": database,
-        "scanner": None,
+        "leader": None,
+        "scanner": None,  # the old name of "leader", kept for the clients that read it
         "watch": None,
         "scan_error": None,
         "last_scan": None,
@@ -170,7 +171,7 @@ def status() -> Response:
         body["last_scan"] = app.service.last_scan()
         body["errors"] = [{"path": p, "error": e} for p, e in app.service.errors()]
         body["scan_error"] = app.leader.scan_error() if app.leader else app.service.scan_error()
-        body["scanner"] = bool(app.leader and app.leader.is_scanner)
+        body["leader"] = body["scanner"] = bool(app.leader and app.leader.is_leader)
         body["watch"] = app.leader.watch_mode if app.leader else None
         body["websub"].update(app.service.websub_counts())
         body["search"]["pending"] = app.service.search_pending()

@@ -1,97 +1,82 @@
-"""The scheduler: scans in the replica that holds the leader lock, and keeps every replica's
-in-memory feeds in step with the store.
+"""The leader: the one process per database that scans. `feedsvc serve` runs it as a process
+of its own beside the serving workers (feedsvc.supervise), so parsing never shares a GIL
+with requests and its pool ends with each scan; the serving workers only read
+(feedsvc.follower).
 
-The leader watches the seeds directory for filesystem events (feedsvc.events) and scans just
-the files they name, within a short debounce; a full scan (stat only for unchanged files)
-runs every ``rescan_interval`` seconds as a safety net. Where events cannot be had, or with
+Every replica runs a leader process; the leader lock (feedsvc.locks) lets one of them lead.
+It watches the seeds directory for filesystem events (feedsvc.events) and scans just the
+files they name, within a short debounce; a full scan (stat only for unchanged files) runs
+every ``rescan_interval`` seconds as a safety net. Where events cannot be had, or with
 ``watch = "polling"``, a full scan runs every ``scan_interval`` seconds instead. APScheduler
-runs the scan job every ``scan_interval`` seconds (first at start-up; between full scans it
-only retires missing files whose grace has passed) and, in every process, a cheap catch-up
-every second. ``max_instances=1`` keeps two ticks of one process apart; the scan lock keeps
-scans of different processes apart."""
+runs the tick every ``scan_interval`` seconds (first at start-up; between full scans it only
+retires missing files whose grace has passed); ``max_instances=1`` keeps two ticks apart and
+the scan lock keeps scans of different processes apart. After a scan's commit the search
+index catches up, in transactions of its own, and the WebSub hubs are told."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import logging.config
 import os
-import socket
+import signal
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from feedsvc.config import Settings
 from feedsvc.events import SeedEvents
 from feedsvc.locks import ScanLocks
+from feedsvc.logs import log_config
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.shared import SCAN_STATE
-from feedsvc.store import FileProblem, NewerSchema, StorageError, Store
+from feedsvc.shared import LEADER_STATE, replica
+from feedsvc.store import FileProblem, NewerSchema, SchemaRefused, StorageError, Store
+from feedsvc.websub import WebSubPublisher
 
 log = logging.getLogger(__name__)
 
 # Told of the feeds a scan changed, and whether it was the store's first (baseline) scan.
 ChangeListener = Callable[[list[Scope], bool], None]
+PROCESS_NAME = b"feedsvc-leader"  # what ps and /proc/PID/comm show
+_PR_SET_NAME, _PR_SET_PDEATHSIG = 15, 1
 
 
-class Scheduler:
-    """Owns the scan schedule of one process and what it knows about the last scan."""
+class Leader:
+    """Leads when it can: scans, repairs the SQLite file, indexes, and says how it went to
+    the other processes of its server (LEADER_STATE) and to other replicas (the store)."""
 
-    def __init__(self, store: Store, settings: Settings, service: FeedService) -> None:
+    def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.service = service
         self.locks = ScanLocks(store.engine, store.path)
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
-        self.last_error: str | None = None  # this process's last scan failure
+        self.last_error: str | None = None  # the last scan's failure
         self._published_error: str | None = None  # what the store says of it
         self._scheduler: BackgroundScheduler | None = None
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
         self._last_full = float("-inf")
+        self._stopping = threading.Event()  # the search index stops between its batches
         self.stepped_down = False  # a newer feedsvc owns the database: never lead again
-        # This server: the host and the process that started the workers (the server's master).
-        self.replica = f"{socket.gethostname()}:{os.getppid()}"
-
-    @property
-    def is_scanner(self) -> bool:
-        """Whether this replica (any process of this server) holds the scan lock: the
-        leading process records its replica in the store, so every worker answers alike."""
-        return self.store.get_meta("scanner") == self.replica
-
-    def scan_error(self) -> str | None:
-        """Why the last scan failed (None: it did not), the same from every worker: this
-        server's own word where one of its processes scans, else the scanner's in the store."""
-        word = self._scanners_word()
-        return word["error"] if word is not None else self.store.scan_error()
-
-    def _scanners_word(self) -> dict[str, Any] | None:
-        """What this server's scanning process last shared (see ``_publish_error``), if one
-        of this server's processes scans or has stepped down; None otherwise."""
-        shared = SCAN_STATE.get()
-        if shared is None or shared["replica"] != self.replica:
-            return None
-        return shared if shared["stepped_down"] or self.is_scanner else None
+        self.replica = replica()
 
     @property
     def watch_mode(self) -> str:
-        """How this process notices changes: "events", "polling" (and why), or that it
-        does not scan (another process holds the scan lock)."""
-        if self.settings.watch == "polling":
+        """How changes are noticed: "events", or "polling" (and why)."""
+        if self.settings.watch == "polling" or self._events is None:
             return "polling"
-        if self._events is not None:
-            return self._events.mode
-        word = self._scanners_word()  # this server's scanning process says how it watches
-        return str(word["watch"]) if word is not None else "not scanning here"
+        return self._events.mode
 
     def tick(self) -> None:
         """Scan if this process leads (fully when a full scan is due, else only the files
-        already missing), then pick up whatever any scan changed."""
+        already missing)."""
         with self._tick_lock:
             try:
                 self._check_database()
@@ -103,22 +88,20 @@ class Scheduler:
                     slack = self.settings.scan_interval / 2
                     due = time.monotonic() - self._last_full >= self._full_interval() - slack
                     self._scan_and_tell(None if due else set())
-                else:
-                    self.service.catch_up()
             except StorageError as exc:
                 self._unavailable(exc)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("watcher tick failed")
-            self._publish_error()
+                log.exception("leader tick failed")
+            self._publish_state()
 
-    def _publish_error(self) -> None:
-        """The scanning process records its last failure (null once a scan succeeds) where
-        every worker of this server reads it, and in the store for the other replicas (which
-        a full disk or a read-only database cannot carry: see ``scan_error``)."""
+    def _publish_state(self) -> None:
+        """Say how scanning goes where every worker of this server reads it, and record the
+        last failure (null once a scan succeeds) in the store for the other replicas (which
+        a full disk or a read-only database cannot carry: see feedsvc.follower)."""
         if not (self.locks.is_leader or self.stepped_down):
             return
-        SCAN_STATE.set(
+        LEADER_STATE.set(
             {
                 "replica": self.replica,
                 "error": self.last_error,
@@ -133,6 +116,14 @@ class Scheduler:
             self._published_error = self.last_error
         except StorageError as exc:
             log.debug("cannot record the scan error: %s", exc)
+
+    def step_down(self, exc: SchemaRefused) -> None:
+        """A newer feedsvc owns the database: stop scanning for good, and say why."""
+        self.last_error = f"database: {exc}"
+        log.error("%s: this replica stops scanning and keeps serving what it holds", exc)
+        self.stepped_down = True
+        self.locks.release()
+        self._publish_state()
 
     def on_events(self, paths: set[str] | None) -> None:
         """Filesystem events named these files (None: something only a full scan can see)."""
@@ -154,15 +145,13 @@ class Scheduler:
         report = self._scan(paths)
         if report is None:  # failed: what it was to look at is looked at by a full scan
             self._last_full = float("-inf")
-        elif paths is None:
+            return
+        if paths is None:
             self._last_full = started
-        self.service.catch_up()
-        if report is not None and report.changed_scopes:
-            # told once this process serves what the scan wrote
+        if report.changed_scopes:
             for listener in self.listeners:
                 listener(report.changed_scopes, report.baseline)
-        if report is not None:
-            self.scanner.index_search()  # once the feeds are live
+        self.scanner.index_search(self._stopping.is_set)  # once the feeds are live
 
     def _full_interval(self) -> int:
         events = self._events is not None and self._events.mode == "events"
@@ -175,21 +164,10 @@ class Scheduler:
         self._events = SeedEvents(self.settings.seeds, self.on_events)
         self._events.start()
 
-    def _refresh(self) -> None:
-        """Every second: load what another process's scan wrote (one small query). Not while
-        the SQLite file is missing or damaged: connecting would create an empty one; the
-        next tick repairs or reconnects first."""
-        try:
-            if self.store.problem() is None:
-                self.service.catch_up()
-        except Exception as exc:
-            log.debug("catch-up failed: %s", exc)
-
     def _check_database(self) -> None:
-        """A SQLite file deleted, corrupted or replaced under a running process: the scanner
-        moves a broken file aside and rebuilds from the seeds; every process reconnects to
-        whatever good file is there. Until the rebuild's first scan ends, what this process
-        already holds keeps being served."""
+        """A SQLite file deleted, corrupted or replaced under a running process: the leader
+        moves a broken file aside and rebuilds from the seeds, or reconnects to whatever
+        good file is there (as every serving worker does)."""
         problem = self.store.problem()
         if problem is None:
             return
@@ -207,10 +185,7 @@ class Scheduler:
             log.error("scan skipped: %s", exc)
             return None
         except NewerSchema as exc:
-            self.last_error = f"database: {exc}"
-            log.error("%s: this process stops scanning and keeps serving what it holds", exc)
-            self.stepped_down = True
-            self.locks.release()
+            self.step_down(exc)
             return None
         except StorageError as exc:
             self.last_error = f"database: {exc}"
@@ -232,23 +207,78 @@ class Scheduler:
             coalesce=True,
             misfire_grace_time=None,
         )
-        scheduler.add_job(
-            self._refresh,
-            "interval",
-            seconds=1,
-            id="catch-up",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
         scheduler.start()
         self._scheduler = scheduler
 
     def stop(self) -> None:
-        """Stop scheduling, let a running scan finish, and give up the leader lock."""
+        """Stop scheduling, let a running scan commit, and give up the leader lock."""
+        self._stopping.set()
         if self._events is not None:
             self._events.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         self.locks.release()
+
+
+def run(settings: Settings, upgrade: bool, parent: int) -> None:
+    """The leader process's life: lead (or wait to) until SIGTERM or SIGINT, then let the
+    scan in progress commit and leave; leave too when the server that started it dies."""
+    _bind_to_parent(parent)
+    logging.config.dictConfig(log_config(settings.log_level, settings.log_format, "stdout"))
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("leader: %s: stopping once the scan in progress commits", signal.strsignal(signum))
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        store = Store(settings.db, wait=True, upgrade=upgrade)
+    except SchemaRefused as exc:  # (a newer feedsvc took the database while this restarted)
+        LEADER_STATE.set(
+            {"replica": replica(), "error": f"database: {exc}", "stepped_down": True, "watch": ""}
+        )
+        log.error("%s: this replica does not scan", exc)
+        _wait(stopping)
+        return
+    leader = Leader(store, settings)
+    publisher = None
+    if settings.websub_hubs:
+        service = FeedService(store, settings)  # the documents whose digests hubs are told of
+        publisher = WebSubPublisher(settings, store, service.document)
+
+        def load(_scopes: list[Scope], _baseline: bool) -> None:
+            service.refresh()  # what the scan wrote, before any digest is taken
+
+        leader.listeners += [load, publisher.feeds_changed]
+        publisher.start()
+    leader.start()
+    _wait(stopping)
+    leader.stop()
+    if publisher is not None:
+        publisher.stop()
+    store.close()
+    log.info("leader: stopped")
+
+
+def _wait(stopping: threading.Event) -> None:
+    """Until a signal handler sets ``stopping``. The kernel may hand the signal to any
+    thread, and Python runs handlers only in this one, between its bytecodes: a wait with
+    no timeout could sleep through it, so this one wakes up to run them."""
+    while not stopping.wait(0.25):
+        pass
+
+
+def _bind_to_parent(parent: int) -> None:
+    """Name this process, and have the kernel send it SIGTERM when the server that started
+    it dies, however it dies (kill -9 included): no leader outlives its server."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(PROCESS_NAME), 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux with glibc: the parent check below stays
+        pass
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(0)

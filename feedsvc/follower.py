@@ -1,0 +1,82 @@
+"""A serving worker's side of the scanning: it never scans, writes or holds a pool. Every
+second it loads what a scan committed (one small query when nothing moved) and reconnects to
+a SQLite file replaced under it; it answers /status and /metrics about its replica's leader
+process from what that process shares (feedsvc.shared) and from the store."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from feedsvc.service import FeedService
+from feedsvc.shared import LEADER_STATE, replica
+from feedsvc.store import FileProblem, Store
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_SECONDS = 1.0
+
+
+class Follower:
+    """Keeps one serving process's read side in step with the store."""
+
+    def __init__(self, store: Store, service: FeedService) -> None:
+        self.store = store
+        self.service = service
+        self.replica = replica()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica leads (its leader process holds the leader lock): the leader
+        records its replica in the store, so every worker answers alike."""
+        return self.store.get_meta("scanner") == self.replica
+
+    def scan_error(self) -> str | None:
+        """Why the last scan failed (None: it did not): this replica's leader's own word
+        where it leads or has stepped down, else the leading replica's, from the store."""
+        word = self._leaders_word()
+        return word["error"] if word is not None else self.store.scan_error()
+
+    @property
+    def watch_mode(self) -> str:
+        """How this replica's leader notices changes: "events", "polling" (and why), or
+        that this replica does not lead."""
+        word = self._leaders_word()
+        return str(word["watch"]) if word is not None else "not scanning here"
+
+    def _leaders_word(self) -> dict[str, Any] | None:
+        shared = LEADER_STATE.get()
+        if not isinstance(shared, dict) or shared.get("replica") != self.replica:
+            return None
+        return shared if shared["stepped_down"] or self.is_leader else None
+
+    def catch_up(self) -> None:
+        """Load what another process's scan wrote. Not while the SQLite file is missing or
+        damaged (connecting would create an empty one): the leader repairs it, and a
+        replaced file is reconnected to."""
+        try:
+            problem = self.store.problem()
+            if problem is FileProblem.REPLACED:
+                log.warning("database %s was replaced: reconnecting", self.store.path)
+                self.store.reopen()
+                problem = self.store.problem()
+            if problem is None:
+                self.service.catch_up()
+        except Exception as exc:
+            log.debug("catch-up failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(CATCH_UP_SECONDS):
+            self.catch_up()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="catch-up", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
