@@ -159,6 +159,12 @@ class Scope:
         return " › ".join(self.names)
 
 
+def json_digest(data: str) -> bytes:
+    """The digest of an entry's canonical JSON (Entry.to_json): what the store keeps of it
+    (hex) and what a document's ETag is made of."""
+    return hashlib.sha256(data.encode()).digest()
+
+
 @dataclass(frozen=True)
 class Author:
     name: str
@@ -226,6 +232,10 @@ class Entry:
     def same_content(self, other: Entry) -> bool:
         """Whether the two differ at most in their dates."""
         return self._content() == other._content()
+
+    def digest(self) -> bytes:
+        """What the entry is known by in validators: its canonical JSON's digest."""
+        return json_digest(self.to_json())
 
     def to_json(self) -> str:
         """Canonical JSON of the entry's fields (sorted keys), stored and hashed as it is."""

@@ -32,7 +32,7 @@ from feedsvc.hotlink import hotlink
 from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
-from feedsvc.store import ScopeSummary, Store
+from feedsvc.store import ScopeMembers, ScopeSummary, Store
 
 QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
 CACHE_ENTRIES = 4096  # validators kept without their documents
@@ -115,6 +115,8 @@ class FeedService:
         self._generation: str | None = None
         self._search_version = ""
         self._summaries: dict[str, ScopeSummary] = {}
+        # What every plain document's validators are made of, by scope: a 304 reads nothing.
+        self._members: dict[str, ScopeMembers] = {}
         self._catalog = Catalog.of([])
         # The paths of the feeds and pages that exist, as the site writes them: a request
         # for one is routed by a look-up; any other path is parsed and never kept.
@@ -143,8 +145,19 @@ class FeedService:
             return False
         summaries = {s.scope.key: s for s in self.store.scope_summaries()}
         feed_paths, page_paths = _paths([s.scope for s in summaries.values()])
+        # Only the scopes that changed are read again (a scan changes a few of them).
+        kept = {
+            name: held
+            for name, held in self._members.items()
+            if name in summaries and summaries[name].fingerprint == held.fingerprint
+        }
+        wanted = [name for name in summaries if name not in kept]
+        for name, held in self.store.members(wanted, MAX_TOMBSTONES).items():
+            if held.fingerprint == summaries[name].fingerprint:  # (else a scan came since)
+                kept[name] = held
         with self._lock:
             self._summaries = summaries
+            self._members = kept
             self._feed_paths, self._page_paths = feed_paths, page_paths
             self._catalog = Catalog.of([s for s in summaries.values() if s.listed])
             self._generation = generation
@@ -303,6 +316,11 @@ class FeedService:
         summary, last = self._locate(scope, page, limit, query)
         key = self._key(summary, fmt, page, limit)
         known = self._validators.get(key)
+        members = self._members.get(summary.scope.key)
+        if known is None and members is not None and members.fingerprint == summary.fingerprint:
+            known = self._remember(
+                key, *self._validators_of(summary, members, fmt, page, last, limit)
+            )
         if known is None and read:
             summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
             key = self._key(summary, fmt, page, limit)
@@ -331,10 +349,41 @@ class FeedService:
         params = tuple(query.params())
         return FeedPage(scope, entries, page, last, limit, params, shown), removed
 
-    def _document_etag(self, summary: ScopeSummary, fmt: Variant, page: FeedPage) -> str:
+    def _validators_of(
+        self,
+        summary: ScopeSummary,
+        members: ScopeMembers,
+        fmt: Variant,
+        page: int,
+        last: int,
+        limit: int,
+    ) -> tuple[str, datetime]:
+        """A plain document's validators from what this process holds of its scope: the
+        same as rendering it gives (the ETag from the same digests, Last-Modified from the
+        same times), with no read."""
+        start = (page - 1) * limit
+        graves = members.graves if fmt is Format.ATOM and page == 1 else ()
+        shown = FeedPage(summary.scope, [], page, last, limit, (), graves)
+        digests = members.digests_of(start, start + limit)
+        times = [*members.updated[start : start + limit], *members.stored[start : start + limit]]
+        modified = max(
+            datetime.fromtimestamp(max(times, default=0), UTC),
+            shown.updated,
+            members.graves[0][1] if members.graves else EPOCH,
+        )
+        return self._document_etag(summary, fmt, shown, digests), modified
+
+    def _document_etag(
+        self,
+        summary: ScopeSummary,
+        fmt: Variant,
+        page: FeedPage,
+        digests: list[bytes] | None = None,
+    ) -> str:
         """The strong ETag of a document: a digest of everything its bytes are made of, the
-        entries as stored (before a query transforms them). An HTML page also shows its
-        scope's sub-categories and counts: its scope's fingerprint stands for them."""
+        entries as stored (before a query transforms them; ``digests``: theirs, when the
+        page holds none). An HTML page also shows its scope's sub-categories and counts:
+        its scope's fingerprint stands for them."""
         # (JSON Feed shows no last page, only whether there is a next one)
         last = str(page.page < page.last_page) if fmt is Format.JSON else str(page.last_page)
         head = [summary.scope.key, fmt.value, str(page.page), last, str(page.limit)]
@@ -344,7 +393,7 @@ class FeedService:
         ]
         if isinstance(fmt, Html):
             parts.append(summary.fingerprint.encode())
-        parts += [hashlib.sha256(entry.to_json().encode()).digest() for entry in page.entries]
+        parts += [entry.digest() for entry in page.entries] if digests is None else digests
         parts += [f"-{entry_id}:{when.timestamp()}".encode() for entry_id, when in page.tombstones]
         return strong_etag(b"".join(parts))
 

@@ -11,11 +11,12 @@ from urllib.parse import quote, unquote
 
 import pytest
 from sqlalchemy import event
+from werkzeug.http import http_date
 from werkzeug.test import Client
 
 from feedsvc.app import build, create_app
 from feedsvc.config import Settings
-from feedsvc.model import Format
+from feedsvc.model import Format, Html
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.web.asgi import Application
@@ -216,3 +217,107 @@ def test_the_event_loop_never_reads_the_store(tmp_path):
         event.remove(state.service.store.engine, "before_cursor_execute", statement)
         state.service.store.close()
     assert on_loop == []
+
+
+def two_replicas(tmp_path):
+    """Two apps (as two replicas would be) over one store a real scan filled, and a way to
+    scan an edit into it; the second renders, the first is counted."""
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3", feed_limit=3)
+    store = Store(settings.db)
+    scanner = Scanner(store, settings)
+    scanner.scan()
+    counted, rendering = (create_app(build(settings, follow=False)) for _ in range(2))
+    return settings, store, scanner, counted, rendering
+
+
+def documents(app, scopes, limits=(None, 1, 7)):
+    """Every plain document of these scopes: each format, every page of each limit."""
+    service = app.extensions["feedsvc"].service
+    for summary in service.summaries():
+        if summary.scope not in scopes:
+            continue
+        for limit in limits:
+            per_page = limit or service.settings.feed_limit
+            for page in range(1, max(1, -(-summary.count // per_page)) + 1):
+                query = "&".join(
+                    part
+                    for part in (
+                        f"page={page}" if page > 1 else "",
+                        f"limit={limit}" if limit else "",
+                    )
+                    if part
+                )
+                for fmt in Format:
+                    yield summary.scope.url_path(fmt) + ("?" + query if query else "")
+                yield summary.scope.page_path + ("?" + query if query else "")
+
+
+def test_validators_known_from_memory_are_the_rendered_documents(tmp_path):
+    """For every scope, format, page and limit, the ETag and Last-Modified a process knows
+    without reading equal those of the document rendered from the store (a property over
+    the whole corpus: the two are computed from the same digests and times)."""
+    settings, store, _scanner, counted, rendering = two_replicas(tmp_path)
+    try:
+        memory = counted.extensions["feedsvc"].service
+        every = {s.scope for s in memory.summaries()}
+        checked = 0
+        for target in documents(rendering, every):
+            path, _, query = target.partition("?")
+            args = dict(part.split("=") for part in query.split("&") if part)
+            page, limit = int(args.get("page", 1)), int(args.get("limit", settings.feed_limit))
+            scope, variant = _document(memory, path)
+            known = memory.validators(scope, variant, page, limit, read=False)
+            assert known is not None, target
+            rendered = Client(rendering).get(target)
+            assert rendered.status_code == 200, target
+            assert known[0] == rendered.headers["ETag"], target
+            assert http_date(known[1]) == rendered.headers["Last-Modified"], target
+            checked += 1
+        assert checked > 1000
+    finally:
+        for app in (counted, rendering):
+            app.extensions["feedsvc"].service.store.close()
+        store.close()
+
+
+def _document(service, path):
+    """The scope and variant a path names (a feed's or a scope's page)."""
+    found = service.feed_at(path)
+    if found is not None:
+        return found
+    return service.page_at(path), Html.PAGE
+
+
+def test_a_304_for_every_document_of_a_freshly_changed_scope_reads_nothing(tmp_path):
+    settings, store, scanner, counted, rendering = two_replicas(tmp_path)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, sql, *_args) -> None:
+        statements.append(sql)
+
+    engine = counted.extensions["feedsvc"].service.store.engine
+    try:
+        edited = next(settings.seeds.rglob("*.md"))
+        edited.write_text(edited.read_text().replace("</", "<p>an edit</p></", 1))
+        report = scanner.scan()
+        assert report.changed_scopes
+        for app in (counted, rendering):  # the catch-up each process makes (it reads)
+            assert app.extensions["feedsvc"].service.refresh()
+        fast = application(counted)
+        targets = [t for t in documents(rendering, set(report.changed_scopes)) if "/feeds/" in t]
+        etags = {t: Client(rendering).get(t).headers["ETag"] for t in targets}
+        event.listen(engine, "before_cursor_execute", count)
+        for target in targets:
+            status, headers, _body = asgi_answer(
+                fast, "GET", target, {"If-None-Match": etags[target]}
+            )
+            assert status == 304, target
+            assert dict(headers)["etag"] == etags[target]
+        event.remove(engine, "before_cursor_execute", count)
+        assert len(targets) > 50
+        assert statements == []  # not one read: every validator came from memory
+    finally:
+        for app in (counted, rendering):
+            app.extensions["feedsvc"].service.store.close()
+        store.close()

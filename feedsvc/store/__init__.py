@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from feedsvc.store.records import (
     FileStat,
     FileState,
     Note,
+    ScopeMembers,
     ScopeSummary,
     StoredEntry,
 )
@@ -59,7 +61,7 @@ from feedsvc.store.schema import (
     unpublished,
     url_id,
 )
-from feedsvc.store.sql import delete_in, get_meta, get_metas, select_in, set_meta
+from feedsvc.store.sql import chunks, delete_in, get_meta, get_metas, select_in, set_meta
 from feedsvc.store.sqlitefile import FileProblem, SqliteFile
 from feedsvc.store.transaction import ScanTransaction
 
@@ -75,6 +77,7 @@ __all__ = [
     "ReadOnlyStorage",
     "ScanTransaction",
     "SchemaRefused",
+    "ScopeMembers",
     "ScopeSummary",
     "StorageError",
     "Store",
@@ -406,6 +409,59 @@ class Store:
             ),
             key=lambda s: s.scope,
         )
+
+    def members(self, keys: Sequence[str], graves: int) -> dict[str, ScopeMembers]:
+        """What the validators of these scopes' documents are made of (see ScopeMembers),
+        with at most ``graves`` tombstones each, read in one snapshot; a scope without a
+        summary is left out."""
+        ids = {scope_id(key): key for key in keys}
+        found: dict[str, ScopeMembers] = {}
+        with self._snapshot() as conn:
+            for chunk in chunks(sorted(ids), 200):
+                fingerprints = dict(
+                    conn.execute(
+                        select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
+                    ).all()
+                )
+                rows = conn.execute(
+                    select(
+                        entry_scopes.c.scope_id,
+                        entries.c.fingerprint,
+                        entries.c.updated,
+                        entries.c.first_seen,
+                    )
+                    .join(entries, entry_scopes.c.entry_id == entries.c.id)
+                    .where(entry_scopes.c.scope_id.in_(chunk))
+                    .order_by(
+                        entry_scopes.c.scope_id,
+                        entry_scopes.c.published.desc(),
+                        entry_scopes.c.entry_id.desc(),
+                    )
+                )
+                shown: dict[str, list[Any]] = {sid: [] for sid in fingerprints}
+                for row in rows:
+                    shown[row.scope_id].append(row)
+                buried: dict[str, list[tuple[str, datetime]]] = {sid: [] for sid in fingerprints}
+                for grave in conn.execute(
+                    select(tombstones.c.scope_id, tombstones.c.entry_id, tombstones.c.removed)
+                    .where(tombstones.c.scope_id.in_(chunk))
+                    .order_by(
+                        tombstones.c.scope_id, tombstones.c.removed.desc(), tombstones.c.entry_id
+                    )
+                ):
+                    kept = buried[grave.scope_id]
+                    if len(kept) < graves:
+                        kept.append((grave.entry_id, datetime.fromtimestamp(grave.removed, UTC)))
+                for sid, fingerprint in fingerprints.items():
+                    members = shown[sid]
+                    found[ids[sid]] = ScopeMembers(
+                        fingerprint,
+                        b"".join(bytes.fromhex(row.fingerprint) for row in members),
+                        array("q", (row.updated for row in members)),
+                        array("q", (row.first_seen for row in members)),
+                        tuple(buried[sid]),
+                    )
+        return found
 
     def neighbours(self, scope: Scope, entry_id: str) -> tuple[Entry | None, Entry | None]:
         """The entries just newer and just older than this one in a scope's order (newest

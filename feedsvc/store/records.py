@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -106,3 +107,28 @@ class ScopeSummary:
         """Whether the scope shows in the catalog (index, OPML): it has entries. A scope
         whose last entry left keeps a summary, empty while its tombstones last, then gone."""
         return self.count > 0
+
+
+DIGEST_BYTES = 32  # an entry's digest: sha256 of its canonical JSON (Entry.digest)
+
+
+@dataclass(frozen=True)
+class ScopeMembers:
+    """A scope's entries in feed order, reduced to what a document's validators are made of,
+    as of the scope's ``fingerprint``: each entry's digest, update time and first-stored
+    time, and the newest tombstones. Compact (about 48 bytes an entry): every serving
+    process holds one per scope, so that no 304 has to read the store."""
+
+    fingerprint: str
+    digests: bytes  # DIGEST_BYTES per entry, in feed order
+    updated: array[int]  # epoch seconds, in feed order
+    stored: array[int]  # first stored (0: by the store's first scan), in feed order
+    graves: tuple[tuple[str, datetime], ...]  # (entry id, when removed), newest first
+
+    def __len__(self) -> int:
+        return len(self.updated)
+
+    def digests_of(self, start: int, end: int) -> list[bytes]:
+        """The digests of the entries in [start, end) of the feed order."""
+        end = min(end, len(self))
+        return [self.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] for i in range(start, end)]

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from feedsvc.model import Entry, Scope, id_keeper
+from feedsvc.model import Entry, Scope, id_keeper, json_digest
 from feedsvc.store import migrate, search
 from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
 from feedsvc.store.schema import (
@@ -192,7 +192,7 @@ class ScanTransaction:
                     "path": rel,
                     "path_id": path_id(rel),
                     "updated": int(entry.updated.timestamp()),
-                    "fingerprint": hashlib.sha256(data.encode()).hexdigest(),
+                    "fingerprint": json_digest(data).hex(),
                     "content_hash": stored.content_hash,
                     "mtime_ns": stored.mtime_ns,
                     "size": stored.size,
