@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ PARSER_VERSION = "5"  # bumped when parsing gives other entries for the same byt
 # A scan that finds fewer than half the files of the last one, and at least this many fewer,
 # is looking at a directory being regenerated or a mount gone missing: nothing is removed.
 MASS_DISAPPEARANCE = 20
+FILES_SERIAL = "files_serial"  # meta: a new value whenever a scan changed any file state
 
 Clock = Callable[[], datetime]
 
@@ -239,6 +241,9 @@ class Scanner:
         self.locks = locks or ScanLocks(store.engine, store.path)
         self.clock = clock
         self.workers = workers or min(MAX_WORKERS, os.cpu_count() or 1)
+        # The file states as of this scanner's last full scan, under the store's files
+        # serial then: a rescan finding the same serial stats the files and reads nothing.
+        self._states: tuple[str, dict[str, FileState]] | None = None
 
     def scan(
         self,
@@ -304,8 +309,9 @@ class Scanner:
             report.baseline = writer.get_meta("last_scan") is None
             if rebuild or report.baseline:
                 paths = None  # everything must be read: no partial scan can do
+            serial = writer.get_meta(FILES_SERIAL)
             if paths is None:
-                known = writer.file_states()
+                known = self._known(writer, serial)
                 listing = walk_seeds(root)
             else:
                 known = writer.file_states([display_path(rel) for rel in paths])
@@ -316,7 +322,7 @@ class Scanner:
                     # a mass disappearance or its end, or a directory that cannot be
                     # listed: only a full scan can tell
                     paths = None
-                    known = writer.file_states()
+                    known = self._known(writer, serial)
                     listing = walk_seeds(root)
             seeds = listing.files
             present = {seed.key for seed in seeds}
@@ -356,6 +362,13 @@ class Scanner:
             report.files_with_errors = writer.error_count()
             report.finished = self.clock().astimezone(UTC).replace(microsecond=0)
             writer.set_meta("last_scan", json.dumps(report.summary(), sort_keys=True))
+            if writer.files_changed or serial is None:
+                serial = uuid.uuid4().hex  # (any scan that changes file states moves it)
+                writer.set_meta(FILES_SERIAL, serial)
+                kept = None
+            else:
+                kept = (serial, known) if paths is None else self._states
+        self._states = kept  # once committed
         changed = report.added or report.updated or report.removed or report.errors
         counts = {
             "files": len(seeds),
@@ -380,6 +393,13 @@ class Scanner:
             extra=counts,
         )
         return report
+
+    def _known(self, writer: ScanTransaction, serial: str | None) -> dict[str, FileState]:
+        """Every file state the store holds: kept from this scanner's last full scan while
+        no scan (this process's, a hand-run one, another replica's) has changed any."""
+        if self._states is not None and serial is not None and self._states[0] == serial:
+            return self._states[1]
+        return writer.file_states()
 
     def _reads(
         self, seeds: Sequence[SeedFile], known: dict[str, FileState], rebuild: bool

@@ -14,7 +14,7 @@ import re
 import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
 from pathlib import Path
@@ -116,10 +116,10 @@ class SeedFile:
     abspath: str  # (a string: a walk of 100k files makes no Path objects)
     mtime_ns: int
     size: int
+    key: str = field(init=False, compare=False)  # (asked of every file at every scan)
 
-    @property
-    def key(self) -> str:
-        return display_path(self.rel)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", display_path(self.rel))
 
     @property
     def root(self) -> str:

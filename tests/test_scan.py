@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from feedsvc.check import check_seeds
 from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
@@ -74,6 +75,39 @@ def test_second_scan_reads_nothing_and_changes_nothing(scanner):
     assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, 50)
     assert report.changed_scopes == []
     assert scanner.store.generation() == generation
+
+
+def test_a_rescan_after_an_unchanged_one_reads_no_file_states(scanner):
+    """The scanner keeps the file states of its last full scan while the store's files
+    serial says no scan has changed one since: the rescan stats and reads nothing."""
+    scanner.scan()
+    scanner.scan()  # (the first scan changed everything: states are read once more)
+    selects: list[str] = []
+
+    def statement(_conn, _cursor, sql, *_args) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and "mtime_ns" in sql:
+            selects.append(sql)
+
+    event.listen(scanner.store.engine, "before_cursor_execute", statement)
+    try:
+        report = scanner.scan()
+    finally:
+        event.remove(scanner.store.engine, "before_cursor_execute", statement)
+    assert report.unchanged == 50
+    assert selects == []
+
+
+def test_a_scan_by_another_process_is_seen_by_a_scanner_that_kept_its_states(scanner):
+    scanner.scan()
+    scanner.scan()  # now kept in memory
+    (scanner.settings.seeds / "from-elsewhere.md").write_text(SAMPLE.format(title="x", body="y"))
+    other = Store(scanner.store.url)  # a hand-run `feedsvc scan`, or another replica
+    try:
+        assert Scanner(other, scanner.settings).scan().added == 1
+    finally:
+        other.close()
+    report = scanner.scan()
+    assert (report.added, report.updated, report.unchanged) == (0, 0, 51)
 
 
 def test_every_category_level_author_and_site_has_a_feed(scanner):

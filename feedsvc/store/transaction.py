@@ -35,6 +35,7 @@ class ScanTransaction:
     and a scan killed at any point leaves the store exactly as the last finished scan left it."""
 
     def __init__(self, conn: Connection) -> None:
+        self.files_changed = False  # whether a batch changed what file_states() reads
         self.conn = conn
 
     def set_meta(self, key: str, value: str) -> None:
@@ -137,6 +138,7 @@ class ScanTransaction:
         before their rows say so). Returns the paths whose explicit id is already another
         file's (not written). ``news`` False: the store's first (baseline) scan, whose new
         entries are stored with first_seen 0 (no news to anyone: see Store.page)."""
+        self.files_changed = self.files_changed or bool(changes)
         conn = self.conn
         dirty: set[str] = set()
         self._restat(changes.restats)
