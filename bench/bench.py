@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -479,13 +480,104 @@ def serving_rows(size: int, tools: set[str]) -> None:
                 ratio(ours_gzip, anchor_gzip, True),
             )
         row(
-            f"serving process tree RSS (PSS), {size}",
-            f"{rss:.0f} MiB ({pss:.0f} MiB)",
+            f"serving process tree RSS (PSS), {size}, idle",
+            f"{rss:.0f} MiB ({pss:.0f} MiB) in {len(server.tree())} processes",
             "-",
             "target <= 150 MiB, flat in N",
         )
+        opml = server.get("/opml")[2].decode()
+        feeds = [u.removeprefix(server.url) for u in re.findall(r'xmlUrl="([^"]+)"', opml)]
+        for feed in feeds:  # every feed (Atom), each worker alike: whoever answers
+            server.get(feed, **{"Accept-Encoding": "gzip"})
+        row(
+            f"serving process tree RSS (PSS), {size}, after every feed fetched",
+            f"{server.memory_mib('Rss'):.0f} MiB ({server.memory_mib('Pss'):.0f} MiB), "
+            f"{len(feeds)} feeds",
+            "-",
+            "target <= 150 MiB",
+        )
     finally:
         server.stop()
+
+
+def search_rows(size: int) -> None:
+    """?q= on the store: the index's size and a query's time, on SQLite and (when
+    FEEDSVC_TEST_PG names a server) PostgreSQL, whose cold scan is measured too."""
+    from feedsvc.model import Scope
+    from feedsvc.store import Store
+
+    seeds = corpus(size)
+    db = WORK / f"search-{size}.sqlite3"
+    db.unlink(missing_ok=True)
+    run(feedsvc("scan"), settings_env(seeds, db))
+    urls = {"sqlite": f"sqlite:///{db}"}
+    pg = os.environ.get("FEEDSVC_TEST_PG")
+    if pg:
+        schema = f"bench_{size}"
+        psql(pg, f"drop schema if exists {schema} cascade; create schema {schema}")
+        urls["postgresql"] = f"{pg}?options=-csearch_path%3D{schema}"
+        times, sizes = [], []
+        for _ in range(RUNS):
+            psql(pg, f"drop schema if exists {schema} cascade; create schema {schema}")
+            env = {**settings_env(seeds, db), "FEEDSVC_DB": urls["postgresql"]}
+            times.append(run(feedsvc("scan"), env)[0])
+            sizes.append(float(psql(pg, _PG_SIZE.format(schema=schema))) / 2**20)
+        seeds_mib = sum(p.stat().st_size for p in seeds.rglob("*.md")) / 2**20
+        row(
+            f"cold `feedsvc scan` into PostgreSQL, search indexed, {size}",
+            f"{stats(times, 's')}, {stats(sizes, 'MiB', 0)} for {seeds_mib:.0f} MiB of seeds",
+            "-",
+            "target <= 10 s, <= 3x the seeds",
+        )
+    words = ["的", "中国", "数据显示", "xyz不存在"]
+    for backend, url in urls.items():
+        store = Store(url)
+        try:
+            index_mib = _index_mib(store)
+            times = []
+            for _ in range(RUNS):
+                for word in words:
+                    started = time.perf_counter()
+                    store.search(Scope.all(), word, 1000)
+                    times.append((time.perf_counter() - started) * 1000)
+        finally:
+            store.close()
+        row(
+            f"search: index size, one ?q= over all entries ({', '.join(words)}), {backend}, {size}",
+            f"{index_mib:.1f} MiB; {stats(times, 'ms')}",
+            "-",
+            "several times smaller than a trigram index of the text",
+        )
+    if pg:
+        psql(pg, f"drop schema if exists bench_{size} cascade")
+
+
+_PG_SIZE = (
+    "select sum(pg_total_relation_size(c.oid)) from pg_class c join pg_namespace n"
+    " on n.oid = c.relnamespace where nspname = '{schema}' and relkind = 'r'"
+)
+
+
+def _index_mib(store: Any) -> float:
+    """The search index's size: SQLite's FTS5 tables, PostgreSQL's GIN index."""
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            query = "select sum(pgsize) from dbstat where name like 'entry_search%'"
+        else:
+            query = "select pg_relation_size('entry_text_tokens')"
+        return float(conn.execute(text(query)).scalar() or 0) / 2**20
+
+
+def psql(url: str, sql: str) -> str:
+    """One statement through psql (the bench's own schema only), its output."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    command = ["psql", "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432)]
+    command += ["-U", parsed.username or "postgres", "-Atqc", sql, parsed.database or ""]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def watcher_rows(size: int) -> None:
@@ -590,6 +682,7 @@ def main() -> None:
             steps.append(lambda s=size: watcher_rows(s))
         if size == 10_000:
             steps += [lambda s=size: render_row(s), lambda s=size: upgrade_row(s)]
+            steps.append(lambda s=size: search_rows(s))
             if "wrk" in tools:
                 steps.append(lambda s=size: busy_row(s))
     for step in steps:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, select, text
 
 from feedsvc.model import Format, Scope
@@ -123,4 +125,25 @@ def test_the_partial_indexes_are_the_ones_asked(scanner: Scanner) -> None:
             texts = search.matching(select(entry_text.c.id), "words", store.dialect)
             compiled = texts.compile(conn, compile_kwargs={"literal_binds": True})
             cursor.execute("EXPLAIN " + str(compiled))
-            assert "entry_text_trigram" in " ".join(row[0] for row in cursor.fetchall())
+            assert "entry_text_tokens" in " ".join(row[0] for row in cursor.fetchall())
+
+
+@given(
+    st.text(alphabet=st.sampled_from("ab1_ -小米汽车量产ぁアン한ßẞΣσς\u0301"), max_size=40),
+    st.data(),
+)
+def test_a_substring_holds_no_token_its_text_does_not(text_: str, data) -> None:
+    """What makes the index's candidates complete: every token of a word found in a text
+    (any substring, case-folded like the text) is a token of that text."""
+    folded = text_.casefold()
+    start = data.draw(st.integers(0, len(folded)))
+    end = data.draw(st.integers(start, len(folded)))
+    assert set(search.tokens(folded[start:end])) <= set(search.tokens(folded))
+
+
+def test_a_single_cjk_character_is_found_through_the_index(scanner: Scanner) -> None:
+    write(scanner, "a.md", "量", "x")
+    write(scanner, "b.md", "产", "y")
+    scanner.scan()
+    assert search.tokens("量") == ["量"]
+    assert titles(scanner, "量") == ["量"]

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from feedsvc.model import stable_uuid
 
@@ -118,9 +119,10 @@ tombstones = Table(
 
 # The searchable text of each entry (title and plain-text body, case-folded), indexed for
 # substring search without a word segmenter once ``indexed`` is set: a scan writes the rows,
-# and the scanner indexes them after the feeds are live (Store.index_search). SQLite keeps an
-# FTS5 trigram table over them (external content, no positions); PostgreSQL a pg_trgm GIN
-# index over the indexed rows. Both are made by the revisions, not by these models.
+# and the scanner indexes them after the feeds are live (Store.index_search). The index holds
+# tokens (feedsvc.store.search): SQLite in a contentless FTS5 table without positions,
+# PostgreSQL in ``tokens`` under a GIN index. Both indexes are made by the revisions, not by
+# these models (``tokens`` stays empty on SQLite).
 entry_text = Table(
     "entry_text",
     metadata,
@@ -128,6 +130,7 @@ entry_text = Table(
     Column("entry_id", String(36), nullable=False, unique=True),
     Column("text", Text, nullable=False),
     Column("indexed", Boolean, nullable=False),
+    Column("tokens", Text().with_variant(TSVECTOR(), "postgresql"), nullable=True),
     Index(
         "entry_text_pending",
         "id",
@@ -135,7 +138,7 @@ entry_text = Table(
         postgresql_where=text("NOT indexed"),
     ),
 )
-SEARCH_TABLE = "entry_search"  # SQLite's FTS5 index of entry_text
+SEARCH_TABLE = "entry_search"  # SQLite's FTS5 index of entry_text's tokens
 
 meta = Table(
     "meta",

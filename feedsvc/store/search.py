@@ -1,15 +1,18 @@
 """Search (?q=): what is searched, the index, and the query.
 
-The scan only writes each entry's searchable text, case-folded, with ``indexed`` false: an
-index over full text costs more than the rest of a scan. The scanner indexes those rows once
-the feeds are live, in small transactions of their own (``index_pending``); until then a
-search does not find them yet. SQLite indexes them in an FTS5 trigram table without
-positions (GLOB finds the candidates there and verifies each against its text); PostgreSQL
-flips ``indexed``, which puts the row under its pg_trgm index. A term is a substring, any
-case (both sides are case-folded); terms under three characters are matched on the
-candidates of the others, or on every indexed row. Each batch indexed moves the
-search version, which the read side keeps in the keys of search documents: a result
-cached while entries were pending is not served once they are found."""
+The scan only writes each entry's searchable text, case-folded, with ``indexed`` false; the
+scanner indexes those rows once the feeds are live, in small transactions of their own
+(``index_pending``); until then a search does not find them yet. The index holds *tokens*,
+not the text: each CJK character the text holds (Han, kana, Hangul: scripts written without
+spaces) and each trigram of its other words, once per entry. A substring of the text holds
+only tokens the text holds, so the index gives candidates and ``instr``/``LIKE`` verifies
+each term exactly; a term that gives no token (a word under three characters) is matched on
+the candidates of the others, or on every indexed row. SQLite keeps them in a contentless
+FTS5 table without positions, PostgreSQL in a ``tsvector`` under a GIN index: a few percent of
+the text's size, where a trigram index over the whole text was twice it. A term is a
+substring, any case (both sides are case-folded). Each batch indexed moves the search
+version, which the read side keeps in the keys of search documents: a result cached while
+entries were pending is not served once they are found."""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, literal_column, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.model import Entry
 from feedsvc.sanitize import html_to_text
@@ -29,11 +33,18 @@ INDEX_BATCH = 1000  # rows per indexing transaction: the write lock is never hel
 VERSION_KEY = "search_version"  # meta: moves with every batch indexed
 
 _FTS_DELETE = text(
-    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, text) "
-    "SELECT 'delete', id, text FROM entry_text WHERE indexed AND entry_id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
-_FTS_ADD = text(f"INSERT INTO {SEARCH_TABLE}(rowid, text) VALUES (:row, :folded)")
-_WILDCARDS = re.compile(r"[*?\[\]]+")
+    f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}, rowid, tokens) VALUES ('delete', :row, :tokens)"
+)
+_FTS_ADD = text(f"INSERT INTO {SEARCH_TABLE}(rowid, tokens) VALUES (:row, :tokens)")
+# Scripts written without spaces between words: each character is a token. The same class
+# is left out of the words, so that every character belongs to exactly one kind of token.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+_CHARACTER = re.compile(f"[{_CJK}]")
+# Letters and digits (FTS5's unicode61 "L* N*"), so that FTS5 sees each token whole.
+_WORD = re.compile(f"[^\\W_{_CJK}]+")
+TRIGRAM = 3
+# PostgreSQL: the tokens as they are (no stemming, no stop words).
+_SIMPLE: ColumnElement[Any] = literal_column("'simple'::regconfig")
 
 
 def searchable_text(entry: Entry) -> str:
@@ -41,12 +52,30 @@ def searchable_text(entry: Entry) -> str:
     return (entry.title + "\n" + html_to_text(entry.content)).casefold()
 
 
+def tokens(folded: str) -> list[str]:
+    """The index's tokens of a case-folded text (or term), each once, sorted: its CJK
+    characters and the trigrams of its other words (a shorter word gives none)."""
+    found = set(_CHARACTER.findall(folded))
+    for word in _WORD.findall(folded):
+        found.update(word[i : i + TRIGRAM] for i in range(len(word) - TRIGRAM + 1))
+    return sorted(found)
+
+
 def forget(conn: Connection, entry_ids: Sequence[str]) -> None:
-    """Remove these entries' text, and on SQLite their postings (an FTS5 table with
-    external content is told the text it indexed)."""
+    """Remove these entries' text, and on SQLite their postings (a contentless FTS5 table
+    is told the tokens it indexed, from the text they came from)."""
     for chunk in chunks(list(entry_ids)):
         if conn.dialect.name == "sqlite":
-            conn.execute(_FTS_DELETE, {"ids": list(chunk)})
+            indexed = conn.execute(
+                select(entry_text.c.id, entry_text.c.text).where(
+                    entry_text.c.indexed, entry_text.c.entry_id.in_(chunk)
+                )
+            ).all()
+            if indexed:
+                conn.execute(
+                    _FTS_DELETE,
+                    [{"row": row.id, "tokens": " ".join(tokens(row.text))} for row in indexed],
+                )
         conn.execute(entry_text.delete().where(entry_text.c.entry_id.in_(chunk)))
 
 
@@ -63,17 +92,30 @@ def index_pending(conn: Connection, batch: int = INDEX_BATCH) -> int:
         return 0
     folded = [{"row": row.id, "folded": row.text.casefold()} for row in rows]
     refolded = [item for item, row in zip(folded, rows, strict=True) if item["folded"] != row.text]
-    if refolded:  # (rows a scan wrote are folded already: only the flag changes)
+    if refolded:  # (rows a scan wrote are folded already)
         conn.execute(
             update(entry_text)
             .where(entry_text.c.id == bindparam("row"))
             .values(text=bindparam("folded")),
             refolded,
         )
-    flip = update(entry_text).values(indexed=True)
-    conn.execute(flip.where(entry_text.c.id.in_([row.id for row in rows])))
+    indexed = [{"row": item["row"], "tokens": " ".join(tokens(item["folded"]))} for item in folded]
     if conn.dialect.name == "sqlite":
-        conn.execute(_FTS_ADD, folded)
+        conn.execute(_FTS_ADD, indexed)
+        conn.execute(
+            update(entry_text)
+            .values(indexed=True)
+            .where(entry_text.c.id.in_([row.id for row in rows]))
+        )
+    else:
+        conn.execute(
+            update(entry_text)
+            .where(entry_text.c.id == bindparam("row"))
+            .values(
+                indexed=True, tokens=func.strip(func.to_tsvector(_SIMPLE, bindparam("tokens")))
+            ),
+            indexed,
+        )
     searched = get_meta(conn, VERSION_KEY)
     set_meta(conn, VERSION_KEY, str(int(searched or 0) + 1))  # (cached results go stale)
     return len(rows)
@@ -89,20 +131,19 @@ def matching(query: Any, words: str, dialect: str) -> Any:
     """``query`` (joined to entry_text) narrowed to indexed rows holding every word."""
     terms = sorted(set(words.casefold().split()))
     query = query.where(entry_text.c.indexed)
+    wanted = sorted({token for term in terms for token in tokens(term)})
     if dialect == "sqlite":
-        # FTS5 is asked only for runs of three or more characters with no GLOB wildcard in
-        # them (SQLite's trigram GLOB misreads, and can crash on, a wildcard or a class
-        # among multibyte characters); instr() then checks every term exactly.
-        runs = sorted({run for term in terms for run in _WILDCARDS.split(term) if len(run) >= 3})
-        if runs:
+        if wanted:  # (each token quoted: an FTS5 string, never its query syntax)
+            match = " AND ".join(f'"{token}"' for token in wanted)
             found = select(text("rowid")).select_from(text(SEARCH_TABLE))
-            for number, run in enumerate(runs):
-                name = f"run{number}"
-                found = found.where(text(f"text GLOB :{name}").bindparams(**{name: f"*{run}*"}))
+            found = found.where(text(f"{SEARCH_TABLE} MATCH :match").bindparams(match=match))
             query = query.where(entry_text.c.id.in_(found))
         for term in terms:
             query = query.where(func.instr(entry_text.c.text, term) > 0)
         return query
+    if wanted:
+        lexemes = func.plainto_tsquery(_SIMPLE, " ".join(wanted))
+        query = query.where(entry_text.c.tokens.bool_op("@@")(lexemes))
     for term in terms:
         pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(entry_text.c.text.like(pattern, escape="\\"))
