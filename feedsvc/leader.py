@@ -15,6 +15,7 @@ index catches up, in transactions of its own, and the WebSub hubs are told."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import logging.config
@@ -152,6 +153,8 @@ class Leader:
             for listener in self.listeners:
                 listener(report.changed_scopes, report.baseline)
         self.scanner.index_search(self._stopping.is_set)  # once the feeds are live
+        if report.added or report.updated or report.removed:
+            _trim_heap()
 
     def _full_interval(self) -> int:
         events = self._events is not None and self._events.mode == "events"
@@ -269,6 +272,13 @@ def _wait(stopping: threading.Event) -> None:
     no timeout could sleep through it, so this one wakes up to run them."""
     while not stopping.wait(0.25):
         pass
+
+
+def _trim_heap() -> None:
+    """Give the memory a scan's batches freed back to the system: glibc keeps it in its
+    arenas otherwise, and the leader would hold its biggest scan's peak for its whole life."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _bind_to_parent(parent: int) -> None:
