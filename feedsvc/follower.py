@@ -6,6 +6,8 @@ process from what that process shares (feedsvc.shared) and from the store."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 from typing import Any
 
@@ -25,13 +27,18 @@ class Follower:
         self.store = store
         self.service = service
         self.replica = replica()
+        self._parent = os.getppid()  # the server: a worker never outlives it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def is_leader(self) -> bool:
         """Whether this replica leads (its leader process holds the leader lock): the leader
-        records its replica in the store, so every worker answers alike."""
+        records its replica in the store, so every worker answers alike; not while the
+        leader process is down (its supervisor says so)."""
+        word = self._shared()
+        if word is not None and word.get("down"):
+            return False
         return self.store.get_meta("scanner") == self.replica
 
     def scan_error(self) -> str | None:
@@ -48,10 +55,18 @@ class Follower:
         return str(word["watch"]) if word is not None else "not scanning here"
 
     def _leaders_word(self) -> dict[str, Any] | None:
+        """What this replica's leader (or its supervisor, while it is down) last said, if
+        it leads, stepped down or is down; None otherwise."""
+        word = self._shared()
+        if word is None:
+            return None
+        return word if word.get("down") or word["stepped_down"] or self.is_leader else None
+
+    def _shared(self) -> dict[str, Any] | None:
         shared = LEADER_STATE.get()
         if not isinstance(shared, dict) or shared.get("replica") != self.replica:
             return None
-        return shared if shared["stepped_down"] or self.is_leader else None
+        return shared
 
     def catch_up(self) -> None:
         """Load what another process's scan wrote. Not while the SQLite file is missing or
@@ -70,6 +85,10 @@ class Follower:
 
     def _run(self) -> None:
         while not self._stop.wait(CATCH_UP_SECONDS):
+            if os.getppid() != self._parent:  # the server died (kill -9): so does this worker
+                log.error("the server (pid %d) is gone: this worker stops", self._parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             self.catch_up()
 
     def start(self) -> None:

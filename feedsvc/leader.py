@@ -81,6 +81,11 @@ class Leader:
         with self._tick_lock:
             try:
                 self._check_database()
+                if self.locks.is_leader and not self.locks.still_leading():
+                    log.error(
+                        "the leader lock was lost with its database session: leading "
+                        "again only if no other replica has taken it"
+                    )
                 if not self.stepped_down and self.locks.try_lead():
                     if self.store.get_meta("scanner") != self.replica:
                         self.store.set_meta("scanner", self.replica)
@@ -225,8 +230,8 @@ class Leader:
 
 
 def run(settings: Settings, upgrade: bool, parent: int) -> None:
-    """The leader process's life: lead (or wait to) until SIGTERM or SIGINT, then let the
-    scan in progress commit and leave; leave too when the server that started it dies."""
+    """The leader process's life: lead (or wait to) until SIGTERM, then let the scan in
+    progress commit and leave; leave too when the server that started it dies."""
     _bind_to_parent(parent)
     logging.config.dictConfig(log_config(settings.log_level, settings.log_format, "stdout"))
     stopping = threading.Event()
@@ -236,7 +241,11 @@ def run(settings: Settings, upgrade: bool, parent: int) -> None:
         stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Ctrl-C and a reload reach every process of the group: the server stops (or reloads
+    # its workers) and then tells this one, once its workers have finished.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    LEADER_STATE.set(None)  # (whatever the supervisor said while this process was down)
     try:
         store = Store(settings.db, wait=True, upgrade=upgrade)
     except SchemaRefused as exc:  # (a newer feedsvc took the database while this restarted)

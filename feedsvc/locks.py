@@ -23,6 +23,12 @@ from sqlalchemy.engine import Connection
 from feedsvc.store.errors import StorageError
 
 _PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
+# Whether this session holds that lock (an advisory lock on a bigint key: classid, objid).
+_PG_HELD = (
+    "select count(*) from pg_locks where locktype = 'advisory' and granted"
+    " and pid = pg_backend_pid() and objsubid = 1"
+    f" and ((classid::bigint << 32) | objid::bigint) = {_PG_KEY}"
+)
 
 
 class ScanLocks:
@@ -69,6 +75,26 @@ class ScanLocks:
             return False
         self._leader_fd = fd
         return True
+
+    def still_leading(self) -> bool:
+        """Whether the leader lock is still this process's. A PostgreSQL advisory lock
+        lives as long as its session, which can end under a live process (a server
+        restart, a terminated backend): another replica may then lead, and this one must
+        stop. A lock file's flock(2) cannot be lost that way."""
+        conn = self._leader_conn
+        if conn is None:
+            return self.is_leader
+        held = 0
+        try:
+            held = conn.execute(text(_PG_HELD), {"role": "leader"}).scalar() or 0
+            conn.commit()
+        except StorageError:
+            pass
+        if not held:
+            self._leader_conn = None
+            conn.invalidate()
+            conn.close()
+        return bool(held)
 
     def release(self) -> None:
         """Give the leader lock up, so that another process may lead."""

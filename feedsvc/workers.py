@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -18,8 +19,11 @@ WORKER_NICENESS = 10
 
 def _start_worker(parent: int) -> None:
     """In each worker: yield the CPU to request handling (parsing can wait a little, a
-    reader should not), and leave as soon as the process that started the pool is gone."""
+    reader should not), and leave as soon as the process that started the pool is gone.
+    Ctrl-C reaches every process of a terminal's group: the scan in progress is the leader's
+    to finish (it stops once the scan has committed), not its workers' to abort."""
     os.nice(WORKER_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:

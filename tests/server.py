@@ -74,6 +74,7 @@ class ServerProcess:
             env=environ,
             stdout=self._handle,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a service manager gives it
         )
 
     def wait_ready(self, timeout: float = 30.0, *, indexed: bool = True) -> None:

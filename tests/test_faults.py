@@ -539,6 +539,7 @@ def test_sigterm_during_a_scan_stops_the_server_after_the_scans_commit(tmp_path,
     stopping = log.index("leader: Terminated: stopping once the scan in progress commits")
     committed = log.index("scan: 1500 added")  # (its summary follows its commit)
     assert stopping < committed < log.index("leader: stopped")
+    assert "did not stop" not in log and "starting it again" not in log
     fresh_url = f"sqlite:///{tmp_path}/fresh.sqlite3"
     fresh = subprocess.run(
         scan_command(seeds, fresh_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True
@@ -614,3 +615,131 @@ def test_a_readers_store_refuses_to_write(tmp_path, db_url):
         assert reader.get_meta("probe") is None
     finally:
         reader.close()
+
+
+def test_ctrl_c_to_the_servers_group_mid_scan_stops_after_the_scans_commit(tmp_path, db_url):
+    """SIGINT reaches every process of the group (a terminal's Ctrl-C): the pool's workers and
+    the leader ignore it, the server stops its workers and then the leader, once the scan in
+    progress has committed; nothing is started again."""
+    rng = random.Random(5)
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    server = ServerProcess(seeds, db_url, tmp_path, FEEDSVC_DELETE_GRACE="0")
+    try:
+        server.wait_ready()
+        move_in(seeds, 1500, rng, tmp_path)
+        assert wait_for_scan(server, db_url)
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=120) == 0
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    stopping = log.index("leader: Terminated: stopping once the scan in progress commits")
+    assert stopping < log.index("scan: 1500 added") < log.index("leader: stopped")
+    assert "starting it again" not in log and "Traceback" not in log
+    assert len(snapshot(db_url)["entries"]) > 1500
+
+
+def test_a_missing_database_and_a_restarted_worker_do_not_stop_the_server(tmp_path):
+    """A worker started while the SQLite file is gone (granian restarts a worker that died)
+    waits for the leader to recreate it, answering 503, instead of failing to start, which
+    would make granian give the whole server up as a crash loop."""
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    db = tmp_path / "db.sqlite3"
+    server = ServerProcess(seeds, f"sqlite:///{db}", tmp_path, FEEDSVC_SCAN_INTERVAL="10")
+    try:
+        server.wait_ready()
+        workers = server.workers()
+        db.unlink()
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: not set(server.workers()) & set(workers) and len(server.workers()) == 2)
+        assert server.process.poll() is None
+        server.wait_ready(timeout=60)  # the leader rebuilt the file at its next tick
+        assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
+        assert db.exists()
+    finally:
+        assert server.stop() == 0
+    assert "crash loop" not in server.log.read_text()
+
+
+def test_a_server_killed_with_kill_9_leaves_no_process_behind(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
+    server.wait_ready()
+    tree = [pid for pid, _name in server.children()]
+    assert len(tree) == 3  # two workers and the leader
+    server.process.kill()
+    server.process.wait()
+
+    def gone() -> bool:
+        return not [pid for pid in tree if Path(f"/proc/{pid}").exists() and not zombie(pid)]
+
+    wait_for(gone, timeout=30)
+    server.stop()
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_leader_stopped_alone_is_not_started_again_and_status_says_so(tmp_path):
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
+    try:
+        server.wait_ready()
+        leader = server.leader()
+        assert leader is not None
+        os.kill(leader, signal.SIGTERM)
+
+        def status() -> dict:
+            return requests.get(server.url + "/status", timeout=10).json()
+
+        wait_for(lambda: not status()["leader"])
+        answers = [status() for _ in range(8)]  # every worker alike
+        assert {a["leader"] for a in answers} == {False}
+        assert {a["scan_error"] for a in answers} == {"the leader process was stopped (SIGTERM)"}
+        assert server.leader() is None
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_lost_postgresql_leader_session_leaves_one_leader(tmp_path, pg_url):
+    """The leader lock is a session's: when the leading replica's session ends under it, that
+    replica stops leading at its next tick, and exactly one replica leads."""
+    seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    a = ServerProcess(seeds, pg_url, tmp_path)
+    try:
+        a.wait_ready()
+        b = ServerProcess(seeds, pg_url, tmp_path)
+        try:
+            b.wait_ready()
+            engine = create_engine(pg_url)
+            try:
+                with engine.connect() as conn:
+                    ended = conn.exec_driver_sql(
+                        "select pg_terminate_backend(pid) from pg_locks where locktype = "
+                        "'advisory' and granted and objsubid = 1 and ((classid::bigint << 32)"
+                        " | objid::bigint) = hashtextextended('feedsvc:leader:' ||"
+                        " current_schema(), 0)"
+                    ).all()
+                    assert len(ended) == 1
+            finally:
+                engine.dispose()
+            wait_for(lambda: "the leader lock was lost" in a.log.read_text(), timeout=30)
+
+            def leaders() -> list[bool]:
+                return [
+                    requests.get(server.url + "/status", timeout=10).json()["leader"]
+                    for server in (a, b)
+                ]
+
+            wait_for(lambda: sum(leaders()) == 1, timeout=30)
+            time.sleep(3)  # several ticks of both: still one (decided by what is seen)
+            assert all(sum(leaders()) == 1 for _ in range(10))
+        finally:
+            b.stop()
+    finally:
+        a.stop()

@@ -144,7 +144,7 @@ class Store:
         self.path = sqlite_path(url)
         self.file = SqliteFile(self.path) if self.path is not None else None
         existed = self.file is None or self.file.path.exists()
-        if not existed and not self.upgrade:
+        if not existed and not self.upgrade and not (reader and wait):
             raise OldSchema(f"no database at {self.path}: run `feedsvc db upgrade` to create it")
         self.read_only_reason: str | None = None  # why it is opened read-only, if it is
         self._unreached: _Backoff | None = None
@@ -152,6 +152,16 @@ class Store:
             self._open_read_only("the file or its directory is read-only")
             return
         self.engine = make_engine(url, reader=reader)
+        if reader and wait:
+            # A serving worker is never stopped by what keeps it from the schema now (a
+            # file the leader is recreating, an upgrade under way, a server not reached):
+            # it tries again at each use and answers 503 meanwhile.
+            try:
+                self._create_schema()
+            except StorageError as exc:  # (SchemaRefused included)
+                self._unreached = _Backoff()
+                self._log_unreached(exc)
+            return
         try:
             self._create_schema()
             if not existed:
@@ -166,13 +176,9 @@ class Store:
                 raise
             if not self.file.written_by_feedsvc():
                 raise StorageError(f"is not a SQLite database ({exc}): not replacing it") from exc
-            if not self.reader:
-                self._repair(f"is unreadable ({exc})", self.file.identity())
-            elif wait:  # the leader repairs it; until then each use tries again
-                self._unreached = _Backoff()
-                self._log_unreached(exc)
-            else:
+            if self.reader:
                 raise
+            self._repair(f"is unreadable ({exc})", self.file.identity())
         except SchemaRefused:
             raise
         except StorageError as exc:
@@ -264,6 +270,9 @@ class Store:
 
     def _create_schema(self) -> None:
         """Bring the database to this schema revision, or refuse it (feedsvc.store.migrate)."""
+        if self.reader and self.file is not None and not self.file.path.exists():
+            # (connecting would create an empty file: the leader creates it, with its schema)
+            raise StorageError(f"no database at {self.path} yet: the leader creates it")
         with self.engine.connect() as conn:
             state = migrate.read_state(conn)
         if not state.current:
