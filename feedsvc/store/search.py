@@ -137,7 +137,9 @@ def matching(query: Any, words: str, dialect: str) -> Any:
             match = " AND ".join(f'"{token}"' for token in wanted)
             found = select(text("rowid")).select_from(text(SEARCH_TABLE))
             found = found.where(text(f"{SEARCH_TABLE} MATCH :match").bindparams(match=match))
-            query = query.where(entry_text.c.id.in_(found))
+            # (as an expression: SQLite then looks each row up in the candidates, instead of
+            # probing its index with every candidate for every row of the scope)
+            query = query.where((entry_text.c.id + 0).in_(found))
         for term in terms:
             query = query.where(func.instr(entry_text.c.text, term) > 0)
         return query
