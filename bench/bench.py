@@ -586,6 +586,8 @@ def watcher_rows(size: int) -> None:
     db.unlink(missing_ok=True)
     server = Server(seeds, db, FEEDSVC_SCAN_INTERVAL="10")
     try:
+        while json.loads(server.get("/status")[2] or b"{}").get("search", {}).get("pending"):
+            time.sleep(1)  # the first scan and its index are done: what follows is idle
         time.sleep(15)  # past the first scan's aftermath
         before, started = server.cpu_seconds(), time.monotonic()
         time.sleep(30)

@@ -90,6 +90,7 @@ class Leader:
                     if self.store.get_meta("scanner") != self.replica:
                         self.store.set_meta("scanner", self.replica)
                     self._watch_events()
+                    self._publish_state()  # (how it watches, before a first long scan)
                     # a tick comes every scan_interval: half of one is slack for its jitter
                     slack = self.settings.scan_interval / 2
                     due = time.monotonic() - self._last_full >= self._full_interval() - slack
