@@ -654,8 +654,12 @@ def test_a_missing_database_and_a_restarted_worker_do_not_stop_the_server(tmp_pa
             os.kill(worker, signal.SIGKILL)
         wait_for(lambda: not set(server.workers()) & set(workers) and len(server.workers()) == 2)
         assert server.process.poll() is None
-        server.wait_ready(timeout=60)  # the leader rebuilt the file at its next tick
-        assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
+
+        def served_by_all() -> bool:  # (the leader rebuilds the file at its next tick)
+            feeds = [requests.get(server.url + "/feeds/all.atom", timeout=10) for _ in range(8)]
+            return {feed.status_code for feed in feeds} == {200}
+
+        wait_for(served_by_all, timeout=60)
         assert db.exists()
     finally:
         assert server.stop() == 0

@@ -102,11 +102,13 @@ def schema_state(url: str) -> migrate.SchemaState:
 
 
 class _Backoff:
-    """When to try a database server again: 1 s after the first failure, doubling to 30 s."""
+    """When to try a database server again: 1 s after the first failure, doubling to 30 s;
+    a SQLite file (``local``: looking costs a stat) every second."""
 
     FIRST, LAST = 1.0, 30.0
 
-    def __init__(self) -> None:
+    def __init__(self, local: bool = False) -> None:
+        self.last = self.FIRST if local else self.LAST
         self.lock = threading.RLock()
         self.trying = False
         self.refused: str | None = None  # the schema this process may not serve, if so
@@ -117,7 +119,7 @@ class _Backoff:
         return time.monotonic() >= self.next
 
     def failed(self) -> None:
-        self.delay = min(self.delay * 2, self.LAST)
+        self.delay = min(self.delay * 2, self.last)
         self.next = time.monotonic() + self.delay
 
     def wait(self) -> str:
@@ -159,7 +161,7 @@ class Store:
             try:
                 self._create_schema()
             except StorageError as exc:  # (SchemaRefused included)
-                self._unreached = _Backoff()
+                self._unreached = _Backoff(local=self.file is not None)
                 self._log_unreached(exc)
             return
         try:
