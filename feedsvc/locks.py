@@ -10,10 +10,11 @@ by the operating system or the server when a process dies, even by kill -9."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from feedsvc.store.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 _PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
 # Whether this session holds that lock (an advisory lock on a bigint key: classid, objid).
@@ -132,14 +135,14 @@ class ScanLocks:
     @contextmanager
     def _pg_scan_lock(self, timeout: float) -> Iterator[None]:
         with self._engine.connect() as conn:
-            deadline = time.monotonic() + timeout
             query = text(f"select pg_try_advisory_lock({_PG_KEY})")
-            while not conn.execute(query, {"role": "scan"}).scalar():
+
+            def attempt() -> bool:
+                won = bool(conn.execute(query, {"role": "scan"}).scalar())
                 conn.commit()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("another process is still scanning")
-                time.sleep(0.2)
-            conn.commit()
+                return won
+
+            _wait_for(attempt, timeout)
             try:
                 yield
             finally:
@@ -152,16 +155,16 @@ class ScanLocks:
         if fd is None:
             yield
             return
+
+        def attempt() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("another process is still scanning") from None
-                    time.sleep(0.2)
+            _wait_for(attempt, timeout)
             yield
         finally:
             os.close(fd)
@@ -179,3 +182,17 @@ class ScanLocks:
             except OSError:
                 continue
         return None
+
+
+def _wait_for(attempt: Callable[[], bool], timeout: float) -> None:
+    """Try ``attempt`` (to take the scan lock) every 0.2 s until it wins, for at most
+    ``timeout`` seconds; says once that it waits (a hand-run scan, another replica's)."""
+    deadline = time.monotonic() + timeout
+    waiting = False
+    while not attempt():
+        if not waiting:
+            log.info("another scan holds the scan lock: waiting for it to end")
+            waiting = True
+        if time.monotonic() > deadline:
+            raise TimeoutError("another process is still scanning")
+        time.sleep(0.2)
