@@ -36,7 +36,7 @@ from feedsvc.logs import log_config
 from feedsvc.model import Scope
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.shared import LEADER_STATE, replica
+from feedsvc.shared import LEADER_STATE, replica, say_of_leader
 from feedsvc.store import FileProblem, NewerSchema, SchemaRefused, StorageError, Store
 from feedsvc.websub import WebSubPublisher
 
@@ -108,14 +108,7 @@ class Leader:
         a full disk or a read-only database cannot carry: see feedsvc.follower)."""
         if not (self.locks.is_leader or self.stepped_down):
             return
-        LEADER_STATE.set(
-            {
-                "replica": self.replica,
-                "error": self.last_error,
-                "stepped_down": self.stepped_down,
-                "watch": self.watch_mode,
-            }
-        )
+        say_of_leader(self.last_error, self.watch_mode, stepped_down=self.stepped_down)
         if self.stepped_down or self.last_error == self._published_error:
             return  # (a database a newer feedsvc owns is never written)
         try:
@@ -250,9 +243,7 @@ def run(settings: Settings, upgrade: bool, parent: int) -> None:
     try:
         store = Store(settings.db, wait=True, upgrade=upgrade)
     except SchemaRefused as exc:  # (a newer feedsvc took the database while this restarted)
-        LEADER_STATE.set(
-            {"replica": replica(), "error": f"database: {exc}", "stepped_down": True, "watch": ""}
-        )
+        say_of_leader(f"database: {exc}", "not scanning", stepped_down=True)
         log.error("%s: this replica does not scan", exc)
         _wait(stopping)
         return

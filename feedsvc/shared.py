@@ -77,3 +77,19 @@ class SharedValue:
 
 # What this server's leader process last said of its scanning (see feedsvc.leader).
 LEADER_STATE = SharedValue(STATE_ENV)
+
+
+def say_of_leader(
+    error: str | None, watch: str, *, stepped_down: bool = False, down: bool = False
+) -> None:
+    """Tell this server's workers how its leader fares (feedsvc.follower reads it): its
+    last failure, how it watches, whether it stepped down for good or is not running."""
+    LEADER_STATE.set(
+        {
+            "replica": replica(),
+            "error": error,
+            "stepped_down": stepped_down,
+            "watch": watch,
+            "down": down,
+        }
+    )

@@ -15,7 +15,7 @@ from multiprocessing.process import BaseProcess
 
 from feedsvc.config import Settings
 from feedsvc.leader import run
-from feedsvc.shared import LEADER_STATE, replica
+from feedsvc.shared import say_of_leader
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,7 @@ class LeaderSupervisor:
 
     def _down(self, why: str) -> None:
         """Tell the workers the leader is not running (it clears this when it starts)."""
-        LEADER_STATE.set(
-            {"replica": replica(), "error": why, "stepped_down": False, "watch": "", "down": True}
-        )
+        say_of_leader(why, "not running", down=True)
 
     def stop(self) -> None:
         """SIGTERM, and wait for the scan in progress to commit (SIGKILL past STOP_SECONDS:
