@@ -523,6 +523,10 @@ def leaders_descendants(server: ServerProcess) -> list[int]:
 
 
 WAITING = "another scan holds the scan lock: waiting for it to end"
+# Every tick a full scan, which walks the directory once it holds the scan lock: the scan
+# seen waiting is the one that finds what the test moved in (an events-mode tick between
+# full scans only looks at files already missing).
+FULL_SCANS = {"FEEDSVC_DELETE_GRACE": "0", "FEEDSVC_WATCH": "polling"}
 STOPPING = "leader: Terminated: stopping once the scan in progress commits"
 
 
@@ -578,7 +582,7 @@ def test_a_leader_killed_mid_scan_is_started_again_and_the_store_equals_a_fresh_
 def test_sigterm_during_a_scan_stops_the_server_after_the_scans_commit(tmp_path, db_url):
     rng = random.Random(7)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, db_url, tmp_path, FEEDSVC_DELETE_GRACE="0")
+    server = ServerProcess(seeds, db_url, tmp_path, **FULL_SCANS)
     try:
         server.wait_ready()
         with scan_lock_held(db_url):  # the scan begins and waits: SIGTERM comes meanwhile
@@ -680,7 +684,7 @@ def test_ctrl_c_to_the_servers_group_mid_scan_stops_after_the_scans_commit(tmp_p
     progress has committed; nothing is started again."""
     rng = random.Random(5)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, db_url, tmp_path, FEEDSVC_DELETE_GRACE="0")
+    server = ServerProcess(seeds, db_url, tmp_path, **FULL_SCANS)
     try:
         server.wait_ready()
         with scan_lock_held(db_url):  # the scan begins and waits: Ctrl-C comes meanwhile
