@@ -104,6 +104,17 @@ def strong_etag(material: bytes) -> str:
     return '"' + hashlib.sha256(material).hexdigest()[:32] + '"'
 
 
+@dataclass(frozen=True)
+class _PageRead:
+    """Entries of a scope, the summary of the state they were read in, and when the newest
+    was first stored; ``current``: that state is the one this process has loaded."""
+
+    summary: ScopeSummary
+    entries: list[Entry]
+    stored: datetime
+    current: bool
+
+
 class FeedService:
     """Answers 'what is this feed's ETag / bytes' from memory, refreshing from the store."""
 
@@ -112,6 +123,8 @@ class FeedService:
         self.settings = settings
         self._settings_key = settings_key(settings, RENDER_SETTINGS, RENDER_VERSION, __version__)
         self._lock = threading.Lock()
+        # One refresh at a time: two overlapping ones could store the older state last.
+        self._refreshing = threading.Lock()
         self._generation: str | None = None
         self._search_version = ""
         self._summaries: dict[str, ScopeSummary] = {}
@@ -140,6 +153,10 @@ class FeedService:
         """Reload scope summaries if a scan changed anything; True when it did. Search
         documents are keyed by the search version too: one cached while entries waited to
         be indexed is not served once they are."""
+        with self._refreshing:
+            return self._reload()
+
+    def _reload(self) -> bool:
         generation, self._search_version = self.store.versions()
         if generation is None or generation == self._generation:
             return False
@@ -259,41 +276,45 @@ class FeedService:
             return key
         return (*key, query.key, self._search_version) if query.search else (*key, query.key)
 
-    def _read(
-        self, scope: Scope, offset: int, limit: int
-    ) -> tuple[ScopeSummary, list[Entry], datetime]:
+    def _read(self, scope: Scope, offset: int, limit: int) -> _PageRead:
         """Entries of a scope as of the summary this process holds. If the store has moved
         on (a scan committed since the last refresh), catch up first: bytes cached under a
-        fingerprint must be exactly the bytes of that fingerprint, in every replica."""
+        fingerprint must be exactly the bytes of that fingerprint, in every replica. A store
+        that keeps moving faster than this process catches up is answered from the state
+        the entries were read in (uncached: this process has not loaded it); only a store
+        holding no state this process can load (one rebuilt, before its first scan ends)
+        is StoreBehind."""
         for _attempt in range(3):
-            summary = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
-            entries, fingerprint, stored = self.store.page(scope, offset, limit)
-            if (fingerprint or "empty") == summary.fingerprint:
-                return summary, entries, stored
+            loaded = self._generation  # (read first: the summary is at least this new)
+            held = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
+            entries, read, stored = self.store.page(scope, offset, limit)
+            if (read.fingerprint if read else "empty") == held.fingerprint:
+                return _PageRead(held, entries, stored, current=True)
             self.refresh()  # (or another thread did, since this one read its summary)
-            now = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
-            if now.fingerprint == summary.fingerprint:
-                break  # the store holds a state this process has not loaded yet
-        raise StoreBehind("the database does not hold what this process serves yet")
+            if self._generation == loaded:
+                raise StoreBehind("the database does not hold what this process serves yet")
+        if read is None and scope != Scope.all():
+            raise FeedNotFound(f"no feed for {scope.label}")
+        return _PageRead(read or ScopeSummary.empty(scope), entries, stored, current=False)
 
     def _chosen(
         self, scope: Scope, page: int, limit: int, query: FeedQuery
-    ) -> tuple[ScopeSummary, int, list[Entry], datetime, tuple[float, float] | None]:
+    ) -> tuple[_PageRead, int, tuple[float, float] | None]:
         """One page of the entries a query chooses, and the number of pages. Filters look at
         the newest ``filter_window`` entries of the scope; a search asks the index over the
         whole scope (its newest ``filter_window`` matches)."""
         window = self.settings.filter_window
-        if query.search:
-            summary, _, stored = self._read(scope, 0, 1)  # the state the search answers for
+        read = self._read(scope, 0, 1 if query.search else window)
+        if query.search:  # (the read: the state the search answers for)
             candidates = self.store.search(scope, query.search, window)
         else:
-            summary, candidates, stored = self._read(scope, 0, window)
+            candidates = read.entries
         chosen = select(candidates, query)
         last = page_count(len(chosen), limit)
         if page > last:
             raise FeedNotFound(f"page {page} is past the last page ({last})")
-        shown = chosen[(page - 1) * limit : page * limit]
-        return summary, last, shown, stored, _cutoffs(candidates, query)
+        shown = replace(read, entries=chosen[(page - 1) * limit : page * limit])
+        return shown, last, _cutoffs(candidates, query)
 
     def validators(
         self,
@@ -322,11 +343,15 @@ class FeedService:
                 key, *self._validators_of(summary, members, fmt, page, last, limit)
             )
         if known is None and read:
-            summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
-            key = self._key(summary, fmt, page, limit)
-            feed_page, removed = self._page(summary, fmt, entries, page, last, limit, query)
-            modified = max(feed_page.updated, stored, removed)
-            known = self._remember(key, self._document_etag(summary, fmt, feed_page), modified)
+            got = self._read(scope, (page - 1) * limit, limit)
+            last = page_count(got.summary.count, limit)
+            feed_page, removed = self._page(got.summary, fmt, got.entries, page, last, limit, query)
+            known = (
+                self._document_etag(got.summary, fmt, feed_page),
+                max(feed_page.updated, got.stored, removed),
+            )
+            if got.current:
+                self._remember(self._key(got.summary, fmt, page, limit), *known)
         return known
 
     def _page(
@@ -447,10 +472,11 @@ class FeedService:
     ) -> Rendered:
         cutoffs = None
         if query.filters:
-            summary, last, entries, stored, cutoffs = self._chosen(scope, page, limit, query)
+            got, last, cutoffs = self._chosen(scope, page, limit, query)
         else:
-            summary, entries, stored = self._read(scope, (page - 1) * limit, limit)
-            last = page_count(summary.count, limit)
+            got = self._read(scope, (page - 1) * limit, limit)
+            last = page_count(got.summary.count, limit)
+        summary, entries = got.summary, got.entries
         as_stored, removed = self._page(summary, fmt, entries, page, last, limit, query)
         etag = self._document_etag(summary, fmt, as_stored)
         feed_page = replace(as_stored, entries=[self._shown(query.transform(e)) for e in entries])
@@ -462,13 +488,16 @@ class FeedService:
         key = self._key(summary, fmt, page, limit, query)
         # Last-Modified moves whenever the bytes may have: an entry shown was edited, newly
         # stored (whatever its date) or deleted, or (a query's) an entry left its time window.
-        last_modified = max(feed_page.updated, stored, removed)
+        last_modified = max(feed_page.updated, got.stored, removed)
         if not query.plain:
             moved = _window_moved(cutoffs, query)
             last_modified = max(last_modified, summary.newest_updated, moved)
-        else:
+        rendered = Rendered(body, etag, last_modified, fmt.media_type, cutoffs)
+        if not got.current:
+            return rendered  # (of a state this process has not loaded: kept once it has)
+        if query.plain:
             self._remember(key, etag, last_modified)
-        return self._keep(key, Rendered(body, etag, last_modified, fmt.media_type, cutoffs))
+        return self._keep(key, rendered)
 
     def _shown(self, entry: Entry) -> Entry:
         """What every document does to an entry: the operator's hotlink template."""

@@ -331,7 +331,7 @@ def test_tags_get_feeds_of_their_own(scanner):
     )
     report = scanner.scan()
     assert Scope(ScopeKind.TAG, ("开源",)) in report.changed_scopes
-    page, _fingerprint, _stored = scanner.store.page(Scope(ScopeKind.TAG, ("Rust",)), 0, 10)
+    page, _summary, _stored = scanner.store.page(Scope(ScopeKind.TAG, ("Rust",)), 0, 10)
     assert [entry.title for entry in page] == ["tagged"]
 
 

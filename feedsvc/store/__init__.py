@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, tuple_
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from feedsvc.model import Entry, Scope
 from feedsvc.store import migrate, search
@@ -408,18 +408,7 @@ class Store:
     def scope_summaries(self) -> list[ScopeSummary]:
         with self._connect() as conn:
             rows = conn.execute(select(scopes)).all()
-        return sorted(
-            (
-                ScopeSummary(
-                    Scope.from_key(row.key),
-                    row.entry_count,
-                    datetime.fromtimestamp(row.newest_updated, UTC),
-                    row.fingerprint,
-                )
-                for row in rows
-            ),
-            key=lambda s: s.scope,
-        )
+        return sorted((_summary(row) for row in rows), key=lambda s: s.scope)
 
     def members(self, keys: Sequence[str], graves: int) -> dict[str, ScopeMembers]:
         """What the validators of these scopes' documents are made of (see ScopeMembers),
@@ -553,9 +542,9 @@ class Store:
 
     def page(
         self, scope: Scope, offset: int, limit: int
-    ) -> tuple[list[Entry], str | None, datetime]:
+    ) -> tuple[list[Entry], ScopeSummary | None, datetime]:
         """Entries of a scope, newest published first, then by id (a total, stable order),
-        with the scope's fingerprint read in the same snapshot (the caller can tell whether
+        with the scope's summary read in the same snapshot (the caller can tell whether
         the entries belong to the summary it holds) and when the newest of them was first
         stored (an entry dated before the others is news all the same: Last-Modified; those
         the store's first scan stored count as stored at 0, so a fresh database of the same
@@ -570,13 +559,12 @@ class Store:
             .limit(limit)
         )
         with self._snapshot() as conn:
-            fingerprint = conn.execute(
-                select(scopes.c.fingerprint).where(scopes.c.id == sid)
-            ).scalar()
+            summary = conn.execute(select(scopes).where(scopes.c.id == sid)).first()
             rows = conn.execute(query).all()
         found = [Entry.from_json(row.data) for row in rows]
         stored = max((row.first_seen for row in rows), default=0)
-        return found, fingerprint, datetime.fromtimestamp(stored, UTC)
+        held = None if summary is None else _summary(summary)
+        return found, held, datetime.fromtimestamp(stored, UTC)
 
     def id_owners(self, ids: Sequence[str]) -> dict[str, str]:
         """The seed file (relative path) serving each of these entry ids, where one does."""
@@ -620,3 +608,12 @@ class Store:
         with self._connect() as conn:
             rows = conn.execute(select(entries.c.data).order_by(entries.c.id)).scalars()
             return [Entry.from_json(data) for data in rows]
+
+
+def _summary(row: Row[Any]) -> ScopeSummary:
+    return ScopeSummary(
+        Scope.from_key(row.key),
+        row.entry_count,
+        datetime.fromtimestamp(row.newest_updated, UTC),
+        row.fingerprint,
+    )
