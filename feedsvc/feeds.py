@@ -20,13 +20,27 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from feedsvc import __version__
-from feedsvc.config import Settings
+from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
+from feedsvc.hotlink import hotlink
 from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 STYLESHEET_PATH = "/static/feed.xsl"
+RENDER_VERSION = "3"  # bump when the bytes change for the same content and settings
+
+
+def render_key(settings: Settings) -> str:
+    """What every document's bytes depend on beside its entries: the render settings, this
+    renderer's version and feedsvc's (in every ETag, and what kept parts are valid for)."""
+    return settings_key(settings, RENDER_SETTINGS, RENDER_VERSION, __version__)
+
+
+def shown(settings: Settings, entry: Entry) -> Entry:
+    """What every document does to an entry: the operator's hotlink template."""
+    template = settings.hotlink_template
+    return hotlink(entry, template, template) if template else entry
 
 
 @dataclass(frozen=True)
@@ -40,13 +54,14 @@ class FeedPage:
     limit: int
     params: tuple[tuple[str, str], ...] = ()  # the query it answers (see feedsvc.query)
     tombstones: tuple[tuple[str, datetime], ...] = ()  # (entry id, when): Atom only
+    newest: datetime | None = None  # the newest update of entries given as parts (assemble)
 
     @property
     def updated(self) -> datetime:
         """The newest update among the entries and tombstones shown: the feed's updated and
         Last-Modified (a deletion an Atom feed tells of is news)."""
         times = [entry.updated for entry in self.entries] + [when for _id, when in self.tombstones]
-        return max(times, default=EPOCH)
+        return max([*times, self.newest] if self.newest else times, default=EPOCH)
 
 
 def page_count(total: int, limit: int) -> int:
@@ -274,6 +289,31 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
     return declaration + b"\n" + stylesheet.encode() + b"\n" + rest
 
 
+def _json_item(settings: Settings, entry: Entry) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": entry.urn,
+        "url": entry_url(settings, entry),
+        "title": entry.title,
+        "content_html": entry.content or entry.summary or entry.title,
+        "date_published": entry.published.isoformat(),
+        "date_modified": entry.updated.isoformat(),
+    }
+    if entry.lang and entry.lang != settings.language:
+        item["language"] = entry.lang
+    if entry.summary:
+        item["summary"] = entry.summary
+    if entry.image:
+        item["image"] = entry.image
+    if entry.authors:
+        item["authors"] = [
+            {k: v for k, v in (("name", a.name), ("url", a.url)) if v} for a in entry.authors
+        ]
+    terms = [term for term, _label in category_terms(entry)]
+    if terms:
+        item["tags"] = terms
+    return item
+
+
 def _json_feed(settings: Settings, page: FeedPage) -> bytes:
     """JSON Feed 1.1 (https://jsonfeed.org/version/1.1)."""
     feed: dict[str, Any] = {
@@ -291,30 +331,7 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
         feed["next_url"] = links["next"]
     if settings.websub_hubs:
         feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in settings.websub_hubs]
-    items = []
-    for entry in page.entries:
-        item: dict[str, Any] = {
-            "id": entry.urn,
-            "url": entry_url(settings, entry),
-            "title": entry.title,
-            "content_html": entry.content or entry.summary or entry.title,
-            "date_published": entry.published.isoformat(),
-            "date_modified": entry.updated.isoformat(),
-        }
-        if entry.lang and entry.lang != settings.language:
-            item["language"] = entry.lang
-        if entry.summary:
-            item["summary"] = entry.summary
-        if entry.image:
-            item["image"] = entry.image
-        if entry.authors:
-            item["authors"] = [
-                {k: v for k, v in (("name", a.name), ("url", a.url)) if v} for a in entry.authors
-            ]
-        terms = [term for term, _label in category_terms(entry)]
-        if terms:
-            item["tags"] = terms
-        items.append(item)
+    items = [_json_item(settings, entry) for entry in page.entries]
     feed["items"] = items
     return json.dumps(feed, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
 
@@ -324,3 +341,55 @@ def render(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
     if fmt is Format.JSON:
         return _json_feed(settings, page)
     return _xml_feed(settings, page, fmt)
+
+
+# Where a document's entries end: every entry is the last child of the root (Atom), of the
+# channel (RSS) or of the items list (JSON Feed), and pretty-printed the same in any document.
+_TAILS = {Format.ATOM: b"</feed>\n", Format.RSS: b"  </channel>\n</rss>\n"}
+_STARTS = {Format.ATOM: (b"\n  <entry>", b"\n  <entry "), Format.RSS: (b"\n    <item>",)}
+_JSON_EMPTY = b"[]\n}\n"  # the end of a JSON Feed without items
+_JSON_INDENT = b"  "  # an item's indent in the items list of a document (indent=1)
+PART_FORMATS = (Format.JSON, Format.ATOM, Format.RSS)  # the order parts are kept in
+
+
+def parts(settings: Settings, entries: Sequence[Entry], fmt: Format) -> list[bytes]:
+    """Each entry's bytes exactly as every document of ``fmt`` holds them, rendered once
+    (feedgen stays the renderer of record): a document is its head and these (assemble)."""
+    if not entries:
+        return []
+    if fmt is Format.JSON:
+        return [_json_part(settings, entry) for entry in entries]
+    body = _xml_feed(settings, FeedPage(Scope.all(), list(entries), 1, 1, len(entries)), fmt)
+    tail = _TAILS[fmt]
+    starts = sorted(
+        at + 1 for start in _STARTS[fmt] for at in _occurrences(body, start)
+    )  # (text is escaped: these bytes open an entry and nothing else)
+    if len(starts) != len(entries) or not body.endswith(tail):
+        raise ValueError(f"{fmt.value}: {len(starts)} entries found for {len(entries)} rendered")
+    ends = [*starts[1:], len(body) - len(tail)]
+    return [body[start:end] for start, end in zip(starts, ends, strict=True)]
+
+
+def _occurrences(body: bytes, needle: bytes) -> list[int]:
+    found, at = [], body.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = body.find(needle, at + len(needle))
+    return found
+
+
+def _json_part(settings: Settings, entry: Entry) -> bytes:
+    text = json.dumps(_json_item(settings, entry), ensure_ascii=False, indent=1).encode("utf-8")
+    return b"\n".join(_JSON_INDENT + line for line in text.split(b"\n"))
+
+
+def assemble(settings: Settings, page: FeedPage, fmt: Format, shown: Sequence[bytes]) -> bytes:
+    """The document of ``page`` (whose entries are given as their ``parts``, newest update in
+    ``page.newest``): byte for byte what ``render`` gives for the same entries."""
+    head = render(settings, page, fmt)
+    if not shown:
+        return head
+    if fmt is Format.JSON:
+        return head[: -len(_JSON_EMPTY)] + b"[\n" + b",\n".join(shown) + b"\n ]\n}\n"
+    tail = _TAILS[fmt]
+    return head[: -len(tail)] + b"".join(shown) + tail

@@ -34,6 +34,7 @@ from feedsvc.events import SeedEvents
 from feedsvc.locks import ScanLocks
 from feedsvc.logs import log_config
 from feedsvc.model import Scope
+from feedsvc.prerender import prerender
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
 from feedsvc.shared import LEADER_STATE, replica, say_of_leader
@@ -49,8 +50,9 @@ _PR_SET_NAME, _PR_SET_PDEATHSIG = 15, 1
 
 
 class Leader:
-    """Leads when it can: scans, repairs the SQLite file, indexes, and says how it went to
-    the other processes of its server (LEADER_STATE) and to other replicas (the store)."""
+    """Leads when it can: scans, repairs the SQLite file, renders parts, indexes, and says
+    how it went to the other processes of its server (LEADER_STATE) and to other replicas
+    (the store)."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
@@ -64,6 +66,7 @@ class Leader:
         self._tick_lock = threading.Lock()
         self._events: SeedEvents | None = None
         self._last_full = float("-inf")
+        self._rendered_at: str | None = None  # the generation whose parts are all kept
         self._stopping = threading.Event()  # the search index stops between its batches
         self.stepped_down = False  # a newer feedsvc owns the database: never lead again
         self.replica = replica()
@@ -151,9 +154,20 @@ class Leader:
         if report.changed_scopes:
             for listener in self.listeners:
                 listener(report.changed_scopes, report.baseline)
-        self.scanner.index_search(self._stopping.is_set)  # once the feeds are live
+        self._prerender()  # once the feeds are live
+        self.scanner.index_search(self._stopping.is_set)
         if report.added or report.updated or report.removed:
             _trim_heap()
+
+    def _prerender(self) -> None:
+        """Render the parts of what the scans stored, whenever one changed what is served
+        since the last time (or this process has not looked yet)."""
+        generation = self.store.generation()
+        if generation == self._rendered_at:
+            return
+        prerender(self.store, self.settings, self._stopping.is_set)
+        if not self._stopping.is_set():
+            self._rendered_at = generation
 
     def _full_interval(self) -> int:
         events = self._events is not None and self._events.mode == "events"

@@ -24,15 +24,13 @@ from urllib.parse import urlencode
 
 import brotli
 
-from feedsvc import __version__
 from feedsvc.catalog import Catalog
-from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
-from feedsvc.feeds import FeedPage, page_count, render
-from feedsvc.hotlink import hotlink
+from feedsvc.config import Settings
+from feedsvc.feeds import PART_FORMATS, FeedPage, assemble, page_count, render, render_key, shown
 from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
-from feedsvc.store import ScopeMembers, ScopeSummary, Store
+from feedsvc.store import EntryPart, ScopeMembers, ScopeSummary, Store
 
 QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
 CACHE_ENTRIES = 4096  # validators kept without their documents
@@ -42,7 +40,6 @@ MAX_TOMBSTONES = 100
 # Bytes a cached document costs beyond its bodies and key (its objects and the cache's
 # entries), measured: tens of thousands of tiny documents must not outgrow cache_bytes.
 DOCUMENT_OVERHEAD = 1536
-RENDER_VERSION = "3"  # bump when the bytes change for the same content and settings
 
 
 class FeedNotFound(LookupError):
@@ -106,13 +103,15 @@ def strong_etag(material: bytes) -> str:
 
 @dataclass(frozen=True)
 class _PageRead:
-    """Entries of a scope, the summary of the state they were read in, and when the newest
-    was first stored; ``current``: that state is the one this process has loaded."""
+    """Entries of a scope (or their parts: see Store.page_parts), the summary of the state
+    they were read in, and when the newest was first stored; ``current``: that state is the
+    one this process has loaded."""
 
     summary: ScopeSummary
     entries: list[Entry]
     stored: datetime
     current: bool
+    parts: list[EntryPart] | None = None
 
 
 class FeedService:
@@ -121,7 +120,7 @@ class FeedService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self._settings_key = settings_key(settings, RENDER_SETTINGS, RENDER_VERSION, __version__)
+        self._settings_key = render_key(settings)
         self._lock = threading.Lock()
         # One refresh at a time: two overlapping ones could store the older state last.
         self._refreshing = threading.Lock()
@@ -276,8 +275,9 @@ class FeedService:
             return key
         return (*key, query.key, self._search_version) if query.search else (*key, query.key)
 
-    def _read(self, scope: Scope, offset: int, limit: int) -> _PageRead:
-        """Entries of a scope as of the summary this process holds. If the store has moved
+    def _read(self, scope: Scope, offset: int, limit: int, part: int | None = None) -> _PageRead:
+        """Entries of a scope as of the summary this process holds (with ``part``: their
+        parts in that format, if all are kept; else no entries). If the store has moved
         on (a scan committed since the last refresh), catch up first: bytes cached under a
         fingerprint must be exactly the bytes of that fingerprint, in every replica. A store
         that keeps moving faster than this process catches up is answered from the state
@@ -287,15 +287,22 @@ class FeedService:
         for _attempt in range(3):
             loaded = self._generation  # (read first: the summary is at least this new)
             held = self._summaries.get(scope.key) or ScopeSummary.empty(scope)
-            entries, read, stored = self.store.page(scope, offset, limit)
+            entries: list[Entry] = []
+            if part is None:
+                entries, read, stored = self.store.page(scope, offset, limit)
+                found = None
+            else:
+                found, read, stored = self.store.page_parts(
+                    scope, offset, limit, part, self._settings_key
+                )
             if (read.fingerprint if read else "empty") == held.fingerprint:
-                return _PageRead(held, entries, stored, current=True)
+                return _PageRead(held, entries, stored, True, found)
             self.refresh()  # (or another thread did, since this one read its summary)
             if self._generation == loaded:
                 raise StoreBehind("the database does not hold what this process serves yet")
         if read is None and scope != Scope.all():
             raise FeedNotFound(f"no feed for {scope.label}")
-        return _PageRead(read or ScopeSummary.empty(scope), entries, stored, current=False)
+        return _PageRead(read or ScopeSummary.empty(scope), entries, stored, False, found)
 
     def _chosen(
         self, scope: Scope, page: int, limit: int, query: FeedQuery
@@ -471,6 +478,11 @@ class FeedService:
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery
     ) -> Rendered:
         cutoffs = None
+        if query.plain and fmt in PART_FORMATS:
+            assert isinstance(fmt, Format)
+            got = self._read(scope, (page - 1) * limit, limit, PART_FORMATS.index(fmt))
+            if got.parts is not None:
+                return self._assembled(got, fmt, page, limit)
         if query.filters:
             got, last, cutoffs = self._chosen(scope, page, limit, query)
         else:
@@ -479,13 +491,12 @@ class FeedService:
         summary, entries = got.summary, got.entries
         as_stored, removed = self._page(summary, fmt, entries, page, last, limit, query)
         etag = self._document_etag(summary, fmt, as_stored)
-        feed_page = replace(as_stored, entries=[self._shown(query.transform(e)) for e in entries])
+        shows = [shown(self.settings, query.transform(entry)) for entry in entries]
+        feed_page = replace(as_stored, entries=shows)
         if isinstance(fmt, Html):
             body = render_scope_page(self.settings, feed_page, self._catalog).encode("utf-8")
         else:
             body = render(self.settings, feed_page, fmt)
-        self.renders += 1
-        key = self._key(summary, fmt, page, limit, query)
         # Last-Modified moves whenever the bytes may have: an entry shown was edited, newly
         # stored (whatever its date) or deleted, or (a query's) an entry left its time window.
         last_modified = max(feed_page.updated, got.stored, removed)
@@ -493,16 +504,33 @@ class FeedService:
             moved = _window_moved(cutoffs, query)
             last_modified = max(last_modified, summary.newest_updated, moved)
         rendered = Rendered(body, etag, last_modified, fmt.media_type, cutoffs)
-        if not got.current:
-            return rendered  # (of a state this process has not loaded: kept once it has)
-        if query.plain:
-            self._remember(key, etag, last_modified)
-        return self._keep(key, rendered)
+        key = self._key(summary, fmt, page, limit, query)
+        return self._rendered(got, key, rendered, query.plain)
 
-    def _shown(self, entry: Entry) -> Entry:
-        """What every document does to an entry: the operator's hotlink template."""
-        template = self.settings.hotlink_template
-        return hotlink(entry, template, template) if template else entry
+    def _assembled(self, got: _PageRead, fmt: Format, page: int, limit: int) -> Rendered:
+        """A plain feed document from its entries' kept parts: its head rendered, the parts
+        joined (the same bytes and validators as rendering it whole)."""
+        assert got.parts is not None
+        last = page_count(got.summary.count, limit)
+        head, removed = self._page(got.summary, fmt, [], page, last, limit, PLAIN)
+        head = replace(head, newest=max((part.updated for part in got.parts), default=None))
+        etag = self._document_etag(got.summary, fmt, head, [part.digest for part in got.parts])
+        body = assemble(self.settings, head, fmt, [part.part for part in got.parts])
+        last_modified = max(head.updated, got.stored, removed)
+        rendered = Rendered(body, etag, last_modified, fmt.media_type, None)
+        return self._rendered(got, self._key(got.summary, fmt, page, limit), rendered, True)
+
+    def _rendered(
+        self, got: _PageRead, key: tuple[str, ...], rendered: Rendered, plain: bool
+    ) -> Rendered:
+        """A document just rendered, kept (with a ``plain`` one's validators) if it is of
+        the state this process has loaded."""
+        self.renders += 1
+        if not got.current:
+            return rendered  # (kept once this process has loaded that state)
+        if plain:
+            self._remember(key, rendered.etag, rendered.last_modified)
+        return self._keep(key, rendered)
 
     def entry_page(self, entry_id: str) -> Rendered | None:
         """An entry's HTML page (None: no such entry), rendered once per generation: it
@@ -522,8 +550,10 @@ class FeedService:
             if first
             else (None, None)
         )
-        newer, older = (None if e is None else self._shown(e) for e in (newer, older))
-        body = render_entry(self.settings, self._shown(entry), newer, older).encode("utf-8")
+        newer, older = (None if e is None else shown(self.settings, e) for e in (newer, older))
+        body = render_entry(self.settings, shown(self.settings, entry), newer, older).encode(
+            "utf-8"
+        )
         return self._keep(key, Rendered(body, strong_etag(body), entry.updated, "text/html"))
 
     def _keep(self, key: tuple[str, ...], rendered: Rendered) -> Rendered:

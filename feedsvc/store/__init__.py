@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import and_, delete, insert, select, tuple_
 from sqlalchemy.engine import Connection, Row
 
 from feedsvc.model import Entry, Scope
-from feedsvc.store import migrate, search
+from feedsvc.store import migrate, parts, search
 from feedsvc.store.engine import (
     WRITE_OPTION,
     database_exists,
@@ -43,6 +43,7 @@ from feedsvc.store.errors import (
 )
 from feedsvc.store.records import (
     Changes,
+    EntryPart,
     FileStat,
     FileState,
     Note,
@@ -54,6 +55,7 @@ from feedsvc.store.schema import (
     entries,
     entry_scopes,
     entry_text,
+    fragments,
     pinged,
     scope_id,
     scopes,
@@ -68,6 +70,7 @@ from feedsvc.store.transaction import ScanTransaction
 __all__ = [
     "Changes",
     "CorruptStorage",
+    "EntryPart",
     "FileProblem",
     "FileStat",
     "FileState",
@@ -566,6 +569,79 @@ class Store:
         held = None if summary is None else _summary(summary)
         return found, held, datetime.fromtimestamp(stored, UTC)
 
+    def page_parts(
+        self, scope: Scope, offset: int, limit: int, index: int, key: str
+    ) -> tuple[list[EntryPart] | None, ScopeSummary | None, datetime]:
+        """As ``page``, each entry as its part ``index`` rendered under the render settings
+        ``key``; None for the parts if any of them is not rendered yet (or was rendered for
+        an older revision of its entry, or under other settings): render the entries then."""
+        sid = scope_id(scope.key)
+        query = (
+            select(
+                entries.c.fingerprint,
+                entries.c.updated,
+                entries.c.first_seen,
+                fragments.c.fingerprint.label("rendered"),
+                fragments.c.parts,
+            )
+            .select_from(entry_scopes)
+            .join(entries, entry_scopes.c.entry_id == entries.c.id)
+            .outerjoin(fragments, fragments.c.entry_id == entries.c.id)
+            .where(entry_scopes.c.scope_id == sid)
+            .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._snapshot() as conn:
+            summary = conn.execute(select(scopes).where(scopes.c.id == sid)).first()
+            current = get_meta(conn, PARTS_KEY) == key
+            rows = conn.execute(query).all() if current else []
+        held = None if summary is None else _summary(summary)
+        stored = datetime.fromtimestamp(max((row.first_seen for row in rows), default=0), UTC)
+        if not current or any(row.rendered != row.fingerprint for row in rows):
+            return None, held, stored
+        found = [
+            EntryPart(
+                bytes.fromhex(row.fingerprint),
+                datetime.fromtimestamp(row.updated, UTC),
+                parts.unpack(row.parts, index),
+            )
+            for row in rows
+        ]
+        return found, held, stored
+
+    def unrendered(self, key: str, after: str, batch: int) -> list[tuple[str, Entry]]:
+        """Up to ``batch`` entries, by id past ``after``, whose parts are not kept for the
+        render settings ``key`` (every entry, if the parts kept are another key's), each with
+        its fingerprint."""
+        query = select(entries.c.fingerprint, entries.c.data).where(entries.c.id > after)
+        with self._snapshot() as conn:
+            if get_meta(conn, PARTS_KEY) == key:
+                kept = and_(
+                    fragments.c.entry_id == entries.c.id,
+                    fragments.c.fingerprint == entries.c.fingerprint,
+                )
+                query = query.outerjoin(fragments, kept).where(fragments.c.entry_id.is_(None))
+            rows = conn.execute(query.order_by(entries.c.id).limit(batch)).all()
+        return [(row.fingerprint, Entry.from_json(row.data)) for row in rows]
+
+    def keep_parts(self, key: str, rendered: Sequence[tuple[str, str, Sequence[bytes]]]) -> None:
+        """Keep each (entry id, fingerprint, parts) rendered under the settings ``key``; parts
+        kept under another key are dropped first (they no longer match what is served)."""
+        with self._write() as conn:
+            if get_meta(conn, PARTS_KEY) != key:
+                conn.execute(delete(fragments))
+                set_meta(conn, PARTS_KEY, key)
+            delete_in(conn, fragments, fragments.c.entry_id, [row[0] for row in rendered])
+            if rendered:
+                conn.execute(
+                    insert(fragments),
+                    [
+                        {"entry_id": entry_id, "fingerprint": fp, "parts": parts.pack(shown)}
+                        for entry_id, fp, shown in rendered
+                    ],
+                )
+
     def id_owners(self, ids: Sequence[str]) -> dict[str, str]:
         """The seed file (relative path) serving each of these entry ids, where one does."""
         with self._connect() as conn:
@@ -608,6 +684,9 @@ class Store:
         with self._connect() as conn:
             rows = conn.execute(select(entries.c.data).order_by(entries.c.id)).scalars()
             return [Entry.from_json(data) for data in rows]
+
+
+PARTS_KEY = "parts_key"  # the render settings the kept parts were rendered under
 
 
 def _summary(row: Row[Any]) -> ScopeSummary:

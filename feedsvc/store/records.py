@@ -132,3 +132,13 @@ class ScopeMembers:
         """The digests of the entries in [start, end) of the feed order."""
         end = min(end, len(self))
         return [self.digests[i * DIGEST_BYTES : (i + 1) * DIGEST_BYTES] for i in range(start, end)]
+
+
+@dataclass(frozen=True)
+class EntryPart:
+    """An entry as a document of one format holds it (its bytes rendered once: see
+    feedsvc.prerender), with what the document's validators and head are made of."""
+
+    digest: bytes  # Entry.digest
+    updated: datetime
+    part: bytes

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -139,6 +140,19 @@ entry_text = Table(
     ),
 )
 SEARCH_TABLE = "entry_search"  # SQLite's FTS5 index of entry_text's tokens
+
+# Each entry's bytes in every feed format, rendered once per revision after the feeds are
+# live (feedsvc.prerender), so that a document is its head and these joined. ``parts``: one
+# compressed stream of them all (feedsvc.store.parts); ``fingerprint`` is the entry's when
+# they were rendered, so an edited entry's old parts are never taken for its new ones. They
+# hold for the render settings the meta row ``parts_key`` names.
+fragments = Table(
+    "fragments",
+    metadata,
+    Column("entry_id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("parts", LargeBinary, nullable=False),
+)
 
 meta = Table(
     "meta",

@@ -20,6 +20,7 @@ from feedsvc.store.schema import (
     entries,
     entry_scopes,
     entry_text,
+    fragments,
     path_id,
     scope_id,
     scopes,
@@ -178,6 +179,8 @@ class ScanTransaction:
             conn.execute(insert(tombstones), graves)
         delete_in(self.conn, entry_scopes, entry_scopes.c.entry_id, doomed)
         search.forget(self.conn, doomed)
+        kept = set(returning)  # (parts still match an entry back unchanged: see fragments)
+        delete_in(self.conn, fragments, fragments.c.entry_id, [i for i in doomed if i not in kept])
         delete_in(self.conn, entries, entries.c.id, doomed)
 
         entry_rows, scope_rows, text_rows = [], [], []
