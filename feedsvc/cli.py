@@ -163,11 +163,18 @@ def _progress_bar() -> Any:
 
 
 def _run_scan(settings: Settings, progress: Any = None, prune_now: bool = False) -> Any:
+    """Scan, then (as the leader does, once the feeds are live) render the parts of what
+    changed and index it for search."""
+    from feedsvc.prerender import prerender
     from feedsvc.scan import Scanner
 
     store = _open_store(settings)
     try:
-        return Scanner(store, settings).scan(progress, prune_now=prune_now)
+        scanner = Scanner(store, settings)
+        report = scanner.scan(progress, prune_now=prune_now, index=False)
+        prerender(store, settings)
+        scanner.index_search()
+        return report
     finally:
         store.close()
 

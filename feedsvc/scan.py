@@ -52,7 +52,7 @@ from feedsvc.store import (
     Store,
     StoredEntry,
 )
-from feedsvc.workers import start_pool
+from feedsvc.workers import start_pool, stop_pool
 
 log = logging.getLogger(__name__)
 
@@ -440,7 +440,7 @@ class Scanner:
                     yield seed, None
         finally:
             if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                stop_pool(pool)
 
     def _visit(
         self,

@@ -10,36 +10,27 @@ moves nothing), every replica computes the same one, and a 304 needs no renderin
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
-from urllib.parse import urlencode
-
-import brotli
 
 from feedsvc.catalog import Catalog
 from feedsvc.config import Settings
+from feedsvc.doccache import DocumentCache, Rendered
 from feedsvc.feeds import PART_FORMATS, FeedPage, assemble, page_count, render, render_key, shown
 from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
 from feedsvc.store import EntryPart, ScopeMembers, ScopeSummary, Store
+from feedsvc.validators import KnownValidators, document_etag, from_members, strong_etag
 
 QUERY_RENDER_WAIT = 0.5  # seconds a filtered render waits for a free slot before Busy
-CACHE_ENTRIES = 4096  # validators kept without their documents
 # Deleted entries an Atom feed's first page tells of (newest first): enough for a reader
 # polling daily to learn of a regeneration's deletions, bounded whatever was deleted.
 MAX_TOMBSTONES = 100
-# Bytes a cached document costs beyond its bodies and key (its objects and the cache's
-# entries), measured: tens of thousands of tiny documents must not outgrow cache_bytes.
-DOCUMENT_OVERHEAD = 1536
 
 
 class FeedNotFound(LookupError):
@@ -58,47 +49,6 @@ class Busy(RuntimeError):
 class StoreBehind(RuntimeError):
     """The store does not (yet) hold the state this process serves, e.g. while a rebuilt
     database is being filled: cached feeds are still served, others must wait."""
-
-
-ENCODERS: dict[str, Callable[[bytes], bytes]] = {
-    "br": lambda body: brotli.compress(body, quality=9),
-    "gzip": lambda body: gzip.compress(body, compresslevel=9, mtime=0),
-}
-
-
-@dataclass
-class Rendered:
-    """A feed document ready to send. Each compressed form is computed the first time a
-    client asks for it and kept as long as the document is (deterministically: gzip carries
-    no timestamp), so every replica sends the same bytes for the same encoding. ``grew`` is
-    told how many bytes each new form adds (the cache that holds it keeps count)."""
-
-    body: bytes
-    etag: str
-    last_modified: datetime
-    media_type: str
-    # A filter_time document is the same for every cut-off in (low, high]: it is served
-    # for each of them, so a window moving by the second renders only when an entry leaves.
-    cutoffs: tuple[float, float] | None = None
-    grew: Callable[[int], None] | None = field(default=None, repr=False)
-    _encoded: dict[str, bytes] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def encoded(self, encoding: str) -> bytes:
-        if encoding == "identity":
-            return self.body
-        with self._lock:
-            form = self._encoded.get(encoding)
-            if form is None:
-                form = self._encoded[encoding] = ENCODERS[encoding](self.body)
-                if self.grew is not None:
-                    self.grew(len(form))
-            return form
-
-
-def strong_etag(material: bytes) -> str:
-    """The one ETag format: a strong validator from a digest of what identifies the bytes."""
-    return '"' + hashlib.sha256(material).hexdigest()[:32] + '"'
 
 
 @dataclass(frozen=True)
@@ -136,13 +86,15 @@ class FeedService:
         self._page_paths: dict[str, Scope] = {}
         self._generated: dict[str, tuple[str | None, Rendered]] = {}  # index, OPML: by name
         # Rendered documents, least recently used first, bounded by their bytes in all forms.
-        self._cache: OrderedDict[tuple[str, ...], Rendered] = OrderedDict()
-        self._sizes: dict[tuple[str, ...], int] = {}  # bytes counted for each document
-        self.cached_bytes = 0
-        # (ETag, Last-Modified) of plain documents, by the key they were rendered under.
-        self._validators: dict[tuple[str, ...], tuple[str, datetime]] = {}
+        self._cache = DocumentCache(settings.cache_bytes)
+        self._validators = KnownValidators()
         self._query_renders = threading.BoundedSemaphore(settings.query_renders)
         self.renders = 0  # feed documents rendered by this process (a metric)
+
+    @property
+    def cached_bytes(self) -> int:
+        """What the cached documents hold, in every form (a metric)."""
+        return self._cache.nbytes
 
     @property
     def generation(self) -> str | None:
@@ -178,10 +130,8 @@ class FeedService:
             self._catalog = Catalog.of([s for s in summaries.values() if s.listed])
             self._generation = generation
             live = {s.fingerprint for s in summaries.values()}
-            for key in [k for k in self._cache if k[1] not in live]:
-                self._evict(key)
-            for key in [k for k in self._validators if k[1] not in live]:
-                del self._validators[key]
+        self._cache.keep_only(lambda key: key[1] in live)
+        self._validators.keep_only(lambda key: key[1] in live)
         return True
 
     def catch_up(self) -> bool:
@@ -346,19 +296,18 @@ class FeedService:
         known = self._validators.get(key)
         members = self._members.get(summary.scope.key)
         if known is None and members is not None and members.fingerprint == summary.fingerprint:
-            known = self._remember(
-                key, *self._validators_of(summary, members, fmt, page, last, limit)
-            )
+            made = from_members(self._settings_key, summary, members, fmt, page, last, limit)
+            known = self._validators.remember(key, *made)
         if known is None and read:
             got = self._read(scope, (page - 1) * limit, limit)
             last = page_count(got.summary.count, limit)
             feed_page, removed = self._page(got.summary, fmt, got.entries, page, last, limit, query)
             known = (
-                self._document_etag(got.summary, fmt, feed_page),
+                document_etag(self._settings_key, got.summary, fmt, feed_page),
                 max(feed_page.updated, got.stored, removed),
             )
             if got.current:
-                self._remember(self._key(got.summary, fmt, page, limit), *known)
+                self._validators.remember(self._key(got.summary, fmt, page, limit), *known)
         return known
 
     def _page(
@@ -381,80 +330,18 @@ class FeedService:
         params = tuple(query.params())
         return FeedPage(scope, entries, page, last, limit, params, shown), removed
 
-    def _validators_of(
-        self,
-        summary: ScopeSummary,
-        members: ScopeMembers,
-        fmt: Variant,
-        page: int,
-        last: int,
-        limit: int,
-    ) -> tuple[str, datetime]:
-        """A plain document's validators from what this process holds of its scope: the
-        same as rendering it gives (the ETag from the same digests, Last-Modified from the
-        same times), with no read."""
-        start = (page - 1) * limit
-        graves = members.graves if fmt is Format.ATOM and page == 1 else ()
-        shown = FeedPage(summary.scope, [], page, last, limit, (), graves)
-        digests = members.digests_of(start, start + limit)
-        times = [*members.updated[start : start + limit], *members.stored[start : start + limit]]
-        modified = max(
-            datetime.fromtimestamp(max(times, default=0), UTC),
-            shown.updated,
-            members.graves[0][1] if members.graves else EPOCH,
-        )
-        return self._document_etag(summary, fmt, shown, digests), modified
-
-    def _document_etag(
-        self,
-        summary: ScopeSummary,
-        fmt: Variant,
-        page: FeedPage,
-        digests: list[bytes] | None = None,
-    ) -> str:
-        """The strong ETag of a document: a digest of everything its bytes are made of, the
-        entries as stored (before a query transforms them; ``digests``: theirs, when the
-        page holds none). An HTML page also shows its scope's sub-categories and counts:
-        its scope's fingerprint stands for them."""
-        # (JSON Feed shows no last page, only whether there is a next one)
-        last = str(page.page < page.last_page) if fmt is Format.JSON else str(page.last_page)
-        head = [summary.scope.key, fmt.value, str(page.page), last, str(page.limit)]
-        parts = [
-            self._settings_key.encode(),
-            "\n".join([*head, urlencode(page.params), ""]).encode(),
-        ]
-        if isinstance(fmt, Html):
-            parts.append(summary.fingerprint.encode())
-        parts += [entry.digest() for entry in page.entries] if digests is None else digests
-        parts += [f"-{entry_id}:{when.timestamp()}".encode() for entry_id, when in page.tombstones]
-        return strong_etag(b"".join(parts))
-
-    def _remember(
-        self, key: tuple[str, ...], etag: str, modified: datetime
-    ) -> tuple[str, datetime]:
-        """Keep a plain document's validators (bounded: CACHE_ENTRIES, then start again)."""
-        with self._lock:
-            if len(self._validators) >= CACHE_ENTRIES:
-                self._validators.clear()
-            known = self._validators[key] = (etag, modified)
-        return known
-
     def cached_feed(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
     ) -> Rendered | None:
         """The rendered document if it is cached (a dictionary look-up), else None."""
         summary, _last = self._locate(scope, page, limit, query)
         key = self._key(summary, fmt, page, limit, query)
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is None:
-                return None
-            if cached.cutoffs is not None and query.since is not None:
-                low, high = cached.cutoffs
-                if not low < query.since <= high:
-                    return None  # an entry left (or joined) the window since
-            self._cache.move_to_end(key)
-            return cached
+        cached = self._cache.get(key)
+        if cached is not None and cached.cutoffs is not None and query.since is not None:
+            low, high = cached.cutoffs
+            if not low < query.since <= high:
+                return None  # an entry left (or joined) the window since
+        return cached
 
     def feed(
         self, scope: Scope, fmt: Variant, page: int, limit: int, query: FeedQuery = PLAIN
@@ -490,7 +377,7 @@ class FeedService:
             last = page_count(got.summary.count, limit)
         summary, entries = got.summary, got.entries
         as_stored, removed = self._page(summary, fmt, entries, page, last, limit, query)
-        etag = self._document_etag(summary, fmt, as_stored)
+        etag = document_etag(self._settings_key, summary, fmt, as_stored)
         shows = [shown(self.settings, query.transform(entry)) for entry in entries]
         feed_page = replace(as_stored, entries=shows)
         if isinstance(fmt, Html):
@@ -514,7 +401,9 @@ class FeedService:
         last = page_count(got.summary.count, limit)
         head, removed = self._page(got.summary, fmt, [], page, last, limit, PLAIN)
         head = replace(head, newest=max((part.updated for part in got.parts), default=None))
-        etag = self._document_etag(got.summary, fmt, head, [part.digest for part in got.parts])
+        etag = document_etag(
+            self._settings_key, got.summary, fmt, head, [part.digest for part in got.parts]
+        )
         body = assemble(self.settings, head, fmt, [part.part for part in got.parts])
         last_modified = max(head.updated, got.stored, removed)
         rendered = Rendered(body, etag, last_modified, fmt.media_type, None)
@@ -529,18 +418,16 @@ class FeedService:
         if not got.current:
             return rendered  # (kept once this process has loaded that state)
         if plain:
-            self._remember(key, rendered.etag, rendered.last_modified)
-        return self._keep(key, rendered)
+            self._validators.remember(key, rendered.etag, rendered.last_modified)
+        return self._cache.keep(key, rendered)
 
     def entry_page(self, entry_id: str) -> Rendered | None:
         """An entry's HTML page (None: no such entry), rendered once per generation: it
         links the entries beside it in its first category, which any scan may change."""
         key = ("entry:" + entry_id, self._generation or "", Html.PAGE.value, "", "")
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                return cached
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         entry = self.store.entry(entry_id)
         if entry is None:
             return None
@@ -554,47 +441,7 @@ class FeedService:
         body = render_entry(self.settings, shown(self.settings, entry), newer, older).encode(
             "utf-8"
         )
-        return self._keep(key, Rendered(body, strong_etag(body), entry.updated, "text/html"))
-
-    def _keep(self, key: tuple[str, ...], rendered: Rendered) -> Rendered:
-        """Cache a rendered document (or return the one another thread cached meanwhile)."""
-        with self._lock:
-            held = self._cache.get(key)
-            if held is not None and held.cutoffs == rendered.cutoffs:
-                return held
-            if held is not None:  # a moving window's older document
-                self._evict(key)
-            self._cache[key] = rendered
-            self._sizes[key] = 0
-            rendered.grew = partial(self._grew, key)
-            # the key counts too (a query's is as long as the query), and what holds it
-            self._count(key, len(rendered.body) + sum(map(len, key)) + DOCUMENT_OVERHEAD)
-        return rendered
-
-    def _grew(self, key: tuple[str, ...], nbytes: int) -> None:
-        """A cached document gained an encoded form."""
-        with self._lock:
-            self._count(key, nbytes)
-
-    def _count(self, key: tuple[str, ...], nbytes: int) -> None:
-        """Count a cached document's new bytes; drop the least recently used documents
-        while the cache holds more than ``cache_bytes`` (never the one that just grew).
-        The caller holds the lock."""
-        if key not in self._cache:
-            return
-        self._sizes[key] += nbytes
-        self.cached_bytes += nbytes
-        while self.cached_bytes > self.settings.cache_bytes and len(self._cache) > 1:
-            oldest = next(iter(self._cache))
-            if oldest == key:
-                self._cache.move_to_end(key)
-                oldest = next(iter(self._cache))
-            self._evict(oldest)
-
-    def _evict(self, key: tuple[str, ...]) -> None:
-        """Drop one document (the caller holds the lock)."""
-        del self._cache[key]
-        self.cached_bytes -= self._sizes.pop(key)
+        return self._cache.keep(key, Rendered(body, strong_etag(body), entry.updated, "text/html"))
 
     def document(self, scope: Scope, fmt: Format) -> bytes | None:
         """The bytes of a feed's default document (first page, default limit) as served now;

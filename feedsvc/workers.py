@@ -1,8 +1,10 @@
 """The scan's worker processes: a pool for reading and parsing seed files that ends with
-the scan, even one killed with SIGKILL (whose workers would otherwise wait forever)."""
+the scan, even one killed with SIGKILL (whose workers would otherwise wait forever), and
+takes multiprocessing's helper processes with it."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -10,6 +12,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import forkserver, resource_tracker
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,17 @@ def start_pool(workers: int) -> ProcessPoolExecutor | None:
         pool.submit(os.getpid).result(timeout=60)
     except Exception as exc:
         log.warning("cannot start scan workers (%s): reading in this process", exc)
-        pool.shutdown(cancel_futures=True)
+        stop_pool(pool)
         return None
     return pool
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End the pool, then the forkserver and the resource tracker it started: each is a
+    process of its own that multiprocessing keeps for the next pool, and between scans
+    the leader is to be one process. (There is no public way to stop them; both start
+    again when the next pool needs them.)"""
+    pool.shutdown(cancel_futures=True)
+    gc.collect()  # (the pool's locks tell the tracker they are gone when collected)
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]

@@ -3,6 +3,8 @@ last-good versions, deletions, drafts, and ids and bytes that survive a rebuild.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from dataclasses import replace
@@ -335,6 +337,18 @@ def test_tags_get_feeds_of_their_own(scanner):
     assert [entry.title for entry in page] == ["tagged"]
 
 
+def helper_processes() -> list[str]:
+    """This process's children that multiprocessing started, by command line."""
+    found = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+                if b"multiprocessing" in command:
+                    found.append(command.replace(b"\0", b" ").decode())
+    return found
+
+
 def test_a_scan_on_a_pool_of_processes_stores_what_one_process_stores(tmp_path, make_settings):
     """Enough files to read that the scan parses them on worker processes: the store comes
     out exactly as a scan in one process leaves it, errors and drafts included."""
@@ -352,7 +366,13 @@ def test_a_scan_on_a_pool_of_processes_stores_what_one_process_stores(tmp_path, 
         store = Store(url)
         try:
             settings = make_settings(seeds, url)
-            report = Scanner(store, settings, clock=lambda: at, workers=workers).scan()
+            during: list[list[str]] = []
+            look = functools.partial(
+                lambda seen, _done, _total: seen.append(helper_processes()), during
+            )
+            report = Scanner(store, settings, clock=lambda: at, workers=workers).scan(look)
+            # multiprocessing's helpers (forkserver, resource tracker) live only while it runs
+            assert any(during) == (workers > 1) and helper_processes() == []
             results.append(
                 (
                     report.added,

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedsvc.config import Settings
+from feedsvc.doccache import Rendered
 from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
 from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int, query_limit
-from feedsvc.service import Busy, FeedGone, FeedNotFound, Rendered, StoreBehind
+from feedsvc.service import Busy, FeedGone, FeedNotFound, StoreBehind
 from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
 

@@ -8,9 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from feedsvc.doccache import Rendered
 from feedsvc.model import Format, is_entry_id
 from feedsvc.opml import render_opml
-from feedsvc.service import Rendered
 from feedsvc.store.errors import StorageError
 from feedsvc.web.feedroute import (
     HTML_SECURITY,
