@@ -59,7 +59,8 @@ _SPACE = re.compile(r"\s+")
 # Bidirectional embeddings, overrides and isolates: in a one-line field they reorder what
 # follows them (a title, a name beside it in a list), so 'abc\u202edcba' shows as 'abcabcd'.
 # Right-to-left text itself and the LRM/RLM marks stay.
-_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+# (a pattern, not str.translate: translate looks up every character of a body in a dict)
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # A character reference as HTML's named table and XML's numeric ones write it, ';' included.
 # Each repetition is possessive and needs a '&' in front, so every character is looked at once.
 _CHARACTER_REFERENCE = re.compile(r"&(?:#([0-9]++)|#[xX]([0-9a-fA-F]++)|([A-Za-z][A-Za-z0-9]*+));")
@@ -169,7 +170,7 @@ def strip_invalid_xml(text: str) -> str:
 def clean_text(value: str) -> str:
     """A one-line plain-text field (title, name): XML-safe, without bidirectional controls,
     whitespace (any Unicode space, NBSP included) collapsed to one space, trimmed."""
-    return _SPACE.sub(" ", strip_invalid_xml(value).translate(_BIDI_CONTROLS)).strip()
+    return _SPACE.sub(" ", _BIDI_CONTROLS.sub("", strip_invalid_xml(value))).strip()
 
 
 def decode_entities(text: str) -> str:
