@@ -166,12 +166,23 @@ def _db_url(value: Any) -> str:
     return text
 
 
+# What RFC 3986 lets a URL hold as written: printable ASCII but space, quotes, <>, \, ^, `, {|}.
+_URL_CHARACTERS = re.compile(r"[!#$%&'()*+,\-./0-9:;=?@A-Z\[\]_a-z~]+")
+
+
 def _absolute_http_url(value: Any) -> str:
     """An absolute http(s) URL exactly as written ('' stays ''): a trailing slash names a
     different resource, so it is the caller's to keep or drop."""
     text = _text(value)
     if not text:
         return ""
+    if not _URL_CHARACTERS.fullmatch(text):
+        # (it is written into headers and into every feed as it is: a newline or a quote
+        # there would end a header or an attribute)
+        raise ValueError(
+            f"expected a URL of printable ASCII without spaces, quotes or <>: percent-encode "
+            f"the rest, got {text!r}"
+        )
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")

@@ -10,7 +10,7 @@ import json
 import math
 import mimetypes
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -359,19 +359,23 @@ def parts(settings: Settings, entries: Sequence[Entry], fmt: Format) -> list[byt
         return []
     if fmt is Format.JSON:
         return [_json_part(settings, entry) for entry in entries]
-    body = _xml_feed(settings, FeedPage(Scope.all(), list(entries), 1, 1, len(entries)), fmt)
+    page = FeedPage(Scope.all(), list(entries), 1, 1, len(entries))
+    body = _xml_feed(settings, page, fmt)
     tail = _TAILS[fmt]
+    head = _xml_feed(settings, replace(page, entries=[], newest=page.updated), fmt)[: -len(tail)]
+    if not body.startswith(head) or not body.endswith(tail):
+        raise ValueError(f"{fmt.value}: the entries are not where a document holds them")
     starts = sorted(
-        at + 1 for start in _STARTS[fmt] for at in _occurrences(body, start)
-    )  # (text is escaped: these bytes open an entry and nothing else)
-    if len(starts) != len(entries) or not body.endswith(tail):
+        at + 1 for start in _STARTS[fmt] for at in _occurrences(body, start, len(head) - 1)
+    )  # (past the head, text is escaped: these bytes open an entry and nothing else)
+    if len(starts) != len(entries):
         raise ValueError(f"{fmt.value}: {len(starts)} entries found for {len(entries)} rendered")
     ends = [*starts[1:], len(body) - len(tail)]
     return [body[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
-def _occurrences(body: bytes, needle: bytes) -> list[int]:
-    found, at = [], body.find(needle)
+def _occurrences(body: bytes, needle: bytes, start: int) -> list[int]:
+    found, at = [], body.find(needle, start)
     while at >= 0:
         found.append(at)
         at = body.find(needle, at + len(needle))

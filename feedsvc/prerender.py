@@ -10,11 +10,15 @@ from collections.abc import Callable
 
 from feedsvc.config import Settings
 from feedsvc.feeds import PART_FORMATS, parts, render_key, shown
+from feedsvc.model import Entry
 from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
 
-BATCH = 200  # entries rendered per document and kept per transaction
+BATCH = 200  # entries read and kept per transaction
+# Content rendered per document at most (a batch of long bodies is rendered in several: a
+# render holds its document's tree, about ten times the content, in each format at once).
+RENDER_BYTES = 1 << 20
 
 
 def prerender(store: Store, settings: Settings, stop: Callable[[], bool] = lambda: False) -> int:
@@ -27,13 +31,15 @@ def prerender(store: Store, settings: Settings, stop: Callable[[], bool] = lambd
         batch = store.unrendered(key, after, BATCH)
         if not batch:
             break
-        entries = [shown(settings, entry) for _fingerprint, entry in batch]
-        rendered = [parts(settings, entries, fmt) for fmt in PART_FORMATS]
+        kept = []
+        for group in _groups([shown(settings, entry) for _fingerprint, entry in batch]):
+            rendered = [parts(settings, group, fmt) for fmt in PART_FORMATS]
+            kept += [[each[i] for each in rendered] for i in range(len(group))]
         store.keep_parts(
             key,
             [
-                (entry.id, fingerprint, [each[i] for each in rendered])
-                for i, (fingerprint, entry) in enumerate(batch)
+                (entry.id, fingerprint, entry_parts)
+                for (fingerprint, entry), entry_parts in zip(batch, kept, strict=True)
             ],
         )
         after, done = batch[-1][1].id, done + len(batch)
@@ -46,3 +52,17 @@ def prerender(store: Store, settings: Settings, stop: Callable[[], bool] = lambd
             extra={"rendered": done, "duration_ms": duration},
         )
     return done
+
+
+def _groups(entries: list[Entry]) -> list[list[Entry]]:
+    """The entries in order, in runs of at most RENDER_BYTES of content (at least one each)."""
+    groups: list[list[Entry]] = [[]]
+    size = 0
+    for entry in entries:
+        length = len(entry.content) + len(entry.summary)
+        if groups[-1] and size + length > RENDER_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += length
+    return [group for group in groups if group]

@@ -89,6 +89,18 @@ def test_env_names_and_lists(tmp_path):
             {"env": {"FEEDSVC_BASE_URL": "ftp://x"}},
             "FEEDSVC_BASE_URL: expected an absolute http(s) URL",
         ),
+        (
+            {"env": {"FEEDSVC_BASE_URL": "http://x.example/a\n  <entry>"}},
+            "FEEDSVC_BASE_URL: expected a URL of printable ASCII without spaces, quotes or <>",
+        ),
+        (
+            {"env": {"FEEDSVC_WEBSUB_HUBS": 'https://hub.example/a"b'}},
+            "FEEDSVC_WEBSUB_HUBS: expected a URL of printable ASCII",
+        ),
+        (
+            {"env": {"FEEDSVC_BASE_URL": "http://例え.example/"}},
+            "FEEDSVC_BASE_URL: expected a URL of printable ASCII",
+        ),
         ({"file": "prot = 1\n"}, "unknown setting 'prot'"),
         ({"file": "port = [\n"}, "config file"),
         ({"file": 'port = "x"\n'}, "port: expected a whole number"),

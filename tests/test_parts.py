@@ -13,6 +13,7 @@ from sqlalchemy import event
 from feedsvc.config import Settings
 from feedsvc.feeds import page_count
 from feedsvc.model import Format, Scope
+from feedsvc import prerender as prerender_module
 from feedsvc.prerender import prerender
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
@@ -92,7 +93,8 @@ def test_documents_from_parts_are_the_whole_renders(db_url: str, tmp_path: Path,
         store.close()
 
 
-def test_parts_go_stale_with_their_entry_and_with_the_settings(tmp_path: Path):
+def test_parts_go_stale_with_their_entry_and_with_the_settings(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(prerender_module, "RENDER_BYTES", 1)  # (every entry rendered alone)
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
     edited = seeds / "edited.md"
     seed = "---\ntitle: {}\ndate: 2030-01-01T00:00:00Z\n---\n<p>body</p>\n"
