@@ -10,12 +10,14 @@ measured in the same run. Only public tools: wrk for HTTP load, the kernel's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -326,10 +328,27 @@ class Server:
         )
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            if self.get("/readyz")[0] == 200:
+            if self.get("/readyz")[0] == 200 and self._parts_rendered(db, env):
                 return
             time.sleep(0.5)
         raise TimeoutError("server not ready")
+
+    @staticmethod
+    def _parts_rendered(db: Path, env: dict[str, str]) -> bool:
+        """Whether the leader has rendered every entry's parts for this server's settings
+        (after a scan under other settings it renders them all again: not idle yet)."""
+        from feedsvc.config import load_settings
+        from feedsvc.feeds import render_key
+
+        key = render_key(load_settings({}, environ=env))
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            kept = conn.execute("SELECT value FROM meta WHERE key = 'parts_key'").fetchone()
+            missing = conn.execute(
+                "SELECT count(*) FROM entries LEFT JOIN fragments ON fragments.entry_id = "
+                "entries.id AND fragments.fingerprint = entries.fingerprint "
+                "WHERE fragments.entry_id IS NULL"
+            ).fetchone()[0]
+        return kept is not None and kept[0] == key and missing == 0
 
     def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
         import http.client

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
+from feedsvc import prerender as prerender_module
 from feedsvc.config import Settings
 from feedsvc.feeds import page_count
 from feedsvc.model import Format, Scope
-from feedsvc import prerender as prerender_module
 from feedsvc.prerender import prerender
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
