@@ -9,6 +9,7 @@ and a newline in one must not forge a line of its own."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -76,6 +77,23 @@ class JsonLines(JsonFormatter):
             for name in ACCESS_FIELDS:
                 if name in record.args:
                     log_data[name] = record.args[name]
+
+
+def log_done(log: logging.Logger, field: str, count: int, what: str, began: float) -> None:
+    """One INFO line for work done since ``began`` (monotonic), if any was: "<field> <count>
+    <what> in <ms> ms", with ``field`` and ``duration_ms`` as JSON fields (the bench reads
+    them)."""
+    if not count:
+        return
+    duration = round((time.monotonic() - began) * 1000)
+    log.info(
+        "%s %d %s in %d ms",
+        field,
+        count,
+        what,
+        duration,
+        extra={field: count, "duration_ms": duration},
+    )
 
 
 def log_config(level: str, log_format: str, stream: str = "stderr") -> dict[str, Any]:

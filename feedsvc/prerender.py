@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from feedsvc.config import Settings
 from feedsvc.feeds import PART_FORMATS, parts, render_key, shown
+from feedsvc.logs import log_done
 from feedsvc.model import Entry
 from feedsvc.store import Store
 
@@ -43,14 +44,7 @@ def prerender(store: Store, settings: Settings, stop: Callable[[], bool] = lambd
             ],
         )
         after, done = batch[-1][1].id, done + len(batch)
-    if done:
-        duration = round((time.monotonic() - began) * 1000)
-        log.info(
-            "rendered %d entries in every format in %d ms",
-            done,
-            duration,
-            extra={"rendered": done, "duration_ms": duration},
-        )
+    log_done(log, "rendered", done, "entries in every format", began)
     return done
 
 

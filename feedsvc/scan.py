@@ -29,6 +29,7 @@ from typing import Any
 
 from feedsvc.config import PARSE_SETTINGS, Settings, settings_key
 from feedsvc.locks import ScanLocks
+from feedsvc.logs import log_done
 from feedsvc.model import Entry, Scope, ScopeKind
 from feedsvc.revisions import identity, settle
 from feedsvc.seeds import (
@@ -279,15 +280,7 @@ class Scanner:
         """Index for search what the scans stored: after their commit, so the feeds are
         live first (an entry is not found by ?q= until then); ``stop`` as for the store's."""
         began = time.monotonic()
-        indexed = self.store.index_search(stop)
-        if indexed:
-            duration = round((time.monotonic() - began) * 1000)
-            log.info(
-                "indexed %d entries for search in %d ms",
-                indexed,
-                duration,
-                extra={"indexed": indexed, "duration_ms": duration},
-            )
+        log_done(log, "indexed", self.store.index_search(stop), "entries for search", began)
 
     def _scan(
         self,

@@ -552,22 +552,10 @@ class Store:
         stored (an entry dated before the others is news all the same: Last-Modified; those
         the store's first scan stored count as stored at 0, so a fresh database of the same
         seeds sends the same Last-Modified)."""
-        sid = scope_id(scope.key)
-        query = (
-            select(entries.c.data, entries.c.first_seen)
-            .join(entry_scopes, entry_scopes.c.entry_id == entries.c.id)
-            .where(entry_scopes.c.scope_id == sid)
-            .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
-            .offset(offset)
-            .limit(limit)
+        rows, summary, stored, _current = self._page_rows(
+            scope, offset, limit, [entries.c.data, entries.c.first_seen]
         )
-        with self._snapshot() as conn:
-            summary = conn.execute(select(scopes).where(scopes.c.id == sid)).first()
-            rows = conn.execute(query).all()
-        found = [Entry.from_json(row.data) for row in rows]
-        stored = max((row.first_seen for row in rows), default=0)
-        held = None if summary is None else _summary(summary)
-        return found, held, datetime.fromtimestamp(stored, UTC)
+        return [Entry.from_json(row.data) for row in rows], summary, stored
 
     def page_parts(
         self, scope: Scope, offset: int, limit: int, index: int, key: str
@@ -575,29 +563,14 @@ class Store:
         """As ``page``, each entry as its part ``index`` rendered under the render settings
         ``key``; None for the parts if any of them is not rendered yet (or was rendered for
         an older revision of its entry, or under other settings): render the entries then."""
-        sid = scope_id(scope.key)
-        query = (
-            select(
-                entries.c.fingerprint,
-                entries.c.updated,
-                entries.c.first_seen,
-                fragments.c.fingerprint.label("rendered"),
-                fragments.c.parts,
-            )
-            .select_from(entry_scopes)
-            .join(entries, entry_scopes.c.entry_id == entries.c.id)
-            .outerjoin(fragments, fragments.c.entry_id == entries.c.id)
-            .where(entry_scopes.c.scope_id == sid)
-            .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        with self._snapshot() as conn:
-            summary = conn.execute(select(scopes).where(scopes.c.id == sid)).first()
-            current = get_meta(conn, PARTS_KEY) == key
-            rows = conn.execute(query).all() if current else []
-        held = None if summary is None else _summary(summary)
-        stored = datetime.fromtimestamp(max((row.first_seen for row in rows), default=0), UTC)
+        columns = [
+            entries.c.fingerprint,
+            entries.c.updated,
+            entries.c.first_seen,
+            fragments.c.fingerprint.label("rendered"),
+            fragments.c.parts,
+        ]
+        rows, held, stored, current = self._page_rows(scope, offset, limit, columns, key)
         if not current or any(row.rendered != row.fingerprint for row in rows):
             return None, held, stored
         found = [
@@ -609,6 +582,36 @@ class Store:
             for row in rows
         ]
         return found, held, stored
+
+    def _page_rows(
+        self,
+        scope: Scope,
+        offset: int,
+        limit: int,
+        columns: Sequence[Any],
+        parts_key: str | None = None,
+    ) -> tuple[list[Row[Any]], ScopeSummary | None, datetime, bool]:
+        """A page of a scope's entries as ``columns`` (with ``parts_key``, their kept parts
+        joined; no rows if the parts kept are another key's), the scope's summary and when
+        the newest was first stored, all in one snapshot; and whether the key matched."""
+        sid = scope_id(scope.key)
+        query = select(*columns).select_from(entry_scopes)
+        query = query.join(entries, entry_scopes.c.entry_id == entries.c.id)
+        if parts_key is not None:
+            query = query.outerjoin(fragments, fragments.c.entry_id == entries.c.id)
+        query = (
+            query.where(entry_scopes.c.scope_id == sid)
+            .order_by(entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._snapshot() as conn:
+            summary = conn.execute(select(scopes).where(scopes.c.id == sid)).first()
+            current = parts_key is None or get_meta(conn, PARTS_KEY) == parts_key
+            rows = list(conn.execute(query).all()) if current else []
+        held = None if summary is None else _summary(summary)
+        stored = datetime.fromtimestamp(max((row.first_seen for row in rows), default=0), UTC)
+        return rows, held, stored, current
 
     def unrendered(self, key: str, after: str, batch: int) -> list[tuple[str, Entry]]:
         """Up to ``batch`` entries, by id past ``after``, whose parts are not kept for the
