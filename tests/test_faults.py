@@ -26,10 +26,11 @@ from lxml import etree
 from sqlalchemy import create_engine
 
 from feedsvc.config import Settings
-from feedsvc.model import EPOCH, Entry, Format, Scope
+from feedsvc.model import EPOCH, Format, Scope
 from feedsvc.service import FeedService
 from feedsvc.store import StorageError, Store
 from feedsvc.store.engine import sqlite_path
+from feedsvc.store.parts import entry_of
 from feedsvc.store.schema import entries, entry_scopes
 from tests.conftest import (
     REAL_CORPUS,
@@ -84,9 +85,7 @@ def snapshot(db_url: str) -> dict[str, object]:
                 entries.select().with_only_columns(entries.c.id, entries.c.path, entries.c.data)
             ).all()
             members = conn.execute(entry_scopes.select()).all()
-        undated = [
-            replace(Entry.from_json(row.data), published=EPOCH, updated=EPOCH) for row in rows
-        ]
+        undated = [replace(entry_of(row.data), published=EPOCH, updated=EPOCH) for row in rows]
         return {
             "entries": sorted((row.id, row.path) for row in rows),
             "content": sorted(entry.to_json() for entry in undated),

@@ -122,7 +122,7 @@ def test_the_partial_indexes_are_the_ones_asked(scanner: Scanner) -> None:
         cursor.execute(explain + counted[0], counted[1])
         assert "entry_text_pending" in " ".join(str(row[-1]) for row in cursor.fetchall())
         if store.dialect == "postgresql":
-            texts = search.matching(select(entry_text.c.id), "words", store.dialect)
+            texts = search.candidates(select(entry_text.c.id), ["words"], store.dialect)
             compiled = texts.compile(conn, compile_kwargs={"literal_binds": True})
             cursor.execute("EXPLAIN " + str(compiled))
             assert "entry_text_tokens" in " ".join(row[0] for row in cursor.fetchall())

@@ -41,6 +41,7 @@ from feedsvc.store.errors import (
     SchemaRefused,
     StorageError,
 )
+from feedsvc.store.parts import entry_of
 from feedsvc.store.records import (
     Changes,
     EntryPart,
@@ -494,7 +495,7 @@ class Store:
                     .limit(1)
                 )
                 data = conn.execute(query).scalar()
-                found.append(Entry.from_json(data) if data else None)
+                found.append(entry_of(data) if data else None)
         return found[0], found[1]
 
     def tombstones(self, scope: Scope, limit: int) -> list[tuple[str, datetime]]:
@@ -514,7 +515,7 @@ class Store:
         """The newest ``limit`` entries of a scope whose title or text holds every word
         (a substring, any case), newest first; entries not indexed yet are not found yet
         (feedsvc.store.search)."""
-        if not words.split():
+        if not words.split() or limit < 1:
             return []
         query = (
             select(entries.c.data)
@@ -522,11 +523,19 @@ class Store:
             .join(entry_text, entry_text.c.entry_id == entries.c.id)
             .where(entry_scopes.c.scope_id == scope_id(scope.key))
         )
-        query = search.matching(query, words, self.dialect).order_by(
+        wanted = search.terms(words)
+        encoded = [term.encode() for term in wanted]
+        query = search.candidates(query, wanted, self.dialect).order_by(
             entry_scopes.c.published.desc(), entry_scopes.c.entry_id.desc()
         )
+        found: list[Entry] = []
         with self._connect() as conn:
-            return [Entry.from_json(data) for data in conn.execute(query.limit(limit)).scalars()]
+            for data in conn.execute(query.execution_options(yield_per=100)).scalars():
+                if search.holds(data, encoded):
+                    found.append(entry_of(data))
+                    if len(found) == limit:
+                        break
+        return found
 
     def index_search(self, stop: Callable[[], bool] = lambda: False) -> int:
         """Index every entry a scan stored since the last call, a batch per transaction
@@ -555,7 +564,7 @@ class Store:
         rows, summary, stored, _current = self._page_rows(
             scope, offset, limit, [entries.c.data, entries.c.first_seen]
         )
-        return [Entry.from_json(row.data) for row in rows], summary, stored
+        return [entry_of(row.data) for row in rows], summary, stored
 
     def page_parts(
         self, scope: Scope, offset: int, limit: int, index: int, key: str
@@ -626,7 +635,7 @@ class Store:
                 )
                 query = query.outerjoin(fragments, kept).where(fragments.c.entry_id.is_(None))
             rows = conn.execute(query.order_by(entries.c.id).limit(batch)).all()
-        return [(row.fingerprint, Entry.from_json(row.data)) for row in rows]
+        return [(row.fingerprint, entry_of(row.data)) for row in rows]
 
     def keep_parts(self, key: str, rendered: Sequence[tuple[str, str, Sequence[bytes]]]) -> None:
         """Keep each (entry id, fingerprint, parts) rendered under the settings ``key``; parts
@@ -654,7 +663,7 @@ class Store:
     def entry(self, entry_id: str) -> Entry | None:
         with self._connect() as conn:
             data = conn.execute(select(entries.c.data).where(entries.c.id == entry_id)).scalar()
-        return Entry.from_json(data) if data else None
+        return entry_of(data) if data else None
 
     def errors(self) -> list[tuple[str, str]]:
         with self._connect() as conn:
@@ -686,7 +695,7 @@ class Store:
     def all_entries(self) -> Sequence[Entry]:
         with self._connect() as conn:
             rows = conn.execute(select(entries.c.data).order_by(entries.c.id)).scalars()
-            return [Entry.from_json(data) for data in rows]
+            return [entry_of(data) for data in rows]
 
 
 PARTS_KEY = "parts_key"  # the render settings the kept parts were rendered under

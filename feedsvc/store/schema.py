@@ -46,7 +46,8 @@ entries = Table(
     Column("first_seen", BigInteger, nullable=False),
     # When a scan first found the file gone (it is removed once delete_grace has passed).
     Column("missing_since", BigInteger, nullable=True),
-    Column("data", Text, nullable=False),
+    # The entry's JSON and its searchable text, compressed together (feedsvc.store.parts).
+    Column("data", LargeBinary, nullable=False),
     # Covers what a scan compares with each file, so a rescan on SQLite reads this index, not
     # the rows (whose inline JSON makes the table hundreds of megabytes at 100k entries).
     # PostgreSQL keeps long values out of line already, and caps index entries' size.
@@ -118,9 +119,10 @@ tombstones = Table(
     Index("tombstones_removed", "removed"),
 )
 
-# The searchable text of each entry (title and plain-text body, case-folded), indexed for
-# substring search without a word segmenter once ``indexed`` is set: a scan writes the rows,
-# and the scanner indexes them after the feeds are live (Store.index_search). The index holds
+# Each entry's place in the search index, which finds it once ``indexed`` is set: a scan
+# writes the rows (the searchable text itself, title and plain-text body case-folded, is
+# packed in entries.data), and the scanner indexes them after the feeds are live
+# (Store.index_search); a search matches candidates against that text. The index holds
 # tokens (feedsvc.store.search): SQLite in a contentless FTS5 table without positions,
 # PostgreSQL in ``tokens`` under a GIN index. Both indexes are made by the revisions, not by
 # these models (``tokens`` stays empty on SQLite).
@@ -129,7 +131,6 @@ entry_text = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("entry_id", String(36), nullable=False, unique=True),
-    Column("text", Text, nullable=False),
     Column("indexed", Boolean, nullable=False),
     Column("tokens", Text().with_variant(TSVECTOR(), "postgresql"), nullable=True),
     Index(

@@ -1,12 +1,14 @@
 """Search (?q=): what is searched, the index, and the query.
 
-The scan only writes each entry's searchable text, case-folded, with ``indexed`` false; the
+The scan packs each entry's searchable text, case-folded, with its JSON (feedsvc.store.parts)
+and writes its entry_text row with ``indexed`` false; the
 scanner indexes those rows once the feeds are live, in small transactions of their own
 (``index_pending``); until then a search does not find them yet. The index holds *tokens*,
 not the text: each CJK character the text holds (Han, kana, Hangul: scripts written without
 spaces) and each trigram of its other words, once per entry. A substring of the text holds
-only tokens the text holds, so the index gives candidates and ``instr``/``LIKE`` verifies
-each term exactly; a term that gives no token (a word under three characters) is matched on
+only tokens the text holds, so the index gives candidates and each is verified against
+its text (``holds``, on the candidates in the order they are listed, until enough are
+found); a term that gives no token (a word under three characters) is matched on
 the candidates of the others, or on every indexed row. SQLite keeps them in a contentless
 FTS5 table without positions, PostgreSQL in a ``tsvector`` under a GIN index: a few percent of
 the text's size, where a trigram index over the whole text was twice it. A term is a
@@ -26,7 +28,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from feedsvc.model import Entry
 from feedsvc.sanitize import html_to_text
-from feedsvc.store.schema import SEARCH_TABLE, entry_text
+from feedsvc.store.parts import text_bytes, text_of
+from feedsvc.store.schema import SEARCH_TABLE, entries, entry_text
 from feedsvc.store.sql import chunks, get_meta, set_meta
 
 INDEX_BATCH = 1000  # rows per indexing transaction: the write lock is never held long
@@ -62,44 +65,39 @@ def tokens(folded: str) -> list[str]:
 
 
 def forget(conn: Connection, entry_ids: Sequence[str]) -> None:
-    """Remove these entries' text, and on SQLite their postings (a contentless FTS5 table
+    """Remove these entries from the index, before their rows go (a contentless FTS5 table
     is told the tokens it indexed, from the text they came from)."""
     for chunk in chunks(list(entry_ids)):
         if conn.dialect.name == "sqlite":
             indexed = conn.execute(
-                select(entry_text.c.id, entry_text.c.text).where(
-                    entry_text.c.indexed, entry_text.c.entry_id.in_(chunk)
-                )
+                select(entry_text.c.id, entries.c.data)
+                .join(entries, entries.c.id == entry_text.c.entry_id)
+                .where(entry_text.c.indexed, entry_text.c.entry_id.in_(chunk))
             ).all()
             if indexed:
                 conn.execute(
                     _FTS_DELETE,
-                    [{"row": row.id, "tokens": " ".join(tokens(row.text))} for row in indexed],
+                    [
+                        {"row": row.id, "tokens": " ".join(tokens(text_of(row.data)))}
+                        for row in indexed
+                    ],
                 )
         conn.execute(entry_text.delete().where(entry_text.c.entry_id.in_(chunk)))
 
 
 def index_pending(conn: Connection, batch: int = INDEX_BATCH) -> int:
-    """Index up to ``batch`` rows not indexed yet (folding rows an older release wrote),
-    in the caller's write transaction; how many it indexed."""
+    """Index up to ``batch`` rows not indexed yet, in the caller's write transaction; how
+    many it indexed."""
     rows = conn.execute(
-        select(entry_text.c.id, entry_text.c.text)
+        select(entry_text.c.id, entries.c.data)
+        .join(entries, entries.c.id == entry_text.c.entry_id)
         .where(~entry_text.c.indexed)
         .order_by(entry_text.c.id)
         .limit(batch)
     ).all()
     if not rows:
         return 0
-    folded = [{"row": row.id, "folded": row.text.casefold()} for row in rows]
-    refolded = [item for item, row in zip(folded, rows, strict=True) if item["folded"] != row.text]
-    if refolded:  # (rows a scan wrote are folded already)
-        conn.execute(
-            update(entry_text)
-            .where(entry_text.c.id == bindparam("row"))
-            .values(text=bindparam("folded")),
-            refolded,
-        )
-    indexed = [{"row": item["row"], "tokens": " ".join(tokens(item["folded"]))} for item in folded]
+    indexed = [{"row": row.id, "tokens": " ".join(tokens(text_of(row.data)))} for row in rows]
     if conn.dialect.name == "sqlite":
         conn.execute(_FTS_ADD, indexed)
         conn.execute(
@@ -127,26 +125,31 @@ def pending(conn: Connection) -> int:
     return int(conn.execute(query).scalar() or 0)
 
 
-def matching(query: Any, words: str, dialect: str) -> Any:
-    """``query`` (joined to entry_text) narrowed to indexed rows holding every word."""
-    terms = sorted(set(words.casefold().split()))
+def terms(words: str) -> list[str]:
+    """What a search looks for: each word, case-folded, once."""
+    return sorted(set(words.casefold().split()))
+
+
+def candidates(query: Any, wanted: Sequence[str], dialect: str) -> Any:
+    """``query`` (joined to entry_text) narrowed to indexed rows whose tokens hold every
+    term's: a superset of the rows that hold the terms (``holds`` tells them apart)."""
     query = query.where(entry_text.c.indexed)
-    wanted = sorted({token for term in terms for token in tokens(term)})
-    if dialect == "sqlite":
-        if wanted:  # (each token quoted: an FTS5 string, never its query syntax)
-            match = " AND ".join(f'"{token}"' for token in wanted)
-            found = select(text("rowid")).select_from(text(SEARCH_TABLE))
-            found = found.where(text(f"{SEARCH_TABLE} MATCH :match").bindparams(match=match))
-            # (as an expression: SQLite then looks each row up in the candidates, instead of
-            # probing its index with every candidate for every row of the scope)
-            query = query.where((entry_text.c.id + 0).in_(found))
-        for term in terms:
-            query = query.where(func.instr(entry_text.c.text, term) > 0)
+    needed = sorted({token for term in wanted for token in tokens(term)})
+    if not needed:  # (terms too short to give a token: every indexed row is a candidate)
         return query
-    if wanted:
-        lexemes = func.plainto_tsquery(_SIMPLE, " ".join(wanted))
-        query = query.where(entry_text.c.tokens.bool_op("@@")(lexemes))
-    for term in terms:
-        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(entry_text.c.text.like(pattern, escape="\\"))
-    return query
+    if dialect == "sqlite":  # (each token quoted: an FTS5 string, never its query syntax)
+        match = " AND ".join(f'"{token}"' for token in needed)
+        found = select(text("rowid")).select_from(text(SEARCH_TABLE))
+        found = found.where(text(f"{SEARCH_TABLE} MATCH :match").bindparams(match=match))
+        # (as an expression: SQLite then looks each row up in the candidates, instead of
+        # probing its index with every candidate for every row of the scope)
+        return query.where((entry_text.c.id + 0).in_(found))
+    lexemes = func.plainto_tsquery(_SIMPLE, " ".join(needed))
+    return query.where(entry_text.c.tokens.bool_op("@@")(lexemes))
+
+
+def holds(packed: bytes, wanted: Sequence[bytes]) -> bool:
+    """Whether the text packed in entries.data holds every term, UTF-8 encoded (a substring
+    of the bytes is one of the text: UTF-8 never starts a character inside another)."""
+    folded = text_bytes(packed)
+    return all(term in folded for term in wanted)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from feedsvc.model import Entry, Scope, id_keeper, json_digest
 from feedsvc.store import migrate, search
+from feedsvc.store.parts import entry_of, pack_entry
 from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
 from feedsvc.store.schema import (
     dirty_scopes,
@@ -92,7 +93,7 @@ class ScanTransaction:
             entries.c.path_id,
             [path_id(rel) for rel in paths],
         )
-        return {row.path: Entry.from_json(row.data) for row in rows}
+        return {row.path: entry_of(row.data) for row in rows}
 
     def entries_in(self, scope: Scope) -> Iterator[Entry]:
         """Every entry one feed holds, in no order."""
@@ -102,7 +103,7 @@ class ScanTransaction:
             .where(entry_scopes.c.scope_id == scope_id(scope.key))
         )
         for data in self.conn.execute(query).scalars().all():
-            yield Entry.from_json(data)
+            yield entry_of(data)
 
     def check_schema(self, where: str) -> None:
         """Before writing: the database must still be at this revision (see
@@ -166,7 +167,7 @@ class ScanTransaction:
         graves = []
         for row in old_rows:
             if row.id in doomed:
-                old_scopes = Entry.from_json(row.data).scopes()
+                old_scopes = entry_of(row.data).scopes()
                 dirty.update(scope.key for scope in old_scopes)
                 if row.path in deleted:  # its file is gone: a tombstone in each feed it left
                     graves += [
@@ -187,9 +188,7 @@ class ScanTransaction:
         for rel, stored in upserts.items():
             entry = stored.entry
             data = entry.to_json()
-            text_rows.append(
-                {"entry_id": entry.id, "text": search.searchable_text(entry), "indexed": False}
-            )
+            text_rows.append({"entry_id": entry.id, "indexed": False})
             published = int(entry.published.timestamp())
             entry_rows.append(
                 {
@@ -203,7 +202,7 @@ class ScanTransaction:
                     "size": stored.size,
                     "first_seen": first_seen.get(entry.id, seen_at if news else 0),
                     "missing_since": None,
-                    "data": data,
+                    "data": pack_entry(data, search.searchable_text(entry)),
                 }
             )
             for scope in entry.scopes():
