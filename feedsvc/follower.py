@@ -1,5 +1,6 @@
-"""A serving worker's side of the scanning: it never scans, writes or holds a pool. Every
-second it loads what a scan committed (one small query when nothing moved) and reconnects to
+"""A serving worker's side of the scanning: it never scans, writes or holds a pool. It loads
+what a scan committed as soon as its server's leader says so, and every second in any case
+(one small query when nothing moved: other replicas' leaders say nothing), and reconnects to
 a SQLite file replaced under it; it answers /status and /metrics about its replica's leader
 process from what that process shares (feedsvc.shared) and from the store."""
 
@@ -9,10 +10,13 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import watchfiles
+
 from feedsvc.service import FeedService
-from feedsvc.shared import LEADER_STATE, replica
+from feedsvc.shared import COMMITS_ENV, LEADER_STATE, replica
 from feedsvc.store import FileProblem, Store
 
 log = logging.getLogger(__name__)
@@ -83,8 +87,35 @@ class Follower:
         except Exception as exc:
             log.debug("catch-up failed: %s", exc)
 
-    def _run(self) -> None:
+    def _ticks(self) -> Iterator[None]:
+        """Every CATCH_UP_SECONDS (what other replicas' leaders commit is seen so), and at
+        once when this server's leader says it committed (feedsvc.shared.tell_committed)."""
+        named = os.environ.get(COMMITS_ENV)
+        if named:
+            told = os.path.abspath(named)
+            try:
+                yield from (
+                    None
+                    for _changes in watchfiles.watch(
+                        os.path.dirname(told),
+                        watch_filter=lambda _change, path: path == told,
+                        stop_event=self._stop,
+                        rust_timeout=int(CATCH_UP_SECONDS * 1000),
+                        yield_on_timeout=True,
+                        debounce=100,
+                        step=10,
+                        recursive=False,
+                        raise_interrupt=False,
+                    )
+                )
+                return
+            except (OSError, RuntimeError) as exc:  # (e.g. no inotify watch left)
+                log.warning("cannot watch for the leader's commits (%s): polling", exc)
         while not self._stop.wait(CATCH_UP_SECONDS):
+            yield
+
+    def _run(self) -> None:
+        for _tick in self._ticks():
             if os.getppid() != self._parent:  # the server died (kill -9): so does this worker
                 log.error("the server (pid %d) is gone: this worker stops", self._parent)
                 os.kill(os.getpid(), signal.SIGTERM)

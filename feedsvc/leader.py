@@ -37,7 +37,7 @@ from feedsvc.model import Scope
 from feedsvc.prerender import prerender
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
-from feedsvc.shared import LEADER_STATE, replica, say_of_leader
+from feedsvc.shared import LEADER_STATE, replica, say_of_leader, tell_committed
 from feedsvc.store import FileProblem, NewerSchema, SchemaRefused, StorageError, Store
 from feedsvc.websub import WebSubPublisher
 
@@ -262,6 +262,7 @@ def run(settings: Settings, upgrade: bool, parent: int) -> None:
         _wait(stopping)
         return
     leader = Leader(store, settings)
+    leader.listeners.append(lambda _scopes, _baseline: tell_committed())
     publisher = None
     if settings.websub_hubs:
         service = FeedService(store, settings)  # the documents whose digests hubs are told of

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 from feedsvc.config import Settings
 from feedsvc.logs import ACCESS_FORMAT, log_config
-from feedsvc.shared import REPLICA_ENV, STATE_ENV
+from feedsvc.shared import COMMITS_ENV, REPLICA_ENV, STATE_ENV
 from feedsvc.supervise import LeaderSupervisor
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
@@ -57,9 +58,10 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     # reads, and answers 503 until the schema is this feedsvc's).
     Store(settings.db, wait=True, upgrade=upgrade).close()
     # What this server's processes share: its name, the leader's word, the metrics.
-    scratch = tempfile.mkdtemp(prefix="feedsvc-")
+    scratch = _scratch()
     os.environ[REPLICA_ENV] = f"{socket.gethostname()}:{os.getpid()}"
     os.environ[STATE_ENV] = os.path.join(scratch, "leader-state")
+    os.environ[COMMITS_ENV] = os.path.join(scratch, "committed")
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(scratch, "metrics")
         os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -89,6 +91,33 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     finally:
         leader.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _scratch() -> str:
+    """A new scratch directory for this server, named for its host and process, once those
+    of this host's servers that died without removing theirs (kill -9) are gone: a process
+    that no longer runs, or this one's own number (a container restarted as pid 1)."""
+    root = tempfile.gettempdir()
+    ours = f"feedsvc-{socket.gethostname()}-"
+    for name in os.listdir(root):
+        found = (
+            re.fullmatch(r"(\d+)-\w+", name.removeprefix(ours)) if name.startswith(ours) else None
+        )
+        if found and not _running(int(found[1])):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{ours}{os.getpid()}-")
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (another user's process)
+        return True
+    return True
 
 
 def _few_malloc_arenas() -> None:

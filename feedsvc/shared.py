@@ -5,6 +5,7 @@ process; a process started some other way (a test's in-process app) is a replica
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import mmap
@@ -15,6 +16,7 @@ from typing import Any
 
 REPLICA_ENV = "FEEDSVC_REPLICA"  # this server: its host and its first process
 STATE_ENV = "FEEDSVC_LEADER_STATE"  # the file behind the leader's shared word
+COMMITS_ENV = "FEEDSVC_COMMITS"  # the file the leader writes when a scan moved a feed
 _HEADER = 4  # bytes of the length that precedes the value
 
 
@@ -93,3 +95,17 @@ def say_of_leader(
             "down": down,
         }
     )
+
+
+def tell_committed() -> None:
+    """Wake this server's workers to load what a scan just committed (feedsvc.follower
+    watches the file; its writes through mmap above would raise no inotify event)."""
+    path = os.environ.get(COMMITS_ENV)
+    if not path:
+        return
+    with contextlib.suppress(OSError):  # (the workers still catch up within a second)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, b"\n", 0)
+        finally:
+            os.close(fd)

@@ -341,12 +341,30 @@ def test_an_unreachable_database_at_start_is_retried_while_readyz_says_503(tmp_p
 
 
 def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path):
+    """Nor does a server killed with -9, once the next server starts on that host: it
+    removes the directories of servers that are gone, never one a running server uses."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, TMPDIR=str(scratch))
-    server.wait_ready()
+
+    def started() -> ServerProcess:
+        db = f"sqlite:///{tmp_path}/db.sqlite3"
+        server = ServerProcess(seeds, db, tmp_path, TMPDIR=str(scratch))
+        server.wait_ready()
+        return server
+
+    server = started()
     assert server.stop() == 0
+    assert list(scratch.iterdir()) == []
+    killed = started()
+    killed.process.kill()
+    killed.process.wait()
+    (left,) = scratch.iterdir()
+    running = started()
+    (kept,) = set(scratch.iterdir()) - {left}
+    again = started()
+    assert not left.exists() and kept.exists()
+    assert again.stop() == 0 and running.stop() == 0
     assert list(scratch.iterdir()) == []
 
 
