@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -61,7 +61,7 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     scratch = _scratch()
     os.environ[REPLICA_ENV] = f"{socket.gethostname()}:{os.getpid()}"
     os.environ[STATE_ENV] = os.path.join(scratch, "leader-state")
-    os.environ[COMMITS_ENV] = os.path.join(scratch, "committed")
+    os.environ[COMMITS_ENV] = os.path.join(scratch, "commits", "committed")
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(scratch, "metrics")
         os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -93,31 +93,41 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+_SCRATCH_PREFIX = "feedsvc-"
+_HELD = "held"  # the file a running server keeps locked in its scratch directory
+
+
 def _scratch() -> str:
-    """A new scratch directory for this server, named for its host and process, once those
-    of this host's servers that died without removing theirs (kill -9) are gone: a process
-    that no longer runs, or this one's own number (a container restarted as pid 1)."""
+    """A new scratch directory for this server, once those of servers that are gone
+    (killed with -9) are removed. Each server holds a lock on a file in its own for as long
+    as any of its processes runs (the lock is the kernel's, so this holds across PID
+    namespaces and containers sharing the directory); a directory without that file, or
+    whose lock is held, is left alone."""
     root = tempfile.gettempdir()
-    ours = f"feedsvc-{socket.gethostname()}-"
     for name in os.listdir(root):
-        found = (
-            re.fullmatch(r"(\d+)-\w+", name.removeprefix(ours)) if name.startswith(ours) else None
-        )
-        if found and not _running(int(found[1])):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{ours}{os.getpid()}-")
+        if name.startswith(_SCRATCH_PREFIX):
+            _remove_if_abandoned(os.path.join(root, name))
+    scratch = tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)
+    # Locked before it takes its name: a sweep never finds it unlocked.
+    fd = os.open(os.path.join(scratch, ".locking"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(os.path.join(scratch, ".locking"), os.path.join(scratch, _HELD))
+    os.makedirs(os.path.join(scratch, "commits"))  # (watched by the workers, and only this)
+    return scratch  # (fd stays open, and locked, for the server's life)
 
 
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
+def _remove_if_abandoned(path: str) -> None:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # (another user's process)
-        return True
-    return True
+        fd = os.open(os.path.join(path, _HELD), os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:  # not a server's scratch directory, or not ours to touch
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a running server holds it
+        os.close(fd)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    os.close(fd)
 
 
 def _few_malloc_arenas() -> None:

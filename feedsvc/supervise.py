@@ -83,8 +83,12 @@ class LeaderSupervisor:
             delay = min(delay * 2, RESTART_LAST)
 
     def _down(self, why: str) -> None:
-        """Tell the workers the leader is not running (it clears this when it starts)."""
-        say_of_leader(why, "not running", down=True)
+        """Tell the workers the leader is not running (it clears this when it starts); a
+        scratch directory removed under the server (a tmp cleaner) must not stop restarts."""
+        try:
+            say_of_leader(why, "not running", down=True)
+        except OSError as exc:
+            log.error("cannot tell the workers the leader is down: %s", exc)
 
     def stop(self) -> None:
         """SIGTERM, and wait for the scan in progress to commit (SIGKILL past STOP_SECONDS:

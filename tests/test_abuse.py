@@ -357,13 +357,16 @@ def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path):
     assert server.stop() == 0
     assert list(scratch.iterdir()) == []
     killed = started()
+    tree = [pid for pid, _name in killed.children()]
     killed.process.kill()
     killed.process.wait()
+    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in tree), timeout=30)
     (left,) = scratch.iterdir()
     running = started()
-    (kept,) = set(scratch.iterdir()) - {left}
+    assert not left.exists()  # (the killed server's: nothing of it runs any more)
+    (kept,) = scratch.iterdir()
     again = started()
-    assert not left.exists() and kept.exists()
+    assert kept.exists()  # (a running server's)
     assert again.stop() == 0 and running.stop() == 0
     assert list(scratch.iterdir()) == []
 

@@ -64,6 +64,19 @@ def tokens(folded: str) -> list[str]:
     return sorted(found)
 
 
+def _spelled(found: Sequence[str]) -> list[str]:
+    """Tokens as the index is given them: "x" and the hex of their UTF-8 bytes, which FTS5's
+    tokenizer and PostgreSQL's parser keep whole. Given as they are, each would cut them
+    where its own (older) Unicode tables see no letter: "・" in a Japanese name was dropped,
+    and a term whose tokens held one found nothing, or failed as a phrase FTS5 refuses."""
+    return ["x" + token.encode().hex() for token in found]
+
+
+def _indexed_terms(folded: str) -> str:
+    """What the index is given for a case-folded text: its tokens, spelled for the index."""
+    return " ".join(_spelled(tokens(folded)))
+
+
 def forget(conn: Connection, entry_ids: Sequence[str]) -> None:
     """Remove these entries from the index, before their rows go (a contentless FTS5 table
     is told the tokens it indexed, from the text they came from)."""
@@ -78,7 +91,7 @@ def forget(conn: Connection, entry_ids: Sequence[str]) -> None:
                 conn.execute(
                     _FTS_DELETE,
                     [
-                        {"row": row.id, "tokens": " ".join(tokens(text_of(row.data)))}
+                        {"row": row.id, "tokens": _indexed_terms(text_of(row.data))}
                         for row in indexed
                     ],
                 )
@@ -97,7 +110,7 @@ def index_pending(conn: Connection, batch: int = INDEX_BATCH) -> int:
     ).all()
     if not rows:
         return 0
-    indexed = [{"row": row.id, "tokens": " ".join(tokens(text_of(row.data)))} for row in rows]
+    indexed = [{"row": row.id, "tokens": _indexed_terms(text_of(row.data))} for row in rows]
     if conn.dialect.name == "sqlite":
         conn.execute(_FTS_ADD, indexed)
         conn.execute(
@@ -134,11 +147,11 @@ def candidates(query: Any, wanted: Sequence[str], dialect: str) -> Any:
     """``query`` (joined to entry_text) narrowed to indexed rows whose tokens hold every
     term's: a superset of the rows that hold the terms (``holds`` tells them apart)."""
     query = query.where(entry_text.c.indexed)
-    needed = sorted({token for term in wanted for token in tokens(term)})
+    needed = _spelled(sorted({token for term in wanted for token in tokens(term)}))
     if not needed:  # (terms too short to give a token: every indexed row is a candidate)
         return query
-    if dialect == "sqlite":  # (each token quoted: an FTS5 string, never its query syntax)
-        match = " AND ".join(f'"{token}"' for token in needed)
+    if dialect == "sqlite":  # (hex: never FTS5's query syntax)
+        match = " AND ".join(needed)
         found = select(text("rowid")).select_from(text(SEARCH_TABLE))
         found = found.where(text(f"{SEARCH_TABLE} MATCH :match").bindparams(match=match))
         # (as an expression: SQLite then looks each row up in the candidates, instead of

@@ -7,6 +7,11 @@ and a read of the entry inflates only its JSON. A search verifies its candidates
 the packed text (feedsvc.store.search), so what is found does not change; entry_text keeps
 only each entry's place in the index. Rows an older release wrote unfolded are folded here.
 
+The index is given each token spelled in hex now (feedsvc.store.search): given as they were,
+FTS5's tokenizer and PostgreSQL's parser cut tokens at characters their older Unicode tables
+hold no letter ("・" in a Japanese name), and a search for such a term found nothing. The index
+is derived: emptied here, and every entry indexed again by the scanner after the upgrade.
+
 Revision 0010, after 0009."""
 
 import sqlalchemy as sa
@@ -56,3 +61,10 @@ def upgrade() -> None:
         batch.alter_column("packed", new_column_name="data", nullable=False)
     with op.batch_alter_table("entry_text") as batch:
         batch.drop_column("text")
+    if bind.dialect.name == "sqlite":
+        op.execute("INSERT INTO entry_search(entry_search) VALUES ('delete-all')")
+    op.execute(
+        sa.update(sa.table("entry_text", sa.column("indexed"), sa.column("tokens"))).values(
+            indexed=False, tokens=None
+        )
+    )
