@@ -2,8 +2,8 @@
 
 The JSON (which holds the body's HTML) and the searchable text (the body's words again) were
 kept apart and uncompressed: on a 10k corpus 56 and 45 MiB for 52 MB of seeds, most of the
-database. Packed together in one zlib stream (feedsvc.store.parts) they are a third of that,
-and a read of the entry inflates only its JSON. A search verifies its candidates against
+database. Packed together in one zstd frame (feedsvc.store.parts) they are a third of that.
+A search verifies its candidates against
 the packed text (feedsvc.store.search), so what is found does not change; entry_text keeps
 only each entry's place in the index. Rows an older release wrote unfolded are folded here.
 
