@@ -17,7 +17,7 @@ from feedsvc.follower import Follower
 from feedsvc.service import FeedService
 from feedsvc.store import StorageError, Store
 from feedsvc.web import create_app as web_app
-from feedsvc.web.asgi import Application
+from feedsvc.web.asgi import Lifespan, compose
 from feedsvc.web.state import AppState
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,8 @@ def create_app(parts: Parts) -> Flask:
     return web_app(AppState(parts.settings, parts.service, parts.follower))
 
 
-def asgi_app(settings: Settings) -> Application:
+def asgi_app(settings: Settings) -> Lifespan:
     """What a serving worker runs: the app, following the store, with its background work
     tied to the lifespan. `feedsvc serve` upgraded the schema before starting it."""
     parts = build(settings, reader=True)
-    return Application(create_app(parts), start=parts.start, stop=parts.stop)
+    return compose(create_app(parts), start=parts.start, stop=parts.stop)

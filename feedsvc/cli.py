@@ -198,7 +198,7 @@ def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
             f"missing {report.missing}: kept until delete_grace passes (--prune-now removes them)"
         )
     if report.held:
-        print(f"deletion hold: {report.held['reason']}")
+        print(f"deletion hold: {report.held.reason}")
     return 0
 
 

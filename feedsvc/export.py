@@ -20,6 +20,7 @@ from urllib.parse import quote
 from feedsvc.config import Settings
 from feedsvc.model import Format, Html, Scope, ScopeKind
 from feedsvc.opml import render_opml
+from feedsvc.routes import OPML, STATIC, entry_path, feed_parts, feed_path, page_path, scope_parts
 from feedsvc.service import FeedService
 from feedsvc.store import Store
 
@@ -51,26 +52,14 @@ def safe_segment(name: str) -> str:
     return f"{prefix}~{hashlib.sha256(encoded).hexdigest()[:16]}"
 
 
-def _page_parts(scope: Scope) -> list[str]:
-    """The directories of a scope's page, relative to OUTDIR (none for everything)."""
-    if scope.kind is ScopeKind.ALL:
-        return []
-    return [scope.kind.url_segment, *map(safe_segment, scope.names)]
-
-
-def _feed_parts(scope: Scope, fmt: Format) -> list[str]:
-    parts = _page_parts(scope) or ["all"]
-    return ["feeds", *parts[:-1], f"{parts[-1]}.{fmt.value}"]
-
-
 def feed_file(outdir: Path, scope: Scope, fmt: Format) -> Path:
-    return outdir.joinpath(*_feed_parts(scope, fmt))
+    return outdir.joinpath(*feed_parts(scope, fmt, safe_segment))
 
 
 def page_file(outdir: Path, scope: Scope) -> Path:
     """Where a scope's page goes: ``<its path>/index.html``, so a static server answers its
     URL ('/categories/a/b') with it (only page 1: paging needs the server)."""
-    return outdir.joinpath(*_page_parts(scope), "index.html")
+    return outdir.joinpath(*scope_parts(scope, safe_segment), "index.html")
 
 
 def _relinker(public_url: str, scopes: Sequence[Scope]) -> Callable[[bytes], bytes]:
@@ -82,8 +71,8 @@ def _relinker(public_url: str, scopes: Sequence[Scope]) -> Callable[[bytes], byt
     for scope in scopes:
         if scope.kind is ScopeKind.ALL:
             continue
-        paths = [(scope.page_path, _page_parts(scope))]
-        paths += [(scope.url_path(fmt), _feed_parts(scope, fmt)) for fmt in Format]
+        paths = [(page_path(scope), scope_parts(scope, safe_segment))]
+        paths += [(feed_path(scope, fmt), feed_parts(scope, fmt, safe_segment)) for fmt in Format]
         for url_path, parts in paths:
             file_path = "/" + "/".join(quote(part, safe="") for part in parts)
             if file_path != url_path:
@@ -98,6 +87,11 @@ def _relinker(public_url: str, scopes: Sequence[Scope]) -> Callable[[bytes], byt
         return site_link.sub(lambda m: m[1] + moved.get(m[2], m[2]), data)
 
     return relink
+
+
+def _file(outdir: Path, path: str) -> Path:
+    """Where a fixed path of the site (no names in it) is written."""
+    return outdir.joinpath(*path.strip("/").split("/"))
 
 
 def _write(outdir: Path, path: Path, data: bytes) -> None:
@@ -128,13 +122,14 @@ def export_site(store: Store, settings: Settings, outdir: Path, *, entries: bool
         page = service.feed(scope, Html.PAGE, 1, settings.feed_limit)
         _write(outdir, page_file(outdir, scope), relink(page.body))
         written += 1
-    _write(outdir, outdir / "opml", relink(render_opml(settings, catalog)))
+    _write(outdir, _file(outdir, OPML), relink(render_opml(settings, catalog)))
     for entry in store.all_entries() if entries else ():
         entry_page = service.entry_page(entry.id)
         assert entry_page is not None  # read from the store a moment ago, in this process
-        _write(outdir, outdir / "entries" / entry.id / "index.html", relink(entry_page.body))
+        written_to = _file(outdir, entry_path(entry.id)) / "index.html"
+        _write(outdir, written_to, relink(entry_page.body))
         written += 1
-    static = outdir / "static"
+    static = _file(outdir, STATIC)
     static.mkdir(parents=True, exist_ok=True)
     for item in files("feedsvc.web").joinpath("static").iterdir():
         with item.open("rb") as source, (static / item.name).open("wb") as target:

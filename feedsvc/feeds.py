@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -22,12 +22,13 @@ from feedgen.util import xml_elem
 from feedsvc import __version__
 from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.hotlink import hotlink
-from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind
+from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind, category_levels
+from feedsvc.routes import STATIC, entry_page_url, feed_url, page_url, site_url
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
-STYLESHEET_PATH = "/static/feed.xsl"
+STYLESHEET_PATH = STATIC + "/feed.xsl"
 RENDER_VERSION = "3"  # bump when the bytes change for the same content and settings
 
 
@@ -69,44 +70,15 @@ def page_count(total: int, limit: int) -> int:
     return max(1, math.ceil(total / limit)) if limit else 1
 
 
-def feed_url(
-    settings: Settings,
-    scope: Scope,
-    fmt: Format,
-    page: int = 1,
-    limit: int | None = None,
-    params: Sequence[tuple[str, str]] = (),
-) -> str:
-    """The canonical URL of a feed page (``params``: a query's, see feedsvc.query)."""
-    return settings.public_url + scope.url_path(fmt) + paging_query(settings, page, limit, params)
-
-
-def paging_query(
-    settings: Settings,
-    page: int = 1,
-    limit: int | None = None,
-    params: Sequence[tuple[str, str]] = (),
-) -> str:
-    """The query of a page of a feed or of a scope's page: default page and limit are left
-    out, so each page has one canonical URL; a query's own parameters come first."""
-    query = list(params)
-    if limit is not None and limit != settings.feed_limit:
-        query.append(("limit", str(limit)))
-    if page != 1:
-        query.append(("page", str(page)))
-    return "?" + urlencode(query) if query else ""
-
-
 def entry_url(settings: Settings, entry: Entry) -> str:
     """Where the entry is read: its original link, else feedsvc's own page for it."""
-    return entry.link or f"{settings.public_url}/entries/{entry.id}"
+    return entry.link or entry_page_url(settings, entry.id)
 
 
 def feed_title(settings: Settings, scope: Scope) -> str:
     if scope.kind is ScopeKind.ALL:
         return settings.site_title
-    kind = {ScopeKind.CATEGORY: "Category", ScopeKind.AUTHOR: "Author", ScopeKind.TAG: "Tag"}
-    return f"{kind[scope.kind]}: {scope.label} · {settings.site_title}"
+    return f"{scope.kind.noun}: {scope.label} · {settings.site_title}"
 
 
 def feed_description(settings: Settings, scope: Scope) -> str:
@@ -148,8 +120,8 @@ def category_terms(entry: Entry) -> list[tuple[str, str]]:
     """(term, label) per category level and tag: every level is a category readers can filter by."""
     terms: dict[str, str] = {}
     for hierarchy in entry.categories:
-        for depth in range(1, len(hierarchy) + 1):
-            terms.setdefault(hierarchy[depth - 1], " › ".join(hierarchy[:depth]))
+        for level in category_levels(hierarchy):
+            terms.setdefault(level.names[-1], level.label)
     for tag in entry.tags:
         terms.setdefault(tag, tag)
     return list(terms.items())
@@ -247,7 +219,7 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
         fg.ttl(ttl_minutes(settings))
     # RSS takes the last link added as <link>: the scope's HTML page goes last. Readers and
     # browsers follow it to something readable without the stylesheet (XSLT is going away).
-    fg.link(href=settings.public_url + page.scope.page_path, rel="alternate", type="text/html")
+    fg.link(href=page_url(settings, page.scope), rel="alternate", type="text/html")
 
     for entry in page.entries:
         fe = fg.add_entry(order="append")
@@ -283,9 +255,9 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
             fe.lead.image = entry.image
         if entry.lang and entry.lang != settings.language:
             fe.lead.lang = entry.lang
-    body = fg.atom_str(pretty=True) if fmt is Format.ATOM else fg.rss_str(pretty=True)
+    body: bytes = fg.atom_str(pretty=True) if fmt is Format.ATOM else fg.rss_str(pretty=True)
     declaration, _, rest = body.partition(b"\n")
-    stylesheet = f'<?xml-stylesheet href="{settings.public_url}{STYLESHEET_PATH}" type="text/xsl"?>'
+    stylesheet = f'<?xml-stylesheet href="{site_url(settings, STYLESHEET_PATH)}" type="text/xsl"?>'
     return declaration + b"\n" + stylesheet.encode() + b"\n" + rest
 
 
@@ -319,7 +291,7 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title(settings, page.scope),
-        "home_page_url": settings.public_url + page.scope.page_path,
+        "home_page_url": page_url(settings, page.scope),
         "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit, page.params),
         "description": feed_description(settings, page.scope),
         "authors": [{"name": settings.site_title}],

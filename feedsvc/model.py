@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,12 +90,13 @@ class ScopeKind(StrEnum):
     TAG = "tag"
 
     @property
-    def url_segment(self) -> str:
+    def noun(self) -> str:
+        """What a reader calls a scope of this kind, in titles and headings."""
         return {
-            ScopeKind.ALL: "",
-            ScopeKind.CATEGORY: "categories",
-            ScopeKind.AUTHOR: "authors",
-            ScopeKind.TAG: "tags",
+            ScopeKind.ALL: "Everything",
+            ScopeKind.CATEGORY: "Category",
+            ScopeKind.AUTHOR: "Author",
+            ScopeKind.TAG: "Tag",
         }[self]
 
 
@@ -129,27 +129,12 @@ class Scope:
     def feed_id(self) -> str:
         return "urn:uuid:" + stable_uuid("feed", self.key)
 
-    def url_path(self, fmt: Format) -> str:
-        """The feed's path on the site, each name percent-encoded as UTF-8."""
-        if self.kind is ScopeKind.ALL:
-            return f"/feeds/all.{fmt.value}"
-        return f"/feeds{self.page_path}.{fmt.value}"
-
-    @functools.cached_property
-    def page_path(self) -> str:
-        """The path of the scope's HTML page: its feed's path without '/feeds' and the
-        extension ('/' for everything)."""
-        if self.kind is ScopeKind.ALL:
-            return "/"
-        segments = "/".join(map(url_segment, self.names))
-        return f"/{self.kind.url_segment}/{segments}"
-
     @property
     def parents(self) -> list[Scope]:
         """The categories above this one, outermost first (the breadcrumb)."""
         if self.kind is not ScopeKind.CATEGORY:
             return []
-        return [Scope(self.kind, self.names[:depth]) for depth in range(1, len(self.names))]
+        return category_levels(self.names)[:-1]
 
     @property
     def label(self) -> str:
@@ -163,6 +148,13 @@ def json_digest(data: str) -> bytes:
     """The digest of an entry's canonical JSON (Entry.to_json): what the store keeps of it
     (hex) and what a document's ETag is made of."""
     return hashlib.sha256(data.encode()).digest()
+
+
+def category_levels(hierarchy: Sequence[str]) -> list[Scope]:
+    """Each level of a category hierarchy as its scope, outermost first: an entry filed
+    under a/b/c is in a, a/b and a/b/c."""
+    names = tuple(hierarchy)
+    return [Scope(ScopeKind.CATEGORY, names[:depth]) for depth in range(1, len(names) + 1)]
 
 
 @dataclass(frozen=True)
@@ -207,8 +199,7 @@ class Entry:
         """Every feed this entry belongs to: the site, each level of each hierarchy, authors, tags."""
         found = {Scope.all()}
         for hierarchy in self.categories:
-            for depth in range(1, len(hierarchy) + 1):
-                found.add(Scope(ScopeKind.CATEGORY, hierarchy[:depth]))
+            found.update(category_levels(hierarchy))
         found.update(Scope(ScopeKind.AUTHOR, (author.name,)) for author in self.authors)
         found.update(Scope(ScopeKind.TAG, (tag,)) for tag in self.tags)
         return sorted(found)
@@ -272,49 +263,6 @@ class Entry:
             lang=data.get("lang"),
             undated=data.get("undated", False),
         )
-
-
-_KINDS_BY_SEGMENT = {kind.url_segment: kind for kind in ScopeKind if kind is not ScopeKind.ALL}
-
-
-def parse_feed_path(raw: str) -> tuple[Scope, Format]:
-    """The scope and format a percent-encoded path under /feeds/ names (the inverse of
-    ``Scope.url_path``). Raises ValueError for anything that cannot name a feed. Not cached:
-    the read side knows the paths of the feeds that exist (any other is parsed each time)."""
-    rest = raw.removeprefix("/feeds/")
-    stem, dot, ext = rest.rpartition(".")
-    if not dot or ext not in Format.__members__.values():
-        raise ValueError("unknown feed format")
-    fmt = Format(ext)
-    if stem == "all":
-        return Scope.all(), fmt
-    return _scope_of(stem), fmt
-
-
-def parse_page_path(raw: str) -> Scope:
-    """The scope a percent-encoded page path names: '/' for everything, else the feed's
-    path without '/feeds' and the extension (the inverse of ``Scope.page_path``)."""
-    if raw == "/":
-        return Scope.all()
-    return _scope_of(raw.removeprefix("/"))
-
-
-def _scope_of(stem: str) -> Scope:
-    """'categories/a/b', 'authors/x' or 'tags/x' (names percent-encoded) as a Scope."""
-    kind_segment, _, names = stem.partition("/")
-    kind = _KINDS_BY_SEGMENT.get(kind_segment)
-    if kind is None or not names:
-        raise ValueError("unknown feed kind")
-    path = tuple(
-        unicodedata.normalize("NFC", unquote(part, errors="strict")) for part in names.split("/")
-    )
-    if any(not part.strip() for part in path):
-        raise ValueError("empty name in feed path")
-    if any(len(part) > MAX_NAME_CHARS for part in path):
-        raise ValueError("name in feed path is too long to be a name")
-    if kind is not ScopeKind.CATEGORY and len(path) != 1:
-        raise ValueError("author and tag feeds take one name")
-    return Scope(kind, path)
 
 
 def id_keeper(claimants: Sequence[str], served_by: str | None) -> str:

@@ -7,8 +7,9 @@ from xml.etree import ElementTree as ET
 
 from feedsvc.catalog import Catalog, TreeNode
 from feedsvc.config import Settings
-from feedsvc.feeds import feed_title, feed_url
+from feedsvc.feeds import feed_title
 from feedsvc.model import Format, Scope
+from feedsvc.routes import feed_url, page_url
 
 
 def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) -> ET.Element:
@@ -20,7 +21,7 @@ def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) ->
             "text": text,
             "title": feed_title(settings, scope),
             "xmlUrl": feed_url(settings, scope, Format.ATOM),
-            "htmlUrl": settings.public_url + scope.page_path,
+            "htmlUrl": page_url(settings, scope),
         },
     )
 
@@ -47,4 +48,5 @@ def render_opml(settings: Settings, catalog: Catalog) -> bytes:
             for summary in group:
                 _outline(holder, settings, summary.scope, summary.scope.names[0])
     ET.indent(root, space=" ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document + b"\n"

@@ -6,15 +6,15 @@ load one stylesheet and one script from /static, so a strict Content-Security-Po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from feedsvc.catalog import Catalog
 from feedsvc.config import Settings
-from feedsvc.feeds import FeedPage, feed_title, feed_url, paging_query
-from feedsvc.model import Entry, Format, Scope, ScopeKind
+from feedsvc.feeds import FeedPage, feed_title
+from feedsvc.model import Entry, Format, Scope, ScopeKind, category_levels
+from feedsvc.routes import OPML, STATIC, entry_page_url, feed_url, page_url, site_url
 
 _env = Environment(
     loader=PackageLoader("feedsvc", "templates"),
@@ -22,22 +22,6 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-KIND_LABELS = {ScopeKind.CATEGORY: "Category", ScopeKind.AUTHOR: "Author", ScopeKind.TAG: "Tag"}
-
-
-def page_url(
-    settings: Settings,
-    scope: Scope,
-    page: int = 1,
-    limit: int | None = None,
-    params: Sequence[tuple[str, str]] = (),
-) -> str:
-    """The canonical URL of a scope's page (``params``: a query's)."""
-    return settings.public_url + scope.page_path + paging_query(settings, page, limit, params)
-
-
-def entry_page_url(settings: Settings, entry: Entry) -> str:
-    return f"{settings.public_url}/entries/{entry.id}"
 
 
 def _helpers(settings: Settings, feed_scope: Scope) -> dict[str, Any]:
@@ -48,9 +32,12 @@ def _helpers(settings: Settings, feed_scope: Scope) -> dict[str, Any]:
         "feed_url": lambda scope, fmt: feed_url(settings, scope, fmt),
         "feed_title": lambda scope: feed_title(settings, scope),
         "page_url": lambda scope: page_url(settings, scope),
-        "entry_page": lambda entry: entry_page_url(settings, entry),
+        "entry_page": lambda entry: entry_page_url(settings, entry.id),
+        "home_url": page_url(settings, Scope.all()),
+        "opml_url": site_url(settings, OPML),
+        "static_url": lambda name: site_url(settings, f"{STATIC}/{name}"),
+        "category_levels": category_levels,
         "author_scope": lambda name: Scope(ScopeKind.AUTHOR, (name,)),
-        "category_scope": lambda names: Scope(ScopeKind.CATEGORY, tuple(names)),
         "ScopeKind": ScopeKind,
     }
 
@@ -65,7 +52,6 @@ def render_scope_page(settings: Settings, feed: FeedPage, catalog: Catalog) -> s
         feed=feed,
         catalog=catalog,
         children=node.children if node else [],
-        kind_label=KIND_LABELS.get(scope.kind, ""),
         paged=lambda number: page_url(settings, scope, number, feed.limit, feed.params),
         search=dict(feed.params).get("q"),
         filtered=bool(feed.params),

@@ -252,7 +252,9 @@ def render_body(body: str) -> str:
     if len(body) > MAX_MARKDOWN_CHARS:
         raise UnsafeInput(f"Markdown body is over {MAX_MARKDOWN_CHARS} characters")
     _check_markdown_nesting(body)
-    rendered = cmarkgfm.markdown_to_html_with_extensions(body, _CMARK_OPTIONS, _CMARK_EXTENSIONS)
+    rendered: str = cmarkgfm.markdown_to_html_with_extensions(
+        body, _CMARK_OPTIONS, _CMARK_EXTENSIONS
+    )
     if len(rendered) > MAX_MARKDOWN_GROWTH * len(body) + MARKDOWN_GROWTH_SLACK:
         raise UnsafeInput(f"Markdown renders to over {MAX_MARKDOWN_GROWTH} times its size")
     return rendered

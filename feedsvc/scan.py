@@ -81,6 +81,47 @@ class ScanError(RuntimeError):
         self.reason = f"the seeds directory {reason}"
 
 
+DELETION_HOLD = "deletion_hold"  # meta: the hold in force, as DeletionHold.dump writes it
+
+
+@dataclass(frozen=True)
+class DeletionHold:
+    """A sudden mass disappearance held as a fault: since when the directory has held
+    ``files`` of the ``known`` files of the last scan (nothing is removed meanwhile)."""
+
+    since: datetime
+    files: int
+    known: int
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"the seeds directory holds {self.files} files, the last scan knew {self.known}: "
+            "held as a fault, nothing is removed"
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What /status, the store's last scan and the CLI show of it."""
+        return {
+            "since": self.since.isoformat(),
+            "files": self.files,
+            "known": self.known,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def load(cls, text: str | None) -> DeletionHold | None:
+        """The hold a store's meta keeps (None, or 'null' as earlier versions wrote, for none)."""
+        data = json.loads(text or "null")
+        if data is None:
+            return None
+        return cls(datetime.fromisoformat(data["since"]), data["files"], data["known"])
+
+    @staticmethod
+    def dump(hold: DeletionHold | None) -> str:
+        return json.dumps(hold.summary() if hold else None, sort_keys=True)
+
+
 @dataclass
 class ScanReport:
     started: datetime
@@ -90,7 +131,7 @@ class ScanReport:
     removed: int = 0
     unchanged: int = 0
     missing: int = 0
-    held: dict[str, Any] | None = None
+    held: DeletionHold | None = None
     # The first scan into an empty store: all is new to the store, none of it news to anyone.
     baseline: bool = False
     errors: list[tuple[str, str]] = field(default_factory=list)
@@ -98,8 +139,8 @@ class ScanReport:
     files_with_errors: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """The shape /status and the store keep (SPEC: started, finished, added, updated,
-        removed), with the files waiting out their delete grace and any deletion hold."""
+        """The shape /status and the store keep (started, finished, added, updated, removed),
+        with the files waiting out their delete grace and any deletion hold."""
         return {
             "started": self.started.isoformat(),
             "finished": self.finished.isoformat() if self.finished else None,
@@ -108,7 +149,7 @@ class ScanReport:
             "removed": self.removed,
             "unchanged": self.unchanged,
             "missing": self.missing,
-            "held": self.held,
+            "held": self.held.summary() if self.held else None,
             "errors": self.files_with_errors,
         }
 
@@ -309,7 +350,7 @@ class Scanner:
             else:
                 known = writer.file_states([display_path(rel) for rel in paths])
                 listing = stat_seeds(root, {*paths, *known})
-                held = writer.get_meta("deletion_hold") not in (None, "null")
+                held = DeletionHold.load(writer.get_meta(DELETION_HOLD)) is not None
                 gone = len(known) - len(listing.files)
                 if held or listing.unlisted or gone >= MASS_DISAPPEARANCE:
                     # a mass disappearance or its end, or a directory that cannot be
@@ -647,31 +688,23 @@ class Scanner:
 
     def _hold(
         self, writer: ScanTransaction, known: int, present: int, now: int, grace: int
-    ) -> dict[str, Any] | None:
+    ) -> DeletionHold | None:
         """The deletion hold in force, if any: while the directory suddenly holds fewer than
         half the files of the last scan (and MASS_DISAPPEARANCE fewer), nothing is removed
         until that same state has lasted ``grace`` seconds."""
-        previous = json.loads(writer.get_meta("deletion_hold") or "null")
+        previous = DeletionHold.load(writer.get_meta(DELETION_HOLD))
         fault = grace > 0 and present < known / 2 and known - present >= MASS_DISAPPEARANCE
         if not fault:
             if previous is not None:
                 log.warning("deletion hold ended: the seeds directory holds %d files", present)
-                writer.set_meta("deletion_hold", "null")
+                writer.set_meta(DELETION_HOLD, DeletionHold.dump(None))
             return None
         hold = previous
-        if hold is None or hold["files"] != present:
-            hold = {
-                "since": datetime.fromtimestamp(now, UTC).isoformat(),
-                "files": present,
-                "known": known,
-                "reason": (
-                    f"the seeds directory holds {present} files, the last scan knew {known}: "
-                    "held as a fault, nothing is removed"
-                ),
-            }
-            log.warning("deletion hold: %s", hold["reason"])
-            writer.set_meta("deletion_hold", json.dumps(hold, sort_keys=True))
-        if now - int(datetime.fromisoformat(hold["since"]).timestamp()) >= grace:
+        if hold is None or hold.files != present:
+            hold = DeletionHold(datetime.fromtimestamp(now, UTC), present, known)
+            log.warning("deletion hold: %s", hold.reason)
+            writer.set_meta(DELETION_HOLD, DeletionHold.dump(hold))
+        if now - int(hold.since.timestamp()) >= grace:
             log.warning("deletion hold: the same state has lasted %d s, removing", grace)
             return None
         return hold

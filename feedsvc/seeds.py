@@ -518,7 +518,7 @@ def _scalar_text(node: yaml.Node | None) -> str | None:
         return None
     if node.tag == _NULL_TAG and not node.style:  # plain (unquoted) null: ~, null, empty
         return None
-    return node.value
+    return str(node.value)
 
 
 def _name(node: yaml.Node, field: str, rel: str, warnings: list[str]) -> str:

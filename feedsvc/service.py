@@ -24,6 +24,7 @@ from feedsvc.feeds import PART_FORMATS, FeedPage, assemble, page_count, render, 
 from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, Variant
 from feedsvc.pages import render_entry, render_scope_page
 from feedsvc.query import PLAIN, FeedQuery, select
+from feedsvc.routes import feed_path, page_path
 from feedsvc.store import EntryPart, ScopeMembers, ScopeSummary, Store
 from feedsvc.validators import KnownValidators, document_etag, from_members, strong_etag
 
@@ -481,5 +482,5 @@ def _window_moved(cutoffs: tuple[float, float] | None, query: FeedQuery) -> date
 def _paths(scopes: list[Scope]) -> tuple[dict[str, tuple[Scope, Format]], dict[str, Scope]]:
     """Every feed's and every page's path on the site, for the scopes that exist."""
     every = [Scope.all(), *scopes]  # (gone scopes too: answered 410 by a look-up)
-    feeds = {scope.url_path(fmt): (scope, fmt) for scope in every for fmt in Format}
-    return feeds, {scope.page_path: scope for scope in every}
+    feeds = {feed_path(scope, fmt): (scope, fmt) for scope in every for fmt in Format}
+    return feeds, {page_path(scope): scope for scope in every}

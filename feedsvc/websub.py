@@ -23,8 +23,8 @@ import requests
 
 from feedsvc import __version__
 from feedsvc.config import Settings
-from feedsvc.feeds import feed_url
 from feedsvc.model import Format, Scope
+from feedsvc.routes import feed_url
 from feedsvc.store import Store
 
 log = logging.getLogger(__name__)

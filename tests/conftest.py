@@ -55,7 +55,7 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 def require(available: bool, what: str) -> None:
     """Skip a test whose facility is missing on a developer's machine, but fail it in CI,
-    where every facility the suite uses must be there (SPEC: PostgreSQL tests run, not skip)."""
+    where every facility the suite uses must be there (PostgreSQL tests run, not skip)."""
     if available:
         return
     if os.environ.get("CI"):

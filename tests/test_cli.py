@@ -11,6 +11,7 @@ import feedparser
 import pytest
 
 from feedsvc.model import Format
+from feedsvc.routes import KIND_SEGMENTS
 from feedsvc.store import Store
 from tests.server import run
 
@@ -83,7 +84,7 @@ def test_export_writes_every_feed(corpus_dir, tmp_path):
             parts = (
                 ["all"]
                 if summary.scope.key == "all"
-                else [summary.scope.kind.url_segment, *summary.scope.names]
+                else [KIND_SEGMENTS[summary.scope.kind], *summary.scope.names]
             )
             path = out.joinpath("feeds", *parts[:-1], f"{parts[-1]}.{fmt.value}")
             body = path.read_bytes()

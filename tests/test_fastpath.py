@@ -17,9 +17,10 @@ from werkzeug.test import Client
 from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.model import Format, Html
+from feedsvc.routes import feed_path, page_path
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from feedsvc.web.asgi import Application
+from feedsvc.web.asgi import ASGIApp, FastPath, Finish, FlaskBridge, compose
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
 QUERIES = [
@@ -65,14 +66,7 @@ def app(tmp_path_factory):
     app.extensions["feedsvc"].service.store.close()
 
 
-def answer(client: Client, method: str, path: str, headers: dict[str, str]):
-    """Flask's answer, as (status code, headers with lower-case names, body)."""
-    response = client.open(path, method=method, headers=headers)
-    named = sorted((name.lower(), value) for name, value in response.headers.items())
-    return response.status_code, named, response.get_data()
-
-
-def asgi_answer(app: Application, method: str, target: str, headers: dict[str, str]):
+def asgi_answer(app: ASGIApp, method: str, target: str, headers: dict[str, str]):
     """The ASGI application's answer, in the same form, from one HTTP scope as a server
     would build it (the raw path kept percent-encoded)."""
     path, _, query = target.partition("?")
@@ -106,17 +100,22 @@ def asgi_answer(app: Application, method: str, target: str, headers: dict[str, s
     return start["status"], named, body
 
 
-def application(app) -> Application:
-    return Application(app, start=lambda: None, stop=lambda: None)
+def application(app) -> ASGIApp:
+    return compose(app)
+
+
+def flask_only(app) -> ASGIApp:
+    """The same layers with no fast path: every request answered by Flask."""
+    return Finish(FlaskBridge(app, threads=2))
 
 
 def feed_paths(app) -> list[str]:
     service = app.extensions["feedsvc"].service
-    return [s.scope.url_path(fmt) for s in service.summaries() for fmt in Format]
+    return [feed_path(s.scope, fmt) for s in service.summaries() for fmt in Format]
 
 
 def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
-    fast, flask_only = application(app), Client(app)
+    fast, slow = application(app), flask_only(app)
     paths = feed_paths(app)
     assert len(paths) >= 300
     compared = 0
@@ -124,7 +123,7 @@ def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
         thorough = path in paths[:6]
         for query in QUERIES if thorough else QUERIES[:2] if path in ODD_PATHS else [""]:
             target = path + query
-            plain = answer(flask_only, "GET", target, {})
+            plain = asgi_answer(slow, "GET", target, {})
             etag = dict(plain[1]).get("etag", '"none"')
             modified = dict(plain[1]).get("last-modified", "Sat, 01 Jan 2000 00:00:00 GMT")
             header_sets = [
@@ -141,7 +140,7 @@ def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
             ]
             for headers in header_sets if thorough or path in ODD_PATHS else header_sets[:5]:
                 for method in ("GET", "HEAD"):
-                    expected = answer(flask_only, method, target, headers)
+                    expected = asgi_answer(slow, method, target, headers)
                     assert asgi_answer(fast, method, target, headers) == expected, (
                         target,
                         headers,
@@ -152,19 +151,18 @@ def test_every_feed_url_form_gets_the_same_answer_from_both_paths(app):
 
 def test_304s_and_cached_documents_never_reach_flask_or_a_render(app):
     state = app.extensions["feedsvc"]
-    fast = application(app)
     paths = feed_paths(app)[:30]
     before = state.service.renders
     etags = {}
     for path in paths:
-        etags[path] = dict(asgi_answer(fast, "GET", path, {})[1])["etag"]
+        etags[path] = dict(asgi_answer(application(app), "GET", path, {})[1])["etag"]
     rendered = state.service.renders - before
     assert rendered <= len(paths)  # at most once each (the first test may have cached some)
 
     async def no_flask(_scope, _receive, _send):
         raise AssertionError("the request reached Flask")
 
-    fast.flask = no_flask
+    fast = Finish(FastPath(state, no_flask))
     for path in paths:
         assert asgi_answer(fast, "GET", path, {"If-None-Match": etags[path]})[0] == 304
         for encoding in ("identity", "gzip", "br"):
@@ -179,9 +177,9 @@ def test_before_the_first_scan_both_paths_say_retry(tmp_path):
     settings = Settings(seeds=seeds, db=f"sqlite:///{tmp_path}/db.sqlite3")
     app = create_app(build(settings, follow=False))
     try:
-        fast, flask_only = application(app), Client(app)
+        fast, slow = application(app), flask_only(app)
         for target in ("/feeds/all.atom", "/feeds/nope.rss?limit=x"):
-            expected = answer(flask_only, "GET", target, {})
+            expected = asgi_answer(slow, "GET", target, {})
             assert expected[0] == 503
             assert asgi_answer(fast, "GET", target, {}) == expected
     finally:
@@ -249,8 +247,8 @@ def documents(app, scopes, limits=(None, 1, 7)):
                     if part
                 )
                 for fmt in Format:
-                    yield summary.scope.url_path(fmt) + ("?" + query if query else "")
-                yield summary.scope.page_path + ("?" + query if query else "")
+                    yield feed_path(summary.scope, fmt) + ("?" + query if query else "")
+                yield page_path(summary.scope) + ("?" + query if query else "")
 
 
 def test_validators_known_from_memory_are_the_rendered_documents(tmp_path):

@@ -27,6 +27,7 @@ from sqlalchemy import create_engine
 
 from feedsvc.config import Settings
 from feedsvc.model import EPOCH, Format, Scope
+from feedsvc.routes import feed_path
 from feedsvc.service import FeedService
 from feedsvc.store import StorageError, Store
 from feedsvc.store.engine import sqlite_path
@@ -445,7 +446,7 @@ def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):
         for key, fmt in expected:
             scope = Scope.from_key(key)
             response = requests.get(
-                server.url + scope.url_path(Format(fmt)),
+                server.url + feed_path(scope, Format(fmt)),
                 timeout=10,
                 headers={"Accept-Encoding": "identity"},
             )

@@ -13,6 +13,7 @@ from lxml import etree
 
 from feedsvc.feeds import FeedPage, render
 from feedsvc.model import Format, Scope, ScopeKind
+from feedsvc.routes import page_path
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
@@ -118,7 +119,7 @@ def test_feed_metadata_names_its_scope_and_never_the_clock(served):
     newest = max(e.updated for e in stored(store, scope))
     assert datetime(*atom.feed.updated_parsed[:6], tzinfo=UTC) == newest
     rss = feedparser.parse(feeds[(scope, Format.RSS)])
-    assert rss.feed.link == settings.public_url + scope.page_path  # the scope's HTML page
+    assert rss.feed.link == settings.public_url + page_path(scope)  # the scope's HTML page
     ids = {scope.feed_id for scope in {s for s, _ in feeds}}
     assert len(ids) == len(feeds) // 3  # every feed has its own id
 

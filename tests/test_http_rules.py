@@ -1,4 +1,4 @@
-"""The HTTP rules in-process, through Flask's test client on a store a real scan filled (no
+"""The HTTP rules in-process, through the serving ASGI layers on a store a real scan filled (no
 server process): conditional GET, encodings and bad queries for pages as for feeds. The
 end-to-end tests (test_http.py) run the same rules through a real server."""
 
@@ -8,13 +8,13 @@ import gzip
 
 import brotli
 import pytest
-from werkzeug.test import Client
 
 from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import asgi_client
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def client(tmp_path_factory):
     Scanner(store, settings).scan()
     store.close()
     app = create_app(build(settings, follow=False))
-    yield Client(app)
+    yield asgi_client(app)
     app.extensions["feedsvc"].service.store.close()
 
 

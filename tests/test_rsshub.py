@@ -35,6 +35,7 @@ import pytest
 import yaml
 from werkzeug.test import Client, TestResponse
 
+from feedsvc import routes
 from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.model import Entry, Format, Scope, ScopeKind
@@ -290,7 +291,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def feed_path(route: str, fmt: Format = Format.RSS) -> str:
-    return Scope(ScopeKind.CATEGORY, (f"rsshub-{route}",)).url_path(fmt)
+    return routes.feed_path(Scope(ScopeKind.CATEGORY, (f"rsshub-{route}",)), fmt)
 
 
 def request(site: Site, route: str, query: str = "", fmt: Format = Format.RSS) -> TestResponse:

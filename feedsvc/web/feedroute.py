@@ -1,6 +1,6 @@
-"""The answer to a feed URL (/feeds/...), as status, headers and body, from plain request
-values: Flask's view and the fast WSGI layer in front of Flask both send exactly this, so
-the two can never disagree on a byte or a header."""
+"""The answer to a feed URL (/feeds/...) or a scope's page, as status, headers and body, from
+plain request values: Flask's view and the event loop's fast path (feedsvc.web.asgi) both
+send exactly this, so the two can never disagree on a byte or a header."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from datetime import datetime
 
 from feedsvc.config import Settings
 from feedsvc.doccache import Rendered
-from feedsvc.feeds import feed_url
-from feedsvc.model import Format, Html, Scope, Variant, parse_feed_path, parse_page_path
+from feedsvc.model import Format, Html, Scope, Variant
 from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int, query_limit
+from feedsvc.routes import feed_url, parse_feed_path, parse_page_path, search_format
 from feedsvc.service import Busy, FeedGone, FeedNotFound, StoreBehind
 from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
@@ -125,13 +125,13 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
     except BadQuery as exc:
         return text_answer(400, str(exc))
     found = state.service.feed_at(req.raw_path)
-    stem, dot, ext = req.raw_path.removeprefix("/feeds/").rpartition(".")
+    searched = search_format(req.raw_path) if found is None else None
     if found is not None:
         scope, fmt = found
-    elif stem == "search" and dot and ext in Format.__members__.values():
+    elif searched is not None:
         if query.search is None:  # the site-wide search feed: /feeds/all.<fmt> with ?q=
             return text_answer(400, "the search feed needs q=<words>")
-        scope, fmt = Scope.all(), Format(ext)
+        scope, fmt = Scope.all(), searched
     else:
         try:
             scope, fmt = parse_feed_path(req.raw_path)

@@ -1,6 +1,6 @@
 """HTTP caching and encoding rules, kept apart from the views: conditional GET (RFC 9110),
 compression negotiation, and the bounded integer query values feeds accept. They take plain
-header values, so Flask's views and the fast WSGI layer in front of Flask share them."""
+header values, so Flask's views and the event loop's fast path (feedsvc.web.asgi) share them."""
 
 from __future__ import annotations
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from feedsvc import routes
 from feedsvc.doccache import Rendered
 from feedsvc.model import Format, is_entry_id
 from feedsvc.opml import render_opml
@@ -31,7 +33,8 @@ bp = Blueprint("feedsvc", __name__)
 
 
 def state() -> AppState:
-    return current_app.extensions["feedsvc"]
+    found: AppState = current_app.extensions["feedsvc"]
+    return found
 
 
 def text_response(status: int, message: str) -> Response:
@@ -55,20 +58,15 @@ def unavailable() -> Response:
 @bp.before_app_request
 def wait_for_first_scan() -> Response | None:
     """Before the first scan is loaded, content answers 503 (retry), never a false 404."""
-    if request.endpoint in (
-        "feedsvc.healthz",
-        "feedsvc.readyz",
-        "feedsvc.status",
-        "feedsvc.metrics",
-        "static",
-    ):
+    rule = request.url_rule.rule if request.url_rule else None
+    if rule in _OPERATIONS or request.endpoint == "static":
         return None
     return None if state().ensure_ready() else not_ready()
 
 
-@bp.get("/feeds/<path:_rest>")
 def feed(_rest: str) -> Response:
-    """The feed route; the fast WSGI layer answers it first whenever no render is needed."""
+    """The feed route; the event loop's fast path answers it first whenever no render is
+    needed."""
     answer = answer_feed(state(), request_facts())
     assert answer is not None  # rendering allowed: always an answer
     return respond(answer)
@@ -100,16 +98,11 @@ def send_document(rendered: Rendered, extra: Sequence[tuple[str, str]]) -> Respo
     return respond(answer)
 
 
-@bp.get("/")
-@bp.get("/categories/<path:_rest>")
-@bp.get("/authors/<path:_rest>")
-@bp.get("/tags/<path:_rest>")
 def scope_page(_rest: str = "") -> Response:
     """A scope's page ('/': everything, with the directory of every feed)."""
     return respond(answer_page(state(), request_facts()))
 
 
-@bp.get("/opml")
 def opml() -> Response:
     app = state()
     page = app.service.generated(
@@ -118,7 +111,6 @@ def opml() -> Response:
     return send_document(page, ())
 
 
-@bp.get("/entries/<entry_id>")
 def entry(entry_id: str) -> Response:
     found = state().service.entry_page(entry_id) if is_entry_id(entry_id) else None
     if found is None:
@@ -126,12 +118,10 @@ def entry(entry_id: str) -> Response:
     return send_document(found, HTML_SECURITY)
 
 
-@bp.get("/healthz")
 def healthz() -> Response:
     return text_response(200, "ok")
 
 
-@bp.get("/readyz")
 def readyz() -> Response:
     """Ready: the database answers and this process has loaded a finished scan. While the
     database does not answer, feeds already loaded keep being served; readiness comes back
@@ -144,7 +134,6 @@ def readyz() -> Response:
     return text_response(200, "ready")
 
 
-@bp.get("/status")
 def status() -> Response:
     """What an operator needs to see why feeds are missing or stale: it answers whatever
     state the store is in (before the first scan too), the same from every worker."""
@@ -182,11 +171,36 @@ def status() -> Response:
     return response
 
 
-@bp.get("/metrics")
 def metrics() -> Response:
     app = state()
     body, content_type = exposition(app.service, app.leader)
     return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+@dataclass(frozen=True)
+class Route:
+    """One rule of the site (Werkzeug syntax, from feedsvc.routes) and its view. ``content``:
+    it answers from the loaded feeds, so 503 until the first scan is loaded."""
+
+    rule: str
+    view: Callable[..., Response]
+    content: bool = True
+
+
+# Every URL the app answers (static files aside: Flask's own, at routes.STATIC).
+ROUTES = (
+    Route(routes.FEED_RULE, feed),
+    *(Route(rule, scope_page) for rule in routes.PAGE_RULES),
+    Route(routes.OPML, opml),
+    Route(routes.ENTRY_RULE, entry),
+    Route(routes.HEALTHZ, healthz, content=False),
+    Route(routes.READYZ, readyz, content=False),
+    Route(routes.STATUS, status, content=False),
+    Route(routes.METRICS, metrics, content=False),
+)
+_OPERATIONS = {route.rule for route in ROUTES if not route.content}
+for _route in ROUTES:
+    bp.add_url_rule(_route.rule, view_func=_route.view, methods=["GET"])
 
 
 @bp.app_errorhandler(HTTPException)
