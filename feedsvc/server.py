@@ -2,7 +2,7 @@
 and the serving workers: the ASGI application (feedsvc.web.asgi) under granian, a Rust HTTP
 server, with graceful shutdown.
 
-granian was chosen by measurement (README, "Serving"): on the same machine and feed it
+granian was chosen by measurement (docs/benchmarks.md): on the same machine and feed it
 answered several times the requests per second of gunicorn's threaded workers. Each worker
 is forked from this process, builds its own app and only reads; the leader lock makes
 exactly one leader process (across all replicas on one database) the one that scans.

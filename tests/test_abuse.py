@@ -34,7 +34,7 @@ from tests.server import (
     wait_for,
 )
 
-MAX_TARGET = 4096  # the README's limit on a request target
+MAX_TARGET = 4096  # the limit on a request target (docs/operations.md)
 MIB = 1 << 20
 
 
@@ -199,7 +199,7 @@ def distinct_requests(kind: str, count: int) -> Iterator[str]:
 
 
 def test_resident_memory_stays_within_its_budget_under_distinct_requests(tmp_path):
-    """cache_bytes plus the README's fixed overhead, whatever is asked for: the worker's
+    """cache_bytes plus the fixed overhead docs/operations.md states, whatever is asked for: the worker's
     resident memory after a loop of distinct costly requests of every kind grows by less
     than the document cache's budget and a bounded margin."""
     cache_bytes = 4 * MIB

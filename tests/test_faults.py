@@ -2,7 +2,7 @@
 and a data directory that fills up or turns read-only. feedsvc keeps serving, loses nothing
 it served, and rebuilds with the same ids and ETags.
 
-A rebuilt database dates undated entries by its own first scan (README: seed format), so the
+A rebuilt database dates undated entries by its own first scan (docs/seeds.md), so the
 tests that compare a rebuild with what was served before use the corpus's dated files."""
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def test_deleting_everything_and_writing_it_back_changes_nothing(scanner, clock)
     clock.advance(2)
     held = scanner.scan()  # the directory is empty: a fault, not news
     assert held.removed == 0 and held.missing == 48 and held.changed_scopes == []
-    assert held.held is not None and "held as a fault" in held.held["reason"]
+    assert held.held is not None and "held as a fault" in held.held.reason
     assert held.held is not None and scanner.store.last_scan()["held"] == held.held.summary()
     assert state(scanner) == before
     clock.advance(2)
@@ -264,7 +264,7 @@ def test_a_mass_disappearance_is_held_until_it_lasts_the_grace(scanner, clock):
     clock.advance(5)
     report = scanner.scan()
     assert report.removed == 0 and report.held is not None
-    assert report.held["files"] == 10 and report.held["known"] == 50
+    assert report.held.files == 10 and report.held.known == 50
     assert state(scanner) == before
     clock.advance(59)
     assert scanner.scan().held is not None

@@ -86,7 +86,7 @@ _TARGET_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
 def ascii_query(query: bytes) -> bytes:
-    """A query string as a client should have sent it: raw UTF-8 (curl sends the README's
+    """A query string as a client should have sent it: raw UTF-8 (curl sends docs/urls.md's
     own examples so) and other bytes HTTP does not allow percent-encoded, the rest as it is."""
     if query.isascii() and b" " not in query:
         return query

@@ -56,7 +56,7 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "feedsvc_process_resident_bytes",
-            "Resident memory of the process that answered (see the README's memory budget)",
+            "Resident memory of the process that answered (see the memory budget in docs/operations.md)",
             value=resident_bytes(),
         )
         yield GaugeMetricFamily(
