@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from feedsvc.config import Settings
-from feedsvc.model import id_keeper
+from feedsvc.model import settle_claims
 from feedsvc.scan import check_seeds_dir
-from feedsvc.seeds import display_path, load_seed, walk_seeds
+from feedsvc.seeds import Fresh, Refused, load_seed, walk_seeds
 
 
 @dataclass
@@ -34,34 +34,24 @@ def check_seeds(
     check_seeds_dir(settings.seeds)
     result = CheckResult()
     claimants: dict[str, list[str]] = {}
-    shown_as: dict[str, str] = {}
     listing = walk_seeds(settings.seeds)
     result.errors.extend((problem.key, problem.reason) for problem in listing.unlisted)
     for seed in listing.files:
         result.files += 1
-        shown = display_path(seed.rel)
-        loaded = load_seed(seed, None, settings)
-        if loaded.error is not None:
-            result.errors.append(loaded.error)
-            continue
-        if loaded.parsed is None:  # changing while read
-            result.warnings.append((shown, "changed while being read; check again"))
-            continue
-        parsed = loaded.parsed
-        result.warnings.extend((shown, warning) for warning in parsed.warnings)
-        if parsed.entry is None:
-            result.drafts += 1
-            continue
-        claimants.setdefault(parsed.entry.id, []).append(seed.rel)
-        shown_as[seed.rel] = shown
-    shared = {entry_id: rels for entry_id, rels in claimants.items() if len(rels) > 1}
-    owners = served(sorted(shared)) if served is not None and shared else {}
-    for entry_id, rels in claimants.items():
-        keeper = id_keeper(rels, owners.get(entry_id))
-        for rel in rels:
-            if rel == keeper:
-                result.ok += 1
-            else:
-                reason = f"id {entry_id} is already used by {shown_as[keeper]}"
-                result.errors.append((shown_as[rel], reason))
+        match load_seed(seed, None, settings):
+            case Refused(path=path, reason=reason):
+                result.errors.append((path, reason))
+            case Fresh(parsed=parsed):
+                result.warnings.extend((seed.key, warning) for warning in parsed.warnings)
+                if parsed.entry is None:
+                    result.drafts += 1
+                else:
+                    claimants.setdefault(parsed.entry.id, []).append(seed.key)
+            case _:  # changing while read (no bytes are known to be unchanged here)
+                result.warnings.append((seed.key, "changed while being read; check again"))
+    shared = sorted(entry_id for entry_id, keys in claimants.items() if len(keys) > 1)
+    owners = served(shared) if served is not None and shared else {}
+    _keepers, clashes = settle_claims(claimants, owners)
+    result.ok = sum(map(len, claimants.values())) - len(clashes)
+    result.errors.extend((clash.path, clash.reason) for clash in clashes)
     return result

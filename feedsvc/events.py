@@ -18,7 +18,7 @@ from pathlib import Path
 
 import watchfiles
 
-from feedsvc.seeds import LEFTOVER_SUFFIXES, is_seed_name
+from feedsvc.seeds.discover import LEFTOVER_SUFFIXES, is_seed_path, walked_into
 
 log = logging.getLogger(__name__)
 
@@ -113,14 +113,12 @@ class SeedEvents:
         rels: set[str] = set()
         for path in paths:
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-            if rel.startswith("..") or any(p.startswith(".") for p in rel.split("/")[:-1]):
+            if not walked_into(rel):
                 continue
-            kind = _kind(path, rel.rsplit("/", 1)[-1])
-            if kind == "directory":  # came, went or moved: its files cannot be named here
-                rels = set()
-                self._tell(None)
+            if _may_be_directory(path, rel):
+                self._tell(None)  # came, went or moved: its files cannot be named here
                 return
-            if kind == "seed":
+            if is_seed_path(rel):
                 rels.add(rel)
         if rels:
             self._tell(rels)
@@ -132,13 +130,14 @@ class SeedEvents:
             log.exception("scan after filesystem events failed")
 
 
-def _kind(path: str, name: str) -> str:
-    """'seed', 'other' (a file that is no seed: a temporary or hidden file, a leftover) or
-    'directory' (or what may have been one: a name gone that no file would carry)."""
+def _may_be_directory(path: str, rel: str) -> bool:
+    """Whether an event's path is a directory, or (gone) may have been one: a name that no
+    seed, temporary, hidden or leftover file would carry, without a suffix."""
     if os.path.isdir(path):
-        return "directory"
-    if is_seed_name(name):
-        return "seed"
-    if os.path.lexists(path) or name.startswith((".", "#")) or name.endswith(LEFTOVER_SUFFIXES):
-        return "other"
-    return "directory" if "." not in name else "other"
+        return True
+    name = rel.rsplit("/", 1)[-1]
+    if is_seed_path(rel) or os.path.lexists(path):
+        return False
+    return (
+        not name.startswith((".", "#")) and not name.endswith(LEFTOVER_SUFFIXES) and "." not in name
+    )

@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
@@ -265,10 +265,32 @@ class Entry:
         )
 
 
-def id_keeper(claimants: Sequence[str], served_by: str | None) -> str:
-    """Of the seed files (relative paths) that give one explicit id, the one whose entry
-    gets it: the file serving it now if that file still gives it, else the first in path
-    order. Scan and check both decide by this, so they blame the same file."""
-    if served_by is not None and served_by in claimants:
-        return served_by
-    return min(claimants)
+@dataclass(frozen=True)
+class IdClash:
+    """A seed file (``path``, as the store knows it) refused the explicit id ``entry_id``
+    that the file ``keeper`` keeps."""
+
+    path: str
+    entry_id: str
+    keeper: str
+
+    @property
+    def reason(self) -> str:
+        return f"id {self.entry_id} is already used by {self.keeper}"
+
+
+def settle_claims(
+    claimants: Mapping[str, Sequence[str]], served_by: Mapping[str, str]
+) -> tuple[dict[str, str], list[IdClash]]:
+    """Which file keeps each explicit id several files give (``claimants``, by id), and
+    the clashes: the file serving it now (``served_by``, by id) if that one still gives it,
+    else the first in path order. Scan and check both decide by this, so they blame the
+    same file in the same words."""
+    keepers: dict[str, str] = {}
+    clashes: list[IdClash] = []
+    for entry_id, paths in claimants.items():
+        served = served_by.get(entry_id)
+        keeper = served if served is not None and served in paths else min(paths)
+        keepers[entry_id] = keeper
+        clashes += [IdClash(path, entry_id, keeper) for path in paths if path != keeper]
+    return keepers, clashes

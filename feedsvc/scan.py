@@ -33,10 +33,14 @@ from feedsvc.logs import log_done
 from feedsvc.model import Entry, Scope, ScopeKind
 from feedsvc.revisions import identity, settle
 from feedsvc.seeds import (
+    Changing,
+    Fresh,
     Loaded,
     Parsed,
+    Refused,
     SeedFile,
     SeedListing,
+    Unchanged,
     content_hash,
     display_path,
     load_seed,
@@ -167,7 +171,21 @@ def check_seeds_dir(root: Path) -> None:
 
 
 # A file read and parsed: the hash of its bytes, and what the store knew of it.
-_Read = tuple[SeedFile, str, Parsed, FileState | None]
+@dataclass(frozen=True)
+class _ReadFile:
+    """A seed file read and parsed to an entry (no draft), to settle against the store:
+    its bytes' hash, what parsing gave, and the state the store holds for it."""
+
+    seed: SeedFile
+    digest: str
+    parsed: Parsed
+    known: FileState | None
+
+    @property
+    def entry(self) -> Entry:
+        entry = self.parsed.entry
+        assert entry is not None  # drafts are never settled
+        return entry
 
 
 @dataclass
@@ -176,7 +194,7 @@ class _Batch:
     the entries the store serves for them."""
 
     changes: Changes = field(default_factory=Changes)
-    parsed: list[_Read] = field(default_factory=list)
+    parsed: list[_ReadFile] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.parsed) + len(self.changes.errors) + len(self.changes.restats)
@@ -190,7 +208,7 @@ class _Renames:
 
     gone: frozenset[str]
     identities: dict[str, list[str]] | None = None
-    waiting: list[_Read] = field(default_factory=list)
+    waiting: list[_ReadFile] = field(default_factory=list)
 
     def may_be_renamed(self, writer: ScanTransaction, entry: Entry) -> bool:
         """Whether a new file's entry has the identity of a missing file's entry."""
@@ -206,6 +224,17 @@ class _Renames:
                     if old_key is not None:
                         self.identities.setdefault(old_key, []).append(rel)
         return key in self.identities
+
+
+@dataclass
+class _Pass:
+    """One scan under way: its transaction, its report, whether every file is read again
+    (the parse settings changed), and what it needs to tell renamed files."""
+
+    writer: ScanTransaction
+    report: ScanReport
+    rebuild: bool
+    renames: _Renames
 
 
 def _narrowest_scope(entry: Entry) -> Scope:
@@ -367,17 +396,18 @@ class Scanner:
                     if state.entry_id and rel not in present and not listing.hides(rel)
                 )
             )
+            run = _Pass(writer, report, rebuild, renames)
             batch = _Batch()
             for done, (seed, loaded) in enumerate(self._reads(seeds, known, rebuild), 1):
                 self._visit(seed, known.get(seed.key), loaded, batch, report)
                 if len(batch) >= BATCH_FILES:
-                    self._apply(writer, batch, report, rebuild, renames)
+                    self._apply(run, batch)
                     batch = _Batch()
                 if progress:
                     progress(done, len(seeds))
-            self._apply(writer, batch, report, rebuild, renames)
+            self._apply(run, batch)
             batch = _Batch()  # every file seen is stored: now the renames, and what is gone
-            taken = self._take_over(writer, renames, batch, report, rebuild)
+            taken = self._take_over(run, batch)
             self._unlisted(listing, known, batch.changes, report)
             self._deletions(
                 writer,
@@ -389,7 +419,7 @@ class Scanner:
                 prune_now,
                 paths is None,
             )
-            self._apply(writer, batch, report, rebuild, renames, taken)
+            self._apply(run, batch, taken)
             started = int(report.started.timestamp())
             writer.expire_tombstones(started - self.settings.tombstone_days * 86400 + 1)
             report.changed_scopes = writer.refresh_scopes()
@@ -441,15 +471,13 @@ class Scanner:
         """Each seed with what reading it gave, in walk order; None for a file whose stat
         is the one the store holds (not read). With many files to read, they are read and
         parsed on a pool of processes, one per core: parsing and sanitising are CPU-bound."""
-        wanted: list[SeedFile] = []
-        for seed in seeds:
-            state = known.get(seed.key)
-            if (
-                rebuild
-                or state is None
-                or (state.mtime_ns, state.size) != (seed.mtime_ns, seed.size)
-            ):
-                wanted.append(seed)
+        to_read = [
+            rebuild
+            or (state := known.get(seed.key)) is None
+            or (state.mtime_ns, state.size) != (seed.mtime_ns, seed.size)
+            for seed in seeds
+        ]
+        wanted = [seed for seed, read in zip(seeds, to_read, strict=True) if read]
         hashes = [
             None if rebuild or seed.key not in known else known[seed.key].content_hash
             for seed in wanted
@@ -464,14 +492,8 @@ class Scanner:
             log.info("reading %d seed files on %d processes", len(wanted), self.workers)
             loaded = _windowed(pool, load, wanted, hashes)
         try:
-            results = iter(zip(wanted, loaded, strict=True))
-            pending = next(results, None)
-            for seed in seeds:
-                if pending is not None and pending[0] is seed:
-                    yield pending
-                    pending = next(results, None)
-                else:
-                    yield seed, None
+            for seed, read in zip(seeds, to_read, strict=True):
+                yield seed, next(loaded) if read else None
         finally:
             if pool is not None:
                 stop_pool(pool)
@@ -493,70 +515,44 @@ class Scanner:
                 )
             report.unchanged += 1
             return
-        if loaded.kind == "changing":
-            log.info(
-                "%s: changed while being read; will read it at the next scan",
-                seed.key,
-            )
-            return
-        if loaded.error is not None:
-            path, reason = loaded.error
-            _report(
-                changes,
-                report,
-                Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, reason),
-                path,
-            )
-            return
-        if loaded.kind == "same":
-            assert known is not None
-            changes.restats.append(
-                FileStat(seed.key, seed.mtime_ns, seed.size, loaded.digest, known.noted)
-            )
-            report.unchanged += 1
-            return
-        parsed = loaded.parsed
-        assert parsed is not None
-        if parsed.entry is None:
-            changes.drafts.append(Note(seed.key, seed.mtime_ns, seed.size, loaded.digest, ""))
-            if known and known.entry_id:
-                report.removed += 1
-            return
-        batch.parsed.append((seed, loaded.digest, parsed, known))
+        match loaded:
+            case Changing():
+                log.info("%s: changed while being read; will read it at the next scan", seed.key)
+            case Refused(digest=digest, path=path, reason=reason):
+                note = Note(seed.key, seed.mtime_ns, seed.size, digest, reason)
+                _report(changes, report, note, path)
+            case Unchanged(digest=digest):
+                assert known is not None
+                changes.restats.append(
+                    FileStat(seed.key, seed.mtime_ns, seed.size, digest, known.noted)
+                )
+                report.unchanged += 1
+            case Fresh(digest=digest, parsed=parsed) if parsed.entry is None:  # a draft
+                changes.drafts.append(Note(seed.key, seed.mtime_ns, seed.size, digest, ""))
+                if known and known.entry_id:
+                    report.removed += 1
+            case Fresh(digest=digest, parsed=parsed):
+                batch.parsed.append(_ReadFile(seed, digest, parsed, known))
 
-    def _settle(
-        self,
-        writer: ScanTransaction,
-        batch: _Batch,
-        report: ScanReport,
-        rebuild: bool,
-        renames: _Renames,
-    ) -> None:
+    def _settle(self, run: _Pass, batch: _Batch) -> None:
         """Turn the batch's parsed files into entries, dated against what the store serves;
         a new file that may be a missing one renamed waits for ``_take_over``."""
-        served = writer.entries_at([seed.key for seed, *_rest in batch.parsed])
+        served = run.writer.entries_at([read.seed.key for read in batch.parsed])
         for read in batch.parsed:
-            previous = served.get(read[0].key)
-            entry = read[2].entry
-            assert entry is not None  # drafts never reach a batch's parsed files
-            if previous is None and renames.may_be_renamed(writer, entry):
-                renames.waiting.append(read)
+            previous = served.get(read.seed.key)
+            if previous is None and run.renames.may_be_renamed(run.writer, read.entry):
+                run.renames.waiting.append(read)
                 continue
-            self._settle_one(batch.changes, report, rebuild, read, previous)
+            self._settle_one(run, batch.changes, read, previous)
         batch.parsed.clear()
 
     def _settle_one(
-        self,
-        changes: Changes,
-        report: ScanReport,
-        rebuild: bool,
-        read: _Read,
-        previous: Entry | None,
+        self, run: _Pass, changes: Changes, read: _ReadFile, previous: Entry | None
     ) -> None:
         """One parsed file as an entry, dated against ``previous``; an entry equal to the one
         served changes nothing but the file's stat."""
-        seed, digest, parsed, known = read
-        entry = settle(parsed, previous, report.started, rebuild=rebuild)
+        seed, digest, known, report = read.seed, read.digest, read.known, run.report
+        entry = settle(read.parsed, previous, report.started, rebuild=run.rebuild)
         if known and known.noted:
             changes.cleared_errors.append(seed.key)
         if entry == previous and known is not None:
@@ -572,24 +568,17 @@ class Scanner:
             report.added += 1
             changes.new_paths.add(seed.key)
 
-    def _take_over(
-        self,
-        writer: ScanTransaction,
-        renames: _Renames,
-        batch: _Batch,
-        report: ScanReport,
-        rebuild: bool,
-    ) -> set[str]:
+    def _take_over(self, run: _Pass, batch: _Batch) -> set[str]:
         """Settle the new files that have the identity of a missing file's entry. The only
         such file takes over the only such entry when no other entry has that identity
         either, and when neither states an explicit id (an entry serving an id it took over
         counts as one, except for the file whose path gives that id: a headline edit undone):
         a renamed file. Its entry keeps the id and the published date. The rest are new
         entries. Returns the missing files whose entries were taken over."""
-        waiting: dict[str, list[_Read]] = {}
+        renames, writer = run.renames, run.writer
+        waiting: dict[str, list[_ReadFile]] = {}
         for read in renames.waiting:
-            entry = read[2].entry
-            key = identity(entry) if entry is not None else None
+            key = identity(read.entry)
             assert key is not None  # it waits because it has one
             waiting.setdefault(key, []).append(read)
         identities = renames.identities or {}
@@ -604,8 +593,7 @@ class Scanner:
         for key, reads in waiting.items():
             old = olds[pairs[key]] if key in pairs and key not in shared else None
             for read in reads:
-                new = read[2].entry
-                assert new is not None
+                new = read.entry
                 takes = (
                     old is not None
                     and new.id == new.path_id
@@ -620,7 +608,7 @@ class Scanner:
                         old.path,
                         extra={"path": new.path, "renamed_from": old.path},
                     )
-                self._settle_one(batch.changes, report, rebuild, read, old if takes else None)
+                self._settle_one(run, batch.changes, read, old if takes else None)
         renames.waiting.clear()
         return taken
 
@@ -709,35 +697,28 @@ class Scanner:
             return None
         return hold
 
-    def _apply(
-        self,
-        writer: ScanTransaction,
-        batch: _Batch,
-        report: ScanReport,
-        rebuild: bool,
-        renames: _Renames,
-        taken: Collection[str] = (),
-    ) -> None:
-        self._settle(writer, batch, report, rebuild, renames)
-        changes = batch.changes
+    def _apply(self, run: _Pass, batch: _Batch, taken: Collection[str] = ()) -> None:
+        """Write the batch; a file refused an explicit id another file keeps is written as
+        an error instead, and the report counts it so."""
+        self._settle(run, batch)
+        changes, report = batch.changes, run.report
         if not changes:
             return
         seen_at = int(report.started.timestamp())
         news = not report.baseline
-        clashes = writer.apply(changes, seen_at, taken, renames.gone, news=news)
+        clashes = run.writer.apply(changes, seen_at, taken, run.renames.gone, news=news)
         if not clashes:
             return
         by_path = {stored.entry.path: stored for stored in changes.upserts}
         follow_up = Changes()
-        for rel in clashes:
-            stored = by_path[rel]
-            reason = f"id {stored.entry.id} is already used by another seed file"
+        for clash in clashes:
+            stored = by_path[clash.path]
             follow_up.errors.append(
-                Note(rel, stored.mtime_ns, stored.size, stored.content_hash, reason)
+                Note(clash.path, stored.mtime_ns, stored.size, stored.content_hash, clash.reason)
             )
-            report.errors.append((rel, reason))
-            if rel in changes.new_paths:
+            report.errors.append((clash.path, clash.reason))
+            if clash.path in changes.new_paths:
                 report.added -= 1
             else:
                 report.updated -= 1
-        writer.apply(follow_up, seen_at, missing=renames.gone, news=news)
+        run.writer.apply(follow_up, seen_at, missing=run.renames.gone, news=news)

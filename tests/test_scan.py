@@ -203,7 +203,7 @@ def test_duplicate_explicit_ids_keep_the_first_and_report_the_second(scanner):
     assert scanner.store.entry(stable_uuid("id", "same")).title == "one"
     assert (
         "b-two.md",
-        f"id {stable_uuid('id', 'same')} is already used by another seed file",
+        f"id {stable_uuid('id', 'same')} is already used by a-one.md",
     ) in report.errors
     assert report.added == 48 + 1
 

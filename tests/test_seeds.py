@@ -9,9 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedsvc.model import Author, stable_uuid
+from feedsvc.model import EPOCH, Author, stable_uuid
 from feedsvc.seeds import (
-    UNDATED,
     SeedError,
     SeedFile,
     is_seed_name,
@@ -159,7 +158,7 @@ def test_real_files_normalise(name, title, published, categories, author, image)
     assert entry.title == title
     # dates are what the file states, nothing from its mtime; undated: settled by the scan
     assert parsed.date == published
-    assert entry.published == (published or UNDATED)
+    assert entry.published == (published or EPOCH)
     assert entry.updated == entry.published
     assert entry.categories == categories
     assert entry.authors == (Author(author),)
@@ -244,7 +243,7 @@ def test_date_variants_in_the_configured_zone(tmp_path, raw, expected):
 )
 def test_unusable_dates_state_no_date_with_a_warning(tmp_path, raw):
     parsed = parse_text(tmp_path, f"---\ntitle: t\ndate: {raw}\n---\nbody\n")
-    assert parsed.date is None and parsed.entry.published == UNDATED
+    assert parsed.date is None and parsed.entry.published == EPOCH
     assert parsed.warnings and "first stored" in parsed.warnings[0]
 
 

@@ -64,7 +64,16 @@ from feedsvc.store.schema import (
     unpublished,
     url_id,
 )
-from feedsvc.store.sql import chunks, delete_in, get_meta, get_metas, select_in, set_meta
+from feedsvc.store.sql import (
+    chunks,
+    delete_in,
+    get_meta,
+    get_metas,
+    scope_fingerprints,
+    scope_members,
+    select_in,
+    set_meta,
+)
 from feedsvc.store.sqlitefile import FileProblem, SqliteFile
 from feedsvc.store.transaction import ScanTransaction
 
@@ -422,21 +431,11 @@ class Store:
         found: dict[str, ScopeMembers] = {}
         with self._snapshot() as conn:
             for chunk in chunks(sorted(ids), 200):
-                fingerprints = dict(
-                    conn.execute(
-                        select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
-                    ).all()
-                )
+                fingerprints = scope_fingerprints(conn, chunk)
                 rows = conn.execute(
-                    select(
-                        entry_scopes.c.scope_id,
-                        entries.c.fingerprint,
-                        entries.c.updated,
-                        entries.c.first_seen,
-                    )
-                    .join(entries, entry_scopes.c.entry_id == entries.c.id)
-                    .where(entry_scopes.c.scope_id.in_(chunk))
-                    .order_by(
+                    scope_members(
+                        chunk, entries.c.fingerprint, entries.c.updated, entries.c.first_seen
+                    ).order_by(
                         entry_scopes.c.scope_id,
                         entry_scopes.c.published.desc(),
                         entry_scopes.c.entry_id.desc(),

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from feedsvc.model import Entry, Scope, id_keeper, json_digest
+from feedsvc.model import Entry, IdClash, Scope, json_digest, settle_claims
 from feedsvc.store import migrate, search
 from feedsvc.store.parts import entry_of, pack_entry
 from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
@@ -28,7 +28,15 @@ from feedsvc.store.schema import (
     tombstones,
     unpublished,
 )
-from feedsvc.store.sql import chunks, delete_in, get_meta, select_in, set_meta
+from feedsvc.store.sql import (
+    chunks,
+    delete_in,
+    get_meta,
+    scope_fingerprints,
+    scope_members,
+    select_in,
+    set_meta,
+)
 
 
 class ScanTransaction:
@@ -132,13 +140,13 @@ class ScanTransaction:
         missing: Collection[str] = (),
         *,
         news: bool = True,
-    ) -> list[str]:
+    ) -> list[IdClash]:
         """Write one batch in one transaction, with a handful of set-wise statements;
         ``seen_at`` is the scan's time (a new entry's first_seen, a missing file's start);
         ``taken``: files gone whose entries an upsert takes over (renamed files): their rows
         go without tombstones; ``missing``: the files the scan found gone (a batch may come
-        before their rows say so). Returns the paths whose explicit id is already another
-        file's (not written). ``news`` False: the store's first (baseline) scan, whose new
+        before their rows say so). Returns the files refused an explicit id another file
+        keeps (not written). ``news`` False: the store's first (baseline) scan, whose new
         entries are stored with first_seen 0 (no news to anyone: see Store.page)."""
         self.files_changed = self.files_changed or bool(changes)
         conn = self.conn
@@ -250,17 +258,17 @@ class ScanTransaction:
 
     def _claim_ids(
         self, upserts: dict[str, StoredEntry], leaving: set[str], missing: Collection[str]
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[IdClash], list[str]]:
         """Which file gets each id the batch writes; ``upserts`` is changed to match.
 
         An id a path gives belongs to that path's file: an entry holding it under another
         path (taken over from a renamed file that has come back) goes back to the id its own
         path gives, or, when its file is missing, goes. Every other id is kept by the file
         holding it unless that one is gone or was re-read in this batch (then its new
-        version, if any, claims it among the batch's files): see model.id_keeper.
-        Returns the paths refused an id another file keeps (sorted), and the missing files
+        version, if any, claims it among the batch's files): see model.settle_claims.
+        Returns the clashes (files refused an id another file keeps, by path), and the missing files
         whose entries went."""
-        clashes: list[str] = []
+        clashes: list[IdClash] = []
         superseded: list[str] = []
         pending = set(upserts)
         while pending:
@@ -285,6 +293,7 @@ class ScanTransaction:
                 )
             }
             pending = set()
+            contested: dict[str, list[str]] = {}
             for entry_id in wanted:
                 rels = claimants[entry_id]
                 holder = holders.get(entry_id)
@@ -292,11 +301,7 @@ class ScanTransaction:
                 rightful = [rel for rel in rels if upserts[rel].entry.path_id == entry_id]
                 if not rightful:
                     holding = [owner] if owner is not None and owner not in leaving else []
-                    keeper = id_keeper([*holding, *rels], owner)
-                    for rel in rels:
-                        if rel != keeper:
-                            clashes.append(rel)
-                            del upserts[rel]
+                    contested[entry_id] = [*holding, *rels]
                     continue
                 for rel in rels:
                     if rel != rightful[0]:
@@ -319,7 +324,11 @@ class ScanTransaction:
                     holder.content_hash,
                 )
                 pending.add(holder.path)
-        return sorted(clashes), superseded
+            served = {key: holders[key].path for key in contested if key in holders}
+            for clash in settle_claims(contested, served)[1]:
+                clashes.append(clash)
+                del upserts[clash.path]
+        return sorted(clashes, key=lambda clash: clash.path), superseded
 
     def _restat(self, restats: list[FileStat]) -> None:
         """Record the new stat of files whose bytes did not change: nothing served moves."""
@@ -365,21 +374,11 @@ class ScanTransaction:
         conn = self.conn
         dirty = dict(conn.execute(select(dirty_scopes.c.id, dirty_scopes.c.key)).all())
         for chunk in chunks(sorted(dirty), 200):
-            old = dict(
-                conn.execute(
-                    select(scopes.c.id, scopes.c.fingerprint).where(scopes.c.id.in_(chunk))
-                ).all()
-            )
+            old = scope_fingerprints(conn, chunk)
             members = conn.execute(
-                select(
-                    entry_scopes.c.scope_id,
-                    entries.c.id,
-                    entries.c.fingerprint,
-                    entries.c.updated,
-                )
-                .join(entries, entry_scopes.c.entry_id == entries.c.id)
-                .where(entry_scopes.c.scope_id.in_(chunk))
-                .order_by(entry_scopes.c.scope_id, entries.c.id)
+                scope_members(
+                    chunk, entries.c.id, entries.c.fingerprint, entries.c.updated
+                ).order_by(entry_scopes.c.scope_id, entries.c.id)
             )  # streamed, one scope's members at a time: at 100k entries the chunk's are millions
             graves: dict[str, list[str]] = {}
             newest_grave: dict[str, int] = {}
