@@ -22,8 +22,8 @@ from feedgen.util import xml_elem
 from feedsvc import __version__
 from feedsvc.config import RENDER_SETTINGS, Settings, settings_key
 from feedsvc.hotlink import hotlink
-from feedsvc.model import EPOCH, Entry, Format, Scope, ScopeKind, category_levels
-from feedsvc.routes import STATIC, entry_page_url, feed_url, page_url, site_url
+from feedsvc.model import EPOCH, Entry, Format, Html, Scope, ScopeKind, category_levels
+from feedsvc.routes import STATIC, document_url, entry_page_url, site_url
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -101,7 +101,7 @@ def paging_links(settings: Settings, page: FeedPage, fmt: Format) -> dict[str, s
     """RFC 5005 paged-feed links (first, last, previous, next) for this page."""
 
     def url(number: int) -> str:
-        return feed_url(settings, page.scope, fmt, number, page.limit, page.params)
+        return document_url(settings, page.scope, fmt, number, page.limit, page.params)
 
     links = {"first": url(1), "last": url(page.last_page)}
     if page.page > 1:
@@ -207,7 +207,7 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
     fg.author({"name": settings.site_title})
     fg.generator("feedsvc", __version__)
     fg.updated(page.updated)
-    self_url = feed_url(settings, page.scope, fmt, page.page, page.limit, page.params)
+    self_url = document_url(settings, page.scope, fmt, page.page, page.limit, page.params)
     fg.link(href=self_url, rel="self", type=fmt.media_type)
     extra_links = [(rel, href) for rel, href in paging_links(settings, page, fmt).items()]
     extra_links += [("hub", hub) for hub in settings.websub_hubs]
@@ -219,7 +219,7 @@ def _xml_feed(settings: Settings, page: FeedPage, fmt: Format) -> bytes:
         fg.ttl(ttl_minutes(settings))
     # RSS takes the last link added as <link>: the scope's HTML page goes last. Readers and
     # browsers follow it to something readable without the stylesheet (XSLT is going away).
-    fg.link(href=page_url(settings, page.scope), rel="alternate", type="text/html")
+    fg.link(href=document_url(settings, page.scope, Html.PAGE), rel="alternate", type="text/html")
 
     for entry in page.entries:
         fe = fg.add_entry(order="append")
@@ -291,8 +291,10 @@ def _json_feed(settings: Settings, page: FeedPage) -> bytes:
     feed: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed_title(settings, page.scope),
-        "home_page_url": page_url(settings, page.scope),
-        "feed_url": feed_url(settings, page.scope, Format.JSON, page.page, page.limit, page.params),
+        "home_page_url": document_url(settings, page.scope, Html.PAGE),
+        "feed_url": document_url(
+            settings, page.scope, Format.JSON, page.page, page.limit, page.params
+        ),
         "description": feed_description(settings, page.scope),
         "authors": [{"name": settings.site_title}],
     }

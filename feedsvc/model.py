@@ -63,11 +63,14 @@ class Format(StrEnum):
 
     @property
     def media_type(self) -> str:
-        return {
-            Format.ATOM: "application/atom+xml",
-            Format.RSS: "application/rss+xml",
-            Format.JSON: "application/feed+json",
-        }[self]
+        return _MEDIA_TYPES[self]
+
+
+_MEDIA_TYPES = {
+    Format.ATOM: "application/atom+xml",
+    Format.RSS: "application/rss+xml",
+    Format.JSON: "application/feed+json",
+}
 
 
 class Html(StrEnum):

@@ -8,8 +8,8 @@ from xml.etree import ElementTree as ET
 from feedsvc.catalog import Catalog, TreeNode
 from feedsvc.config import Settings
 from feedsvc.feeds import feed_title
-from feedsvc.model import Format, Scope
-from feedsvc.routes import feed_url, page_url
+from feedsvc.model import Format, Html, Scope
+from feedsvc.routes import document_url
 
 
 def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) -> ET.Element:
@@ -20,8 +20,8 @@ def _outline(parent: ET.Element, settings: Settings, scope: Scope, text: str) ->
             "type": "rss",
             "text": text,
             "title": feed_title(settings, scope),
-            "xmlUrl": feed_url(settings, scope, Format.ATOM),
-            "htmlUrl": page_url(settings, scope),
+            "xmlUrl": document_url(settings, scope, Format.ATOM),
+            "htmlUrl": document_url(settings, scope, Html.PAGE),
         },
     )
 

@@ -13,8 +13,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from feedsvc.catalog import Catalog
 from feedsvc.config import Settings
 from feedsvc.feeds import FeedPage, feed_title
-from feedsvc.model import Entry, Format, Scope, ScopeKind, category_levels
-from feedsvc.routes import OPML, STATIC, entry_page_url, feed_url, page_url, site_url
+from feedsvc.model import Entry, Format, Html, Scope, ScopeKind, category_levels
+from feedsvc.routes import OPML, STATIC, document_url, entry_page_url, site_url
 
 _env = Environment(
     loader=PackageLoader("feedsvc", "templates"),
@@ -29,11 +29,11 @@ def _helpers(settings: Settings, feed_scope: Scope) -> dict[str, Any]:
         "settings": settings,
         "formats": list(Format),
         "feed_scope": feed_scope,
-        "feed_url": lambda scope, fmt: feed_url(settings, scope, fmt),
+        "feed_url": lambda scope, fmt: document_url(settings, scope, fmt),
         "feed_title": lambda scope: feed_title(settings, scope),
-        "page_url": lambda scope: page_url(settings, scope),
+        "page_url": lambda scope: document_url(settings, scope, Html.PAGE),
         "entry_page": lambda entry: entry_page_url(settings, entry.id),
-        "home_url": page_url(settings, Scope.all()),
+        "home_url": document_url(settings, Scope.all(), Html.PAGE),
         "opml_url": site_url(settings, OPML),
         "static_url": lambda name: site_url(settings, f"{STATIC}/{name}"),
         "category_levels": category_levels,
@@ -52,7 +52,9 @@ def render_scope_page(settings: Settings, feed: FeedPage, catalog: Catalog) -> s
         feed=feed,
         catalog=catalog,
         children=node.children if node else [],
-        paged=lambda number: page_url(settings, scope, number, feed.limit, feed.params),
+        paged=lambda number: document_url(
+            settings, scope, Html.PAGE, number, feed.limit, feed.params
+        ),
         search=dict(feed.params).get("q"),
         filtered=bool(feed.params),
         **_helpers(settings, scope),

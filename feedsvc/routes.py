@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import unquote, urlencode
 
 from feedsvc.config import Settings
-from feedsvc.model import MAX_NAME_CHARS, Format, Scope, ScopeKind, url_segment
+from feedsvc.model import MAX_NAME_CHARS, Format, Html, Scope, ScopeKind, Variant, url_segment
 
 FEEDS = "/feeds/"
 ENTRIES = "/entries/"
@@ -87,27 +87,18 @@ def paging_query(
     return "?" + urlencode(query) if query else ""
 
 
-def feed_url(
+def document_url(
     settings: Settings,
     scope: Scope,
-    fmt: Format,
+    variant: Variant,
     page: int = 1,
     limit: int | None = None,
     params: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The canonical URL of a feed page (``params``: a query's, see feedsvc.query)."""
-    return settings.public_url + feed_path(scope, fmt) + paging_query(settings, page, limit, params)
-
-
-def page_url(
-    settings: Settings,
-    scope: Scope,
-    page: int = 1,
-    limit: int | None = None,
-    params: Sequence[tuple[str, str]] = (),
-) -> str:
-    """The canonical URL of a scope's page (``params``: a query's)."""
-    return settings.public_url + page_path(scope) + paging_query(settings, page, limit, params)
+    """The canonical URL of one of a scope's documents: a feed, or its page (``Html.PAGE``)
+    (``params``: a query's, see feedsvc.query)."""
+    path = page_path(scope) if variant is Html.PAGE else feed_path(scope, Format(variant))
+    return settings.public_url + path + paging_query(settings, page, limit, params)
 
 
 def entry_page_url(settings: Settings, entry_id: str) -> str:

@@ -24,7 +24,7 @@ import requests
 from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.model import Format, Scope
-from feedsvc.routes import feed_url
+from feedsvc.routes import document_url
 from feedsvc.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class WebSubPublisher:
         digests: dict[str, str | None] = {}
         for fmt in Format:
             body = self._document(scope, fmt)
-            url = feed_url(self.settings, scope, fmt)
+            url = document_url(self.settings, scope, fmt)
             digests[url] = hashlib.sha256(body).hexdigest() if body is not None else None
         told = self._store.pinged_digests(list(digests))
         changed = {url: digest for url, digest in digests.items() if told.get(url) != digest}

@@ -8,15 +8,18 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from feedsvc.config import Settings
 from feedsvc.doccache import Rendered
 from feedsvc.model import Format, Html, Scope, Variant
 from feedsvc.query import PLAIN, BadQuery, FeedQuery, parse_query, query_int, query_limit
-from feedsvc.routes import feed_url, parse_feed_path, parse_page_path, search_format
+from feedsvc.routes import document_url, parse_feed_path, parse_page_path, search_format
 from feedsvc.service import Busy, FeedGone, FeedNotFound, StoreBehind
 from feedsvc.web.http import MAX_PAGE, choose_encoding, not_modified, validator_headers
 from feedsvc.web.state import AppState
+
+T = TypeVar("T")
 
 NOT_READY = "feeds are not loaded yet: the first scan is running"
 UNAVAILABLE = "the database is being rebuilt or cannot be reached; retry shortly"
@@ -79,7 +82,7 @@ def _plain_links(settings: Settings, scope: Scope, fmt: Format) -> tuple[tuple[s
 def _links(
     settings: Settings, scope: Scope, fmt: Format, query: FeedQuery
 ) -> tuple[tuple[str, str], ...]:
-    links = [f'<{feed_url(settings, scope, fmt, params=query.params())}>; rel="self"']
+    links = [f'<{document_url(settings, scope, fmt, params=query.params())}>; rel="self"']
     links += [f'<{hub}>; rel="hub"' for hub in settings.websub_hubs]
     return (("Link", ", ".join(links)),)
 
@@ -126,17 +129,14 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
         return text_answer(400, str(exc))
     found = state.service.feed_at(req.raw_path)
     searched = search_format(req.raw_path) if found is None else None
-    if found is not None:
-        scope, fmt = found
-    elif searched is not None:
+    if searched is not None:
         if query.search is None:  # the site-wide search feed: /feeds/all.<fmt> with ?q=
             return text_answer(400, "the search feed needs q=<words>")
-        scope, fmt = Scope.all(), searched
-    else:
-        try:
-            scope, fmt = parse_feed_path(req.raw_path)
-        except ValueError:
-            return text_answer(404, "no such feed")
+        found = Scope.all(), searched
+    found = found or _read_path(parse_feed_path, req.raw_path)
+    if found is None:
+        return text_answer(404, "no such feed")
+    scope, fmt = found
     try:
         fmt = _format(req, fmt)
     except BadQuery as exc:
@@ -149,14 +149,9 @@ def answer_feed(state: AppState, req: FeedRequest, *, render: bool = True) -> An
 def answer_page(state: AppState, req: FeedRequest) -> Answer:
     """The answer to a scope's HTML page: the same paging, validators and encodings as its
     feeds, rendered once per change of the scope."""
-    found = state.service.page_at(req.raw_path)
-    if found is not None:
-        scope = found
-    else:
-        try:
-            scope = parse_page_path(req.raw_path)
-        except ValueError:
-            return text_answer(404, "no such page")
+    scope = state.service.page_at(req.raw_path) or _read_path(parse_page_path, req.raw_path)
+    if scope is None:
+        return text_answer(404, "no such page")
     try:
         query = _query(state, req)
     except BadQuery as exc:
@@ -164,6 +159,15 @@ def answer_page(state: AppState, req: FeedRequest) -> Answer:
     answer = answer_scope(state, req, scope, Html.PAGE, query, HTML_SECURITY, True)
     assert answer is not None  # rendering allowed: always an answer
     return answer
+
+
+def _read_path(parse: Callable[[str], T], raw_path: str) -> T | None:
+    """What the routes read a path as that the service does not know by heart (a feed
+    with no entries yet answers 404 later, from the service); None: no document's path."""
+    try:
+        return parse(raw_path)
+    except ValueError:
+        return None
 
 
 def answer_scope(

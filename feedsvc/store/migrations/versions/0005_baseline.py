@@ -11,8 +11,6 @@ from feedsvc.store.migrations.search import postgres_trigram_index
 
 revision = "0005"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -16,8 +16,6 @@ from feedsvc.store.migrations.search import postgres_trigram_index
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -21,8 +21,6 @@ from feedsvc.store.parts import pack_entry
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 _BATCH = 1000
 
