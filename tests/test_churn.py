@@ -223,6 +223,18 @@ def rename(seeds: Path, old: str = OLD_TITLE, new: str = NEW_TITLE, **fields: st
     (seeds / f"{new}.md").write_text(cls(new, **fields))
 
 
+def renamed(scanner: Scanner) -> str:
+    """The old headline's file stored, then renamed to the new headline and scanned an
+    hour later (as the hourly rewrite leaves files): the old file's path id."""
+    seeds = scanner.settings.seeds
+    (seeds / f"{OLD_TITLE}.md").write_text(cls())
+    scanner.scan()
+    later(scanner)
+    rename(seeds)
+    scanner.scan()
+    return stable_uuid("path", f"{OLD_TITLE}.md")
+
+
 def test_a_headline_edit_keeps_the_entry(corpus_dir, db_url, make_settings):
     store = Store(db_url)
     scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock(START))
@@ -283,12 +295,7 @@ def test_a_file_missing_within_the_grace_is_taken_over_later(scanner):
 
 def test_a_headline_edit_undone_gives_the_id_back_to_its_path(scanner):
     seeds = scanner.settings.seeds
-    (seeds / f"{OLD_TITLE}.md").write_text(cls())
-    scanner.scan()
-    old_id = stable_uuid("path", f"{OLD_TITLE}.md")
-    later(scanner)
-    rename(seeds)
-    scanner.scan()
+    old_id = renamed(scanner)
     later(scanner)
     rename(seeds, NEW_TITLE, OLD_TITLE)  # renamed back within the grace
     report = scanner.scan()
@@ -300,12 +307,7 @@ def test_a_headline_edit_undone_gives_the_id_back_to_its_path(scanner):
 
 def test_an_edited_file_back_at_its_old_path_gets_its_id_from_a_missing_one(scanner):
     seeds = scanner.settings.seeds
-    (seeds / f"{OLD_TITLE}.md").write_text(cls())
-    scanner.scan()
-    old_id = stable_uuid("path", f"{OLD_TITLE}.md")
-    later(scanner)
-    rename(seeds)
-    scanner.scan()
+    old_id = renamed(scanner)
     later(scanner)
     # the renamed file goes, and the old name comes back with another body: no takeover
     (seeds / f"{NEW_TITLE}.md").unlink()
@@ -324,11 +326,7 @@ def test_an_old_headline_back_beside_the_new_one_gets_its_own_id_back(
 ):
     """Two files of one item: the ids a fresh database gives them, not a clash."""
     seeds = scanner.settings.seeds
-    (seeds / f"{OLD_TITLE}.md").write_text(cls())
-    scanner.scan()
-    later(scanner)
-    rename(seeds)
-    scanner.scan()
+    renamed(scanner)
     later(scanner)
     (seeds / f"{OLD_TITLE}.md").write_text(cls())
     report = scanner.scan()
@@ -341,11 +339,7 @@ def test_an_old_headline_back_beside_the_new_one_gets_its_own_id_back(
 
 def test_a_fresh_database_gives_the_new_path_its_own_id(scanner, tmp_path, make_settings):
     seeds = scanner.settings.seeds
-    (seeds / f"{OLD_TITLE}.md").write_text(cls())
-    scanner.scan()
-    later(scanner)
-    rename(seeds)
-    scanner.scan()
+    renamed(scanner)
     url = f"sqlite:///{tmp_path}/fresh/db.sqlite3"
     fresh = Store(url)
     try:

@@ -66,16 +66,8 @@ def test_scan_of_a_missing_directory_fails_clearly(tmp_path):
 def test_export_writes_every_feed(corpus_dir, tmp_path):
     out = tmp_path / "site"
     db = f"sqlite:///{tmp_path}/db.sqlite3"
-    result = run(
-        "export",
-        str(out),
-        "--seeds",
-        str(corpus_dir),
-        "--db",
-        db,
-        cwd=tmp_path,
-        env={"FEEDSVC_BASE_URL": "https://static.example"},
-    )
+    command = ("export", str(out), "--seeds", str(corpus_dir), "--db", db)
+    result = run(*command, cwd=tmp_path, env={"FEEDSVC_BASE_URL": "https://static.example"})
     assert result.returncode == 0, result.stderr
     store = Store(db)
     summaries = store.scope_summaries()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -220,7 +221,6 @@ ROUTES: dict[str, list[Item]] = {
     ],
 }
 TITLES = [f"Title{i}" for i in range(1, 6)]
-FILTER_TITLES = ["Filter Title1", "Filter Title2", "Filter Title3"]
 
 
 def seed_text(item: Item, category: str) -> str:
@@ -317,242 +317,24 @@ def content(entry: Any) -> str:
     return str(entry.content[0].value)
 
 
-# (route, query, the titles RSSHub's test expects, in its order)
-CASES = [
-    # describe('filter')
-    pytest.param("1", "filter=Description4|Title5", ["Title4", "Title5"], id="filter"),
-    pytest.param("1", "filter=description4|title5", [], id="filter filter_case_sensitive default"),
-    pytest.param(
-        "1",
-        "filter=description4|title5&filter_case_sensitive=false",
-        ["Title4", "Title5"],
-        id="filter filter_case_sensitive=false",
-    ),
-    pytest.param("1", "filter_title=Description4|Title5", ["Title5"], id="filter_title"),
-    pytest.param(
-        "1",
-        "filter_title=description4|title5&filter_case_sensitive=false",
-        ["Title5"],
-        id="filter_title filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "1", "filter_description=Description4|Title5", ["Title4"], id="filter_description"
-    ),
-    pytest.param(
-        "1",
-        "filter_description=description4|title5&filter_case_sensitive=false",
-        ["Title4"],
-        id="filter_description filter_case_sensitive=false",
-    ),
-    pytest.param("1", "filter_author=DIYgod4|DIYgod5", ["Title4", "Title5"], id="filter_author"),
-    pytest.param(
-        "1", "filter_author=diygod4|diygod5", [], id="filter_author filter_case_sensitive default"
-    ),
-    pytest.param(
-        "1",
-        "filter_author=diygod4|diygod5&filter_case_sensitive=false",
-        ["Title4", "Title5"],
-        id="filter_author filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "filter", "filter_category=Category0|Category1", FILTER_TITLES[:2], id="filter_category"
-    ),
-    pytest.param(
-        "filter",
-        "filter_category=category0|category1",
-        [],
-        id="filter_category filter_case_sensitive default",
-    ),
-    pytest.param(
-        "filter",
-        "filter_category=category0|category1&filter_case_sensitive=false",
-        FILTER_TITLES[:2],
-        id="filter_category filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "filter",
-        "filter_category=category3&filter_case_sensitive=false",
-        ["Filter Title3"],
-        id="filter_category filter_case_sensitive=false category string",
-    ),
-    pytest.param(
-        "filter-illegal-category",
-        "filter_category=CategoryIllegal",
-        ["TitleIllegal"],
-        id="filter_category illegal_category",
-    ),
-    pytest.param("1", "filterout=Description4|Title5", TITLES[:3], id="filterout"),
-    pytest.param(
-        "1", "filterout=description4|title5", TITLES, id="filterout filter_case_sensitive default"
-    ),
-    pytest.param(
-        "1",
-        "filterout=description4|title5&filter_case_sensitive=false",
-        TITLES[:3],
-        id="filterout filter_case_sensitive=false",
-    ),
-    pytest.param("1", "filterout_title=Description4|Title5", TITLES[:4], id="filterout_title"),
-    pytest.param(
-        "1",
-        "filterout_title=description4|title5&filter_case_sensitive=false",
-        TITLES[:4],
-        id="filterout_title filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "1",
-        "filterout_description=Description4|Title5",
-        [*TITLES[:3], "Title5"],
-        id="filterout_description",
-    ),
-    pytest.param(
-        "1",
-        "filterout_description=description4|title5&filter_case_sensitive=false",
-        [*TITLES[:3], "Title5"],
-        id="filterout_description filter_case_sensitive=false",
-    ),
-    pytest.param("1", "filterout_author=DIYgod4|DIYgod5", TITLES[:3], id="filterout_author"),
-    pytest.param(
-        "1",
-        "filterout_author=diygod4|diygod5",
-        TITLES,
-        id="filterout_author filter_case_sensitive default",
-    ),
-    pytest.param(
-        "1",
-        "filterout_author=diygod4|diygod5&filter_case_sensitive=false",
-        TITLES[:3],
-        id="filterout_author filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "filter",
-        "filterout_category=Category0|Category1",
-        ["Filter Title3", *TITLES],
-        id="filterout_category",
-    ),
-    pytest.param(
-        "filter",
-        "filterout_category=category0|category1",
-        [*FILTER_TITLES, *TITLES],
-        id="filterout_category filter_case_sensitive default",
-    ),
-    pytest.param(
-        "filter",
-        "filterout_category=category0|category1&filter_case_sensitive=false",
-        ["Filter Title3", *TITLES],
-        id="filterout_category filter_case_sensitive=false",
-    ),
-    pytest.param(
-        "filter",
-        "filter_title=Filter&filter_description=Description1",
-        ["Filter Title1"],
-        id="filter combination",
-    ),
-    pytest.param(
-        "filter",
-        "filterout_title=Filter&filterout_description=Description1",
-        TITLES[1:],
-        id="filterout combination",
-    ),
-    # describe('limit')
-    pytest.param("1", "limit=3", TITLES[:3], id="limit"),
-    # describe('empty'): /test/1?limit=0 is an empty feed, not an error
-    pytest.param("1", "limit=0", [], id="empty limit=0"),
-    # describe('multi parameter')
-    pytest.param(
-        "filter-limit", "filterout_title=2&limit=2", ["Title1", "Title3"], id="filter before limit"
-    ),
-]
-
-# Beyond RSSHub's tests: the rest of its semantics (lib/middleware/parameter.ts).
-SEMANTICS = [
-    # filter_title/description/author/category are ignored when filter is given
-    pytest.param(
-        "1", "filter=Title1&filter_title=Title2", ["Title1"], id="filter overrides filter_title"
-    ),
-    pytest.param(
-        "1", "filter=Title1&filter_author=DIYgod2", ["Title1"], id="filter overrides filter_author"
-    ),
-    # filterout applies after filter
-    pytest.param(
-        "1", "filter=Title1|Title2&filterout=Title1", ["Title2"], id="filter then filterout"
-    ),
-    # filter looks at the authors and the categories; filterout at the title and description only
-    pytest.param("1", "filter=DIYgod4", ["Title4"], id="filter matches the author"),
-    pytest.param("filter", "filter=Category3", ["Filter Title3"], id="filter matches a category"),
-    pytest.param("1", "filterout=DIYgod4", TITLES, id="filterout ignores the author"),
-    pytest.param(
-        "filter",
-        "filterout=Category3",
-        [*FILTER_TITLES, *TITLES],
-        id="filterout ignores categories",
-    ),
-    # filterout_title and filterout_description replace filterout for their own field
-    pytest.param(
-        "1",
-        "filterout=Title1&filterout_title=Title2",
-        ["Title1", *TITLES[2:]],
-        id="filterout_title replaces filterout",
-    ),
-    pytest.param(
-        "1",
-        "filterout=Description3&filterout_description=Description4",
-        [*TITLES[:3], "Title5"],
-        id="filterout_description replaces filterout",
-    ),
-    # the description is the content's HTML, markup included
-    pytest.param(
-        "complicated",
-        "filter_description=href",
-        ["Complicated Title"] * 4,
-        id="description is HTML",
-    ),
-    # an empty description is the title
-    pytest.param(
-        "edges", "filter_description=Bare", ["Bare Title"], id="filter_description empty body"
-    ),
-    pytest.param(
-        "edges",
-        "filterout_description=Bare",
-        ["Two Authors", *TITLES],
-        id="filterout_description empty body",
-    ),
-    # the authors are matched as one text, their names joined by spaces
-    pytest.param("edges", "filter_author=Alice%20Bob", ["Two Authors"], id="filter_author joined"),
-    pytest.param("edges", "filter_author=^Bob", [], id="filter_author joined anchored"),
-    pytest.param("edges", "filter=e%20B", ["Two Authors"], id="filter authors joined"),
-    pytest.param(
-        "edges",
-        "filterout_author=Alice%20Bob",
-        ["Bare Title", *TITLES],
-        id="filterout_author joined",
-    ),
-    # only the exact value false makes matching case-insensitive; any other is no error
-    pytest.param("1", "filter=title1&filter_case_sensitive=false", ["Title1"], id="case false"),
-    pytest.param("1", "filter=title1&filter_case_sensitive=False", [], id="case False"),
-    pytest.param("1", "filter=title1&filter_case_sensitive=0", [], id="case 0"),
-    pytest.param("1", "filter=title1&filter_case_sensitive=no", [], id="case no"),
-    pytest.param("1", "filter=title1&filter_case_sensitive=maybe", [], id="case maybe"),
-    pytest.param("1", "filter=Title1&filter_case_sensitive=true", ["Title1"], id="case true"),
-    # differs from RSSHub: the category an entry is filed in (rsshub-filter) is one of its
-    # categories; RSSHub's Title1..5 of /test/filter have none
-    pytest.param(
-        "filter",
-        "filter_category=^rsshub-filter$",
-        [*FILTER_TITLES, *TITLES],
-        id="the category level counts",
-    ),
-    pytest.param(
-        "filter", "filterout_category=rsshub", [], id="the category level counts for filterout"
-    ),
-]
+# RSSHub's own parameter tests and the rest of its semantics, as data: the route, the query
+# and the titles served, in order.
+PARAMETERS = tomllib.loads(Path(__file__).with_name("rsshub_parameters.toml").read_text("utf-8"))
 
 
-@pytest.mark.parametrize(("route", "query", "expected"), CASES)
+def parameter_cases(group: str) -> list[Any]:
+    return [
+        pytest.param(case["route"], case["query"], case["titles"], id=case["id"])
+        for case in PARAMETERS[group]
+    ]
+
+
+@pytest.mark.parametrize(("route", "query", "expected"), parameter_cases("cases"))
 def test_rsshub_filter_cases(site: Site, route: str, query: str, expected: list[str]) -> None:
     assert titles(site, route, query) == expected
 
 
-@pytest.mark.parametrize(("route", "query", "expected"), SEMANTICS)
+@pytest.mark.parametrize(("route", "query", "expected"), parameter_cases("semantics"))
 def test_rsshub_filter_semantics(site: Site, route: str, query: str, expected: list[str]) -> None:
     assert titles(site, route, query) == expected
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from feedsvc.seeds import (
     read_seed,
     walk_seeds,
 )
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS
+from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, TESTS
 
 BASE = "http://feeds.example.test"
 UTC_ZONE = ZoneInfo("UTC")
@@ -40,117 +41,16 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=UTC)
 
 
-CASES = [
-    # file, title, published (None: no usable date), categories, author, image
-    (
-        "1936.md",
-        "1936",
-        utc(1936, 12, 31),
-        (("新媒体", "国际数学联合会 - 菲尔兹奖"),),
-        "国际数学联合会 - 菲尔兹奖",
-        None,
-    ),
-    (
-        "12_00.md",
-        "12_00",
-        utc(2021, 3, 19, 0, 1),
-        (("新媒体", "坂道系列官网资讯 - 日向坂 46 博客"),),
-        "坂道系列官网资讯 - 日向坂 46 博客",
-        "https://www.hinatazaka46.com/files/14/diary/official/member/moblog/202103/mob41UnHs.jpg",
-    ),
-    (
-        "111111.md",
-        "111111",
-        utc(2021, 1, 7, 9, 50, 45),
-        (("编程", "wolley - posts"),),
-        "wolley - posts",
-        None,
-    ),
-    (
-        "20190117.md",
-        "2019.01.17",
-        utc(2019, 1, 16, 16),
-        (("编程", "微信小程序 - 开发者工具更新日志"),),
-        "微信小程序 - 开发者工具更新日志",
-        None,
-    ),
-    (
-        "01.md",
-        "01",
-        utc(2021, 4, 2, 12, 10, 49),
-        (("学习", "Mind42", "分类"),),
-        "Mind42",
-        "https://mind42.com/api/ajax/mindmapThumbnail?mindmapId=7f8cb69a-53e3-42cb-97b4-c8e7aa0d08a6&size=gallery",
-    ),
-    (
-        ".md",
-        "...",
-        None,
-        (("社交媒体", "简书", "首页"),),
-        "简书",
-        None,  # https://picsum.photos/400/300?random=1850: a random placeholder
-    ),
-    (
-        "2022-07-09.md",
-        "2022-07-09",
-        None,
-        (("社交媒体", "简书", "首页"),),
-        "简书",
-        None,  # https://picsum.photos/400/300?random=7002: a random placeholder
-    ),
-    (
-        "iOS写在定制相机之前.md",
-        "iOS写在定制相机之前",
-        utc(2021, 2, 18, 19, 20, 42),
-        (("编程", "掘金 - 热门"),),
-        "掘金 - 热门",
-        None,
-    ),
-    (
-        "Firefox 870 发布，进一步改善隐私.md",
-        "Firefox 87.0 发布，进一步改善隐私",
-        utc(2021, 3, 23, 23, 4),
-        (("编程", "开源中国", "资讯"),),
-        "开源中国",
-        None,  # /images/404.gif, relative and no link: the site has no such image
-    ),
-    (
-        "大话 Block 层：数据单元.md",
-        "大话 Block 层：数据单元",
-        utc(2020, 8, 14),
-        (("博客", "阿里云系统组技术博客", "— 首页"),),
-        "阿里云系统组技术博客",
-        "https://kernel.taobao.org//2020/08/Block_Story_Data_Unit/IO_stack.jpg",
-    ),
-    (
-        "!.md",
-        "!",
-        utc(2022, 4, 23, 5, 9, 6),
-        (("学习", "Mind42", "分类"),),
-        "Mind42",
-        "https://mind42.com/api/ajax/mindmapThumbnail?mindmapId=6e446560-9c49-4873-8c08-2f13d15795b0&size=gallery",
-    ),
-    (
-        "Apple Fortune 500 ranking now 3, but 188 for diversity.md",
-        "Apple Fortune 500 ranking now #3, but #188 for diversity",
-        utc(2021, 6, 2, 12, 36, 3),
-        (("新媒体", "9To5", "9To5 分站"),),
-        "9To5",
-        "https://i2.wp.com/9to5mac.com/wp-content/uploads/sites/6/2021/06/Apple-Fortune-500.jpg?resize=1200%2C628&quality=82&strip=all&ssl=1",
-    ),
-    (
-        '@003_miss_ "20話😢😢😢😢".md',
-        '@003_miss_ " 20話😢😢😢😢 "',
-        utc(2021, 7, 10, 13, 11, 8),
-        (("社交媒体", "Mastodon", "实例公共时间线（本站）"),),
-        "Mastodon",
-        "https://img.pawoo.net/media_attachments/files/037/353/170/original/377885acb42dd431.jpeg",
-    ),
-]
+# What each real file must give: its title, the date it states (None: none usable), its
+# categories, author and lead image, as data beside the files (tests/corpus/README.md).
+EXPECTED = json.loads((TESTS / "corpus" / "expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize(("name", "title", "published", "categories", "author", "image"), CASES)
-def test_real_files_normalise(name, title, published, categories, author, image):
+@pytest.mark.parametrize("case", EXPECTED, ids=[case["file"] for case in EXPECTED])
+def test_real_files_normalise(case):
+    name, title, author, image = case["file"], case["title"], case["author"], case["image"]
+    published = datetime.fromisoformat(case["published"]) if case["published"] else None
+    categories = tuple(tuple(hierarchy) for hierarchy in case["categories"])
     path = REAL_CORPUS / name
     parsed = parse_file(path)
     entry = parsed.entry

@@ -16,7 +16,7 @@ import pytest
 import requests
 from lxml import etree
 
-from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
+from feedsvc.model import Entry, Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
@@ -68,6 +68,17 @@ def move_mtimes(seeds: Path, seconds: int = 3600) -> None:
     for path in seeds.iterdir():
         st = path.stat()
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 10**9))
+
+
+def stored(scanner: Scanner, name: str, text: str) -> tuple[Path, str, Entry]:
+    """A new seed file written and scanned: its path, its entry's id and the entry."""
+    path = scanner.settings.seeds / name
+    path.write_text(text)
+    scanner.scan()
+    entry_id = stable_uuid("path", name)
+    entry = scanner.store.entry(entry_id)
+    assert entry is not None
+    return path, entry_id, entry
 
 
 def test_touching_every_file_changes_nothing(scanner, clock):
@@ -126,11 +137,11 @@ def test_a_copy_served_from_a_fresh_database_gives_the_same_feeds(
 
 
 def test_an_edit_moves_updated_and_only_the_feeds_that_hold_the_entry(scanner, clock):
-    path = scanner.settings.seeds / "edited.md"
-    path.write_text(DATED.format(title="t", date="Sat, 27 Nov 2021 15:42:03 GMT", body="one"))
-    scanner.scan()
-    entry_id = stable_uuid("path", "edited.md")
-    before = scanner.store.entry(entry_id)
+    path, entry_id, before = stored(
+        scanner,
+        "edited.md",
+        DATED.format(title="t", date="Sat, 27 Nov 2021 15:42:03 GMT", body="one"),
+    )
     assert before.published == before.updated == datetime(2021, 11, 27, 15, 42, 3, tzinfo=UTC)
     _g, etags, _feeds = state(scanner)
 
@@ -150,11 +161,9 @@ def test_an_edit_moves_updated_and_only_the_feeds_that_hold_the_entry(scanner, c
 
 
 def test_undated_entries_keep_the_time_they_were_first_stored(scanner, clock):
-    path = scanner.settings.seeds / "undated.md"
-    path.write_text("---\ntitle: no date\ndate: Invalid Date\n---\n<p>one</p>\n")
-    scanner.scan()
-    entry_id = stable_uuid("path", "undated.md")
-    first = scanner.store.entry(entry_id)
+    path, entry_id, first = stored(
+        scanner, "undated.md", "---\ntitle: no date\ndate: Invalid Date\n---\n<p>one</p>\n"
+    )
     assert first.published == first.updated == START
     for hour in range(1, 4):  # rewritten every hour, sometimes without the date at all
         clock.advance(3600)
@@ -172,11 +181,9 @@ def test_undated_entries_keep_the_time_they_were_first_stored(scanner, clock):
 
 
 def test_a_new_crawl_time_date_alone_keeps_the_published_date(scanner, clock):
-    path = scanner.settings.seeds / "crawled.md"
-    path.write_text(DATED.format(title="t", date="2022-04-23 05:09:06", body="same"))
-    scanner.scan()
-    entry_id = stable_uuid("path", "crawled.md")
-    first = scanner.store.entry(entry_id)
+    path, entry_id, first = stored(
+        scanner, "crawled.md", DATED.format(title="t", date="2022-04-23 05:09:06", body="same")
+    )
     assert first.published == datetime(2022, 4, 23, 5, 9, 6, tzinfo=UTC)
     generation = scanner.store.generation()
     clock.advance(3600)
