@@ -1,6 +1,7 @@
 # feedsvc: granian serving the feeds, the scheduler inside each worker. Two stages: wheels are
 # built with the compilers of the build stage; the final image has no compiler, no pip cache,
-# no sample seeds. Configuration comes from the environment only (FEEDSVC_*, see README).
+# no sample seeds. Configuration comes from the environment only (FEEDSVC_*, see
+# docs/configuration.md).
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build

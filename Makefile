@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format docs bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian install python3-venv first" >&2; exit 1; }
@@ -33,6 +33,10 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerates what is made from the settings' declarations in feedsvc/config.py.
+docs: $(VENV)/.installed-test
+	$(BIN)/cog -r config/feedsvc.toml docs/configuration.md
 
 clean:
 	rm -rf $(VENV) data out .pytest_cache .ruff_cache

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedsvc import __version__
-from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.config import DECLARED, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
 from feedsvc.logs import escape_controls, log_config
 from feedsvc.store.errors import OldSchema, SchemaRefused, StorageError
 
@@ -26,19 +26,18 @@ if TYPE_CHECKING:
     from feedsvc.store import Store
 
 
-def _database(parser: argparse.ArgumentParser) -> None:
+def _options(parser: argparse.ArgumentParser, command: str) -> None:
+    """The flags of the settings ``command`` takes, made from their declarations (so their
+    names, help and defaults are those of the config file and the docs), and ``--config``."""
+    for declared in DECLARED:
+        if declared.flag is not None and command in declared.flag.commands:
+            text = f"{declared.plain_help} (default: {declared.shown_default()})"
+            parser.add_argument(
+                declared.option, metavar=declared.flag.metavar, help=text.replace("%", "%%")
+            )
     parser.add_argument(
-        "--db", metavar="URL", help="database URL (default sqlite:///./data/feedsvc.sqlite3)"
+        "--config", metavar="FILE", type=Path, help=f"config file (default: {DEFAULT_CONFIG_FILE})"
     )
-    parser.add_argument(
-        "--config", metavar="FILE", type=Path, help="config file (default config/feedsvc.toml)"
-    )
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seeds", metavar="DIR", help="seeds directory (default ./seeds)")
-    _database(parser)
-    parser.add_argument("--base-url", metavar="URL", help="public URL feeds are served under")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,13 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve feeds over HTTP and watch the seeds directory")
-    _common(serve)
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", help="port to listen on (default 8080)")
-    serve.add_argument("--workers", help="worker processes (default 2)")
-    serve.add_argument(
-        "--scan-interval", metavar="SECONDS", help="seconds between scans (default 10)"
-    )
+    _options(serve, "serve")
     serve.add_argument(
         "--no-upgrade",
         dest="upgrade",
@@ -66,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     scan = commands.add_parser("scan", help="scan the seeds directory once into the database")
-    _common(scan)
+    _options(scan, "scan")
     scan.add_argument(
         "--prune-now",
         action="store_true",
@@ -74,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     check = commands.add_parser("check", help="validate seed files without writing anything")
-    _common(check)
+    _options(check, "check")
 
     export = commands.add_parser("export", help="write every feed as a static file")
-    _common(export)
+    _options(export, "export")
     export.add_argument("outdir", metavar="OUTDIR", type=Path, help="directory to write into")
     export.add_argument(
         "--no-scan",
@@ -97,16 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("upgrade", "upgrade the database to this feedsvc's revision (serve does it by default)"),
         ("history", "list this feedsvc's schema revisions, newest first"),
     ):
-        _database(steps.add_parser(name, help=text))
+        _options(steps.add_parser(name, help=text), "db")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    cli: dict[str, Any] = {}
-    for name in ("seeds", "db", "host", "port", "workers", "base_url", "scan_interval"):
-        value = getattr(args, name, None)
-        if value is not None:
-            cli[name] = value
+    cli = {declared.name: getattr(args, declared.name, None) for declared in DECLARED}
     return load_settings(cli, config_file=args.config)
 
 

@@ -1,19 +1,24 @@
 """Settings: defaults < config file < environment (FEEDSVC_*) < command line.
 
-Every setting is declared once in ``FIELDS``; the config file, the environment and the
-command line all go through the same converter, so a bad value reads the same wherever
-it came from and stops start-up with one line naming its source.
+Every setting is declared once, as a ``Settings`` field made by ``setting()``: its default, its
+converter, its one-line help and its command-line flag sit together, and everything else is
+derived from them (``DECLARED``): the config file's keys, the environment's names, the CLI's
+flags, config/feedsvc.toml and the table in docs/configuration.md (``make docs``). Every source
+goes through the same converter, so a bad value reads the same wherever it came from and stops
+start-up with one line naming its source.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +26,8 @@ from feedsvc.hotlink import template_problem
 
 DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -43,74 +50,6 @@ PLACEHOLDER_IMAGE_HOSTS = (
     "placeimg.com",
     "source.unsplash.com",
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    seeds: Path = Path("seeds")
-    db: str = "sqlite:///./data/feedsvc.sqlite3"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 2
-    threads: int = 4
-    base_url: str = ""
-    site_title: str = "feedsvc"
-    language: str = ""
-    timezone: str = "UTC"
-    scan_interval: int = 10
-    delete_grace: int = 60
-    rescan_interval: int = 600
-    watch: str = "events"
-    feed_limit: int = 20
-    max_limit: int = 100
-    max_file_bytes: int = 5 * 1024 * 1024
-    cache_bytes: int = 64 * 1024 * 1024
-    filter_window: int = 1000
-    tombstone_days: int = 7
-    query_renders: int = 2
-    websub_hubs: tuple[str, ...] = ()
-    placeholder_image_hosts: tuple[str, ...] = PLACEHOLDER_IMAGE_HOSTS
-    hotlink_template: str = ""
-    allow_user_hotlink_template: bool = False
-    log_level: str = "INFO"
-    log_format: str = "text"
-
-    @property
-    def public_url(self) -> str:
-        """The absolute URL feeds and pages are published under, without a trailing slash."""
-        if self.base_url:
-            return self.base_url
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-# Which settings show in what the store holds (a change re-reads every seed file) and in what
-# is served (a change moves every ETag): decided here, beside the fields.
-PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes", "placeholder_image_hosts")
-RENDER_SETTINGS = (
-    "public_url",
-    "site_title",
-    "language",
-    "feed_limit",
-    "scan_interval",
-    "websub_hubs",
-    "hotlink_template",
-)
-
-
-def settings_key(settings: Settings, names: tuple[str, ...], *versions: str) -> str:
-    """The named settings' values (and the versions of the code that uses them) as one key."""
-
-    def text(value: Any) -> str:
-        return ",".join(value) if isinstance(value, tuple) else str(value)
-
-    return "|".join([*versions, *(text(getattr(settings, name)) for name in names)])
 
 
 def _int(low: int, high: int) -> Callable[[Any], int]:
@@ -280,41 +219,257 @@ def _title(value: Any) -> str:
     return text
 
 
-FIELDS: dict[str, Callable[[Any], Any]] = {
-    "seeds": _path,
-    "db": _db_url,
-    "host": _text,
-    "port": _int(1, 65535),
-    "workers": _int(1, 64),
-    "threads": _int(1, 256),
-    "base_url": _base_url,
-    "site_title": _title,
-    "language": _language,
-    "timezone": _timezone,
-    "scan_interval": _int(1, 86400),
-    "delete_grace": _int(0, 30 * 86400),
-    "rescan_interval": _int(1, 7 * 86400),
-    "watch": _choice("events", "polling"),
-    "feed_limit": _int(1, 10000),
-    "max_limit": _int(1, 10000),
-    "max_file_bytes": _int(1, 1 << 40),
-    "cache_bytes": _int(1 << 16, 1 << 40),
-    "filter_window": _int(1, 100_000),
-    "tombstone_days": _int(0, 3650),
-    "query_renders": _int(1, 64),
-    "websub_hubs": _hubs,
-    "placeholder_image_hosts": _hosts,
-    "hotlink_template": _hotlink_template,
-    "allow_user_hotlink_template": _bool,
-    "log_level": _log_level,
-    "log_format": _choice("text", "json"),
-}
-assert set(FIELDS) == {f.name for f in fields(Settings)}
+# The commands that read the seeds, which all take the flags of the settings they share.
+SEED_COMMANDS = ("serve", "scan", "check", "export")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A setting that is also a command-line option, ``--name-with-dashes METAVAR``, on each of
+    ``commands`` (``db`` standing for each of its steps)."""
+
+    metavar: str
+    commands: tuple[str, ...]
+
+
+def setting(default: T, convert: Callable[[Any], T], help: str, *, flag: Flag | None = None) -> T:
+    """A ``Settings`` field that declares the whole setting: the converter every source's value
+    goes through, the help every rendering of it shows, and its command-line flag if any."""
+    return field(default=default, metadata={"convert": convert, "help": help, "flag": flag})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What feedsvc runs with. Each field declares one setting (``setting()``); their order is
+    the order config/feedsvc.toml and docs/configuration.md list them in."""
+
+    seeds: Path = setting(
+        Path("seeds"),
+        _path,
+        "directory of seed files, scanned recursively (`.md`, `.markdown`, `.txt`)",
+        flag=Flag("DIR", SEED_COMMANDS),
+    )
+    db: str = setting(
+        "sqlite:///./data/feedsvc.sqlite3",
+        _db_url,
+        "database URL: `sqlite:///PATH`, or `postgresql+psycopg://USER@HOST/DB` for several replicas",
+        flag=Flag("URL", (*SEED_COMMANDS, "db")),
+    )
+    host: str = setting(
+        "127.0.0.1",
+        _text,
+        "address the HTTP server listens on (`0.0.0.0` or `::` for every interface)",
+        flag=Flag("HOST", ("serve",)),
+    )
+    port: int = setting(
+        8080, _int(1, 65535), "port the HTTP server listens on", flag=Flag("PORT", ("serve",))
+    )
+    workers: int = setting(
+        2,
+        _int(1, 64),
+        "serving worker processes (granian's), beside the one leader process that scans",
+        flag=Flag("N", ("serve",)),
+    )
+    threads: int = setting(
+        4, _int(1, 256), "threads per serving worker for the pages Flask renders"
+    )
+    base_url: str = setting(
+        "",
+        _base_url,
+        "public URL the site is reached at, in every link (set it behind a proxy; feed ids never "
+        "depend on it); empty: `http://HOST:PORT`",
+        flag=Flag("URL", SEED_COMMANDS),
+    )
+    site_title: str = setting(
+        "feedsvc",
+        _title,
+        "site name: the title of the site-wide feed and the suffix of every other feed title",
+    )
+    language: str = setting(
+        "",
+        _language,
+        "the feeds' language, a BCP 47 tag such as `zh-CN`, `ja` or `en-GB`, declared by every "
+        "feed and HTML page so that readers pick fitting fonts; empty: none (pages declare `und`)",
+    )
+    timezone: str = setting(
+        "UTC", _timezone, "time zone of dates written without one (e.g. `2021-11-27 15:42:03`)"
+    )
+    watch: str = setting(
+        "events",
+        _choice("events", "polling"),
+        "how the leader notices changes: `events` (filesystem events, and a full scan every "
+        "`rescan_interval`) or `polling` (a full scan every `scan_interval`)",
+    )
+    scan_interval: int = setting(
+        10,
+        _int(1, 86400),
+        "seconds between scans when polling (with events: between retirements of missing files); "
+        "also the feeds' `Cache-Control` `max-age` and RSS `ttl`",
+        flag=Flag("SECONDS", ("serve",)),
+    )
+    rescan_interval: int = setting(
+        600,
+        _int(1, 7 * 86400),
+        "seconds between full scans while filesystem events work: the safety net for a missed one",
+    )
+    delete_grace: int = setting(
+        60,
+        _int(0, 30 * 86400),
+        "seconds a seed file must stay missing before its entry leaves the feeds (0: at once); "
+        "also how long a mass disappearance is held",
+    )
+    feed_limit: int = setting(
+        20,
+        _int(1, 10000),
+        "entries per feed page when a request gives no `?limit=` (at most `max_limit`)",
+    )
+    max_limit: int = setting(
+        100, _int(1, 10000), "the largest `?limit=` served (a larger one is cut to it)"
+    )
+    max_file_bytes: int = setting(
+        5 * 1024 * 1024,
+        _int(1, 1 << 40),
+        "seed files larger than this many bytes are reported, never read",
+    )
+    cache_bytes: int = setting(
+        64 * 1024 * 1024,
+        _int(1 << 16, 1 << 40),
+        "bytes of rendered feed documents (every encoding counted) each process keeps in memory; "
+        "the least recently used are dropped past it",
+    )
+    filter_window: int = setting(
+        1000,
+        _int(1, 100_000),
+        "newest entries of a scope a filter (`?filter=...`) looks at, and newest matches a search "
+        "(`?q=`) takes",
+    )
+    query_renders: int = setting(
+        2,
+        _int(1, 64),
+        "documents with query parameters rendered at once per process; past it a request waits "
+        "half a second for a slot, then gets `429 Too Many Requests`",
+    )
+    tombstone_days: int = setting(
+        7,
+        _int(0, 3650),
+        "days a deleted file's entry stays in its Atom feeds as an RFC 6721 `at:deleted-entry` "
+        "(0: none)",
+    )
+    websub_hubs: tuple[str, ...] = setting(
+        (),
+        _hubs,
+        "WebSub hubs to notify when a feed changes (comma-separated in the environment)",
+    )
+    placeholder_image_hosts: tuple[str, ...] = setting(
+        PLACEHOLDER_IMAGE_HOSTS,
+        _hosts,
+        "hosts (and their subdomains) that answer any URL with a random picture: a lead image "
+        "from one is no lead image (comma-separated in the environment)",
+    )
+    hotlink_template: str = setting(
+        "",
+        _hotlink_template,
+        "RSSHub's `HOTLINK_TEMPLATE`: image and media URLs are sent through it, e.g. "
+        "`https://wsrv.nl/?url=${href_ue}` (`${href}`, `${host}`, `${pathname}`, ...; `_ue`: "
+        "URL-encoded)",
+    )
+    allow_user_hotlink_template: bool = setting(
+        False,
+        _bool,
+        "RSSHub's `ALLOW_USER_HOTLINK_TEMPLATE`: honour a request's `image_hotlink_template` and "
+        "`multimedia_hotlink_template` (when `hotlink_template` is empty)",
+    )
+    log_level: str = setting(
+        "INFO", _log_level, "`DEBUG`, `INFO`, `WARNING` or `ERROR` (the access log is at `INFO`)"
+    )
+    log_format: str = setting(
+        "text",
+        _choice("text", "json"),
+        "`text` (a line per event) or `json` (one JSON object per line, the access log included)",
+    )
+
+    @property
+    def public_url(self) -> str:
+        """The absolute URL feeds and pages are published under, without a trailing slash."""
+        if self.base_url:
+            return self.base_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+# Which settings show in what the store holds (a change re-reads every seed file) and in what
+# is served (a change moves every ETag): decided here, beside the fields.
+PARSE_SETTINGS = ("public_url", "timezone", "max_file_bytes", "placeholder_image_hosts")
+RENDER_SETTINGS = (
+    "public_url",
+    "site_title",
+    "language",
+    "feed_limit",
+    "scan_interval",
+    "websub_hubs",
+    "hotlink_template",
+)
+
+
+def settings_key(settings: Settings, names: tuple[str, ...], *versions: str) -> str:
+    """The named settings' values (and the versions of the code that uses them) as one key."""
+
+    def text(value: Any) -> str:
+        return ",".join(value) if isinstance(value, tuple) else str(value)
+
+    return "|".join([*versions, *(text(getattr(settings, name)) for name in names)])
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One setting as declared on ``Settings``, with the name each source knows it by."""
+
+    name: str
+    default: Any
+    convert: Callable[[Any], Any]
+    help: str
+    flag: Flag | None
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def plain_help(self) -> str:
+        """The help for where Markdown is not read: without its code spans' backticks."""
+        return self.help.replace("`", "")
+
+    def shown_default(self, quote: Callable[[str], str] = str) -> str:
+        """The default as a person reads it: a list's items, "empty", "none"."""
+        if self.default == "":
+            return "empty"
+        if isinstance(self.default, tuple):
+            return ", ".join(quote(item) for item in self.default) or "none"
+        if isinstance(self.default, bool):
+            return quote(str(self.default).lower())
+        return quote(str(self.default))
+
+
+DECLARED = tuple(
+    Declared(f.name, f.default, f.metadata["convert"], f.metadata["help"], f.metadata["flag"])
+    for f in fields(Settings)
+)
+_BY_NAME = {declared.name: declared for declared in DECLARED}
 
 
 def _convert(key: str, value: Any, source: str) -> Any:
     try:
-        return FIELDS[key](value)
+        return _BY_NAME[key].convert(value)
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
@@ -332,7 +487,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {exc}") from None
     values = {}
     for key, value in data.items():
-        if key not in FIELDS:
+        if key not in _BY_NAME:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
         values[key] = _convert(key, value, f"config file {path}: {key}")
     return values
@@ -351,15 +506,91 @@ def load_settings(
     if config_file is None and DEFAULT_CONFIG_FILE.is_file():
         config_file = DEFAULT_CONFIG_FILE
     values: dict[str, Any] = read_config_file(config_file) if config_file else {}
-    for key in FIELDS:
-        name = ENV_PREFIX + key.upper()
-        if name in environ:
-            values[key] = _convert(key, environ[name], name)
+    for declared in DECLARED:
+        if declared.env in environ:
+            values[declared.name] = _convert(declared.name, environ[declared.env], declared.env)
     for key, value in cli.items():
-        values[key] = _convert(key, value, "--" + key.replace("_", "-"))
+        values[key] = _convert(key, value, _BY_NAME[key].option)
     settings = Settings(**values)
     if settings.feed_limit > settings.max_limit:
         raise ConfigError(
             f"feed_limit ({settings.feed_limit}) is larger than max_limit ({settings.max_limit})"
         )
     return settings
+
+
+# The width config/feedsvc.toml is wrapped to.
+_TOML_WIDTH = 99
+
+
+def _toml_value(value: Any, indent: int) -> str:
+    """``value`` as TOML, a list one item after another on lines that fit past ``indent``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, tuple):
+        items = [_toml_value(item, 0) for item in value]
+        inline = f"[{', '.join(items)}]"
+        if indent + len(inline) <= _TOML_WIDTH:
+            return inline
+        lines = [""]
+        for item in items:
+            if lines[-1] and len(lines[-1]) + len(item) + 2 > _TOML_WIDTH - 4:
+                lines.append("")
+            lines[-1] += f"{' ' if lines[-1] else ''}{item},"
+        return "[\n" + "".join(f"    {line}\n" for line in lines) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def example_toml(sample: Mapping[str, Any] | None = None) -> str:
+    """Every setting, its help as a comment and its default, as TOML: config/feedsvc.toml's
+    body. ``sample`` gives a few settings other values, each saying so and what the default is."""
+    sample = sample or {}
+    if unknown := set(sample) - set(_BY_NAME):
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    blocks = []
+    for declared in DECLARED:
+        lines = textwrap.wrap(
+            declared.plain_help,
+            _TOML_WIDTH,
+            initial_indent="# ",
+            subsequent_indent="# ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        value = declared.default
+        if declared.name in sample:
+            value = declared.convert(sample[declared.name])
+            lines.append(
+                f"# Set for the sample seeds (the default is {_toml_value(declared.default, 0)})."
+            )
+        lines.append(f"{declared.name} = {_toml_value(value, len(declared.name) + 3)}")
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def reference_table() -> str:
+    """Every setting as a row of a Markdown table: docs/configuration.md's reference."""
+
+    def code(text: str) -> str:
+        return f"`{text}`"
+
+    rows = [
+        ("setting (TOML key)", "environment variable", "flag", "default", "meaning"),
+        ("---",) * 5,
+    ]
+    for declared in DECLARED:
+        flag = declared.flag
+        rows.append(
+            (
+                code(declared.name),
+                code(declared.env),
+                f"`{declared.option} {flag.metavar}` ({', '.join(flag.commands)})" if flag else "",
+                declared.shown_default(code),
+                declared.help,
+            )
+        )
+    return "".join(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n" for row in rows
+    )
