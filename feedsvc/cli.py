@@ -40,6 +40,38 @@ def _options(parser: argparse.ArgumentParser, command: str) -> None:
     )
 
 
+# The commands over the seeds: what each does, and its own switches (flag, meaning); the
+# settings' flags come from their declarations (feedsvc.config).
+USAGE = {
+    "serve": (
+        "serve feeds over HTTP and watch the seeds directory",
+        [
+            (
+                "--no-upgrade",
+                "refuse to start on an older schema instead of upgrading it (see `feedsvc db`)",
+            )
+        ],
+    ),
+    "scan": (
+        "scan the seeds directory once into the database",
+        [
+            (
+                "--prune-now",
+                "remove the entries of missing files now, without waiting out delete_grace",
+            )
+        ],
+    ),
+    "check": ("validate seed files without writing anything", []),
+    "export": (
+        "write every feed as a static file",
+        [
+            ("--no-scan", "export the database as it is, without scanning first"),
+            ("--feeds-only", "write the feeds, the index and the OPML, not the entry pages"),
+        ],
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="feedsvc",
@@ -49,39 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"feedsvc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="serve feeds over HTTP and watch the seeds directory")
-    _options(serve, "serve")
-    serve.add_argument(
-        "--no-upgrade",
-        dest="upgrade",
-        action="store_false",
-        help="refuse to start on an older schema instead of upgrading it (see `feedsvc db`)",
-    )
-
-    scan = commands.add_parser("scan", help="scan the seeds directory once into the database")
-    _options(scan, "scan")
-    scan.add_argument(
-        "--prune-now",
-        action="store_true",
-        help="remove the entries of missing files now, without waiting out delete_grace",
-    )
-
-    check = commands.add_parser("check", help="validate seed files without writing anything")
-    _options(check, "check")
-
-    export = commands.add_parser("export", help="write every feed as a static file")
-    _options(export, "export")
-    export.add_argument("outdir", metavar="OUTDIR", type=Path, help="directory to write into")
-    export.add_argument(
-        "--no-scan",
-        action="store_true",
-        help="export the database as it is, without scanning first",
-    )
-    export.add_argument(
-        "--feeds-only",
-        action="store_true",
-        help="write the feeds, the index and the OPML, not the entry pages",
-    )
+    for name, (text, switches) in USAGE.items():
+        command = commands.add_parser(name, help=text)
+        _options(command, name)
+        if name == "export":
+            command.add_argument(
+                "outdir", metavar="OUTDIR", type=Path, help="directory to write into"
+            )
+        for flag, meaning in switches:
+            command.add_argument(flag, action="store_true", help=meaning)
 
     db = commands.add_parser("db", help="the database's schema: where it stands, upgrading it")
     steps = db.add_subparsers(dest="db_command", required=True, metavar="STEP")
@@ -129,7 +137,7 @@ def _setup_logging(settings: Settings, command: str) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.server import serve
 
-    serve(settings, upgrade=args.upgrade)
+    serve(settings, upgrade=not args.no_upgrade)
     return 0
 
 
