@@ -48,6 +48,7 @@ from feedsvc.store.records import (
     FileStat,
     FileState,
     Note,
+    NoteKind,
     ScopeMembers,
     ScopeSummary,
     StoredEntry,
@@ -667,7 +668,9 @@ class Store:
     def errors(self) -> list[tuple[str, str]]:
         with self._connect() as conn:
             rows = conn.execute(
-                select(unpublished.c.path, unpublished.c.error).where(unpublished.c.kind == "error")
+                select(unpublished.c.path, unpublished.c.error).where(
+                    unpublished.c.kind == NoteKind.ERROR
+                )
             ).all()
         return sorted((row.path, row.error) for row in rows)
 

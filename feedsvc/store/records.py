@@ -5,6 +5,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from feedsvc.model import EPOCH, Entry, Scope
 
@@ -42,6 +43,13 @@ class StoredEntry:
     mtime_ns: int
     size: int
     content_hash: str
+
+
+class NoteKind(StrEnum):
+    """Why a file the store keeps a note of gives no entry (``unpublished.kind``)."""
+
+    ERROR = "error"
+    DRAFT = "draft"
 
 
 @dataclass(frozen=True)

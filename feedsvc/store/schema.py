@@ -84,7 +84,7 @@ dirty_scopes = Table(
     Column("key", Text, nullable=False),
 )
 
-# Files that gave no entry: errors (kind "error") and drafts (kind "draft"), kept with their
+# Files that gave no entry: errors and drafts (``kind``: records.NoteKind), kept with their
 # stat so an unchanged file is not read again.
 unpublished = Table(
     "unpublished",

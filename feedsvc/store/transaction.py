@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 from feedsvc.model import Entry, IdClash, Scope, json_digest, settle_claims
 from feedsvc.store import migrate, search
 from feedsvc.store.parts import entry_of, pack_entry
-from feedsvc.store.records import GONE, Changes, FileStat, FileState, StoredEntry
+from feedsvc.store.records import GONE, Changes, FileStat, FileState, NoteKind, StoredEntry
 from feedsvc.store.schema import (
     dirty_scopes,
     entries,
@@ -227,8 +227,8 @@ class ScanTransaction:
             conn.execute(insert(entry_scopes), scope_rows)
             conn.execute(insert(entry_text), text_rows)
 
-        notes = [(note, "error") for note in changes.errors]
-        notes += [(note, "draft") for note in changes.drafts]
+        notes = [(note, NoteKind.ERROR) for note in changes.errors]
+        notes += [(note, NoteKind.DRAFT) for note in changes.drafts]
         cleared = [
             *changes.removed_paths,
             *taken,
@@ -433,5 +433,9 @@ class ScanTransaction:
         return sorted(changed)
 
     def error_count(self) -> int:
-        query = select(func.count()).select_from(unpublished).where(unpublished.c.kind == "error")
+        query = (
+            select(func.count())
+            .select_from(unpublished)
+            .where(unpublished.c.kind == NoteKind.ERROR)
+        )
         return int(self.conn.execute(query).scalar() or 0)
