@@ -285,14 +285,14 @@ class Settings:
         _title,
         "site name: the title of the site-wide feed and the suffix of every other feed title",
     )
+    timezone: str = setting(
+        "UTC", _timezone, "time zone of dates written without one (e.g. `2021-11-27 15:42:03`)"
+    )
     language: str = setting(
         "",
         _language,
         "the feeds' language, a BCP 47 tag such as `zh-CN`, `ja` or `en-GB`, declared by every "
         "feed and HTML page so that readers pick fitting fonts; empty: none (pages declare `und`)",
-    )
-    timezone: str = setting(
-        "UTC", _timezone, "time zone of dates written without one (e.g. `2021-11-27 15:42:03`)"
     )
     watch: str = setting(
         "events",

@@ -10,6 +10,7 @@ index, which is not a model), and a test keeps the two in agreement."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,22 +26,42 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.schema import SchemaItem
 
 from feedsvc.model import stable_uuid
 
 metadata = MetaData()
 
+
+def _uuid_key(name: str = "id") -> Column[str]:
+    """A primary key holding a derived id (``stable_uuid``: see scope_id, path_id, url_id)."""
+    return Column(name, String(36), primary_key=True)
+
+
+def _file_stat() -> list[Column[Any]]:
+    """What a scan compares with a seed file (records.FileState): where it is, its stat and
+    the hash of its bytes."""
+    return [
+        Column("path", Text, nullable=False),
+        Column("mtime_ns", BigInteger, nullable=False),
+        Column("size", BigInteger, nullable=False),
+        Column("content_hash", String(64), nullable=False),
+    ]
+
+
+def _membership(*columns: SchemaItem) -> list[SchemaItem]:
+    """The key of a row tying an entry to a feed (scope), and its other columns."""
+    return [_uuid_key("scope_id"), _uuid_key("entry_id"), *columns]
+
+
 entries = Table(
     "entries",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("path", Text, nullable=False),
+    _uuid_key(),
+    *_file_stat(),
     Column("path_id", String(36), nullable=False, index=True),
     Column("updated", BigInteger, nullable=False),
     Column("fingerprint", String(64), nullable=False),
-    Column("content_hash", String(64), nullable=False),
-    Column("mtime_ns", BigInteger, nullable=False),
-    Column("size", BigInteger, nullable=False),
     # When the entry became news: the time of the scan that first stored it, or 0 when that
     # was the store's first scan (read for Last-Modified: see Store.page).
     Column("first_seen", BigInteger, nullable=False),
@@ -52,7 +73,13 @@ entries = Table(
     # the rows (whose inline JSON makes the table hundreds of megabytes at 100k entries).
     # PostgreSQL keeps long values out of line already, and caps index entries' size.
     Index(
-        "entries_file_state", "path", "mtime_ns", "size", "content_hash", "id", "missing_since"
+        "entries_file_state",
+        "path",
+        "mtime_ns",
+        "size",
+        "content_hash",
+        "id",
+        "missing_since",
     ).ddl_if(dialect="sqlite"),
 )
 
@@ -60,42 +87,35 @@ entries = Table(
 entry_scopes = Table(
     "entry_scopes",
     metadata,
-    Column("scope_id", String(36), primary_key=True),
-    Column("entry_id", String(36), primary_key=True),
-    Column("published", BigInteger, nullable=False),
-    Index("entry_scopes_order", "scope_id", "published", "entry_id"),
-    Index("entry_scopes_entry", "entry_id"),
+    *_membership(
+        Column("published", BigInteger, nullable=False),
+        Index("entry_scopes_order", "scope_id", "published", "entry_id"),
+        Index("entry_scopes_entry", "entry_id"),
+    ),
 )
 
 scopes = Table(
     "scopes",
     metadata,
-    Column("id", String(36), primary_key=True),
+    _uuid_key(),
     Column("key", Text, nullable=False),
     Column("entry_count", Integer, nullable=False),
     Column("newest_updated", BigInteger, nullable=False),
     Column("fingerprint", String(64), nullable=False),
 )
 
-dirty_scopes = Table(
-    "dirty_scopes",
-    metadata,
-    Column("id", String(36), primary_key=True),
-    Column("key", Text, nullable=False),
-)
+# The scopes a scan's writes touched, whose summaries it recomputes before it commits.
+dirty_scopes = Table("dirty_scopes", metadata, _uuid_key(), Column("key", Text, nullable=False))
 
 # Files that gave no entry: errors and drafts (``kind``: records.NoteKind), kept with their
 # stat so an unchanged file is not read again.
 unpublished = Table(
     "unpublished",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("path", Text, nullable=False),
-    Column("mtime_ns", BigInteger, nullable=False),
-    Column("size", BigInteger, nullable=False),
+    _uuid_key(),
+    *_file_stat(),
     Column("kind", String(8), nullable=False),
     Column("error", Text, nullable=False),
-    Column("content_hash", String(64), nullable=False),
 )
 
 # The digest of each feed document as last announced to the WebSub hubs, by URL id: a hub
@@ -103,7 +123,7 @@ unpublished = Table(
 pinged = Table(
     "pinged",
     metadata,
-    Column("id", String(36), primary_key=True),
+    _uuid_key(),
     Column("url", Text, nullable=False),
     Column("digest", String(64), nullable=False),
 )
@@ -113,10 +133,10 @@ pinged = Table(
 tombstones = Table(
     "tombstones",
     metadata,
-    Column("scope_id", String(36), primary_key=True),
-    Column("entry_id", String(36), primary_key=True),
-    Column("removed", BigInteger, nullable=False),
-    Index("tombstones_removed", "removed"),
+    *_membership(
+        Column("removed", BigInteger, nullable=False),
+        Index("tombstones_removed", "removed"),
+    ),
 )
 
 # Each entry's place in the search index, which finds it once ``indexed`` is set: a scan

@@ -4,6 +4,8 @@ A database that release wrote is stamped with this revision as it is (its ``meta
 ``schema_version`` says 5); a new database is created by running it. Frozen: the tables as
 that release created them, whatever the models say today."""
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -13,11 +15,25 @@ revision = "0005"
 down_revision = None
 
 
+def _key(name: str = "id") -> sa.Column[str]:
+    """A primary key holding a derived id (a name-based UUID)."""
+    return sa.Column(name, sa.String(36), primary_key=True)
+
+
+def _stat() -> list[sa.Column[Any]]:
+    """Where a seed file is, and its stat."""
+    return [
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("mtime_ns", sa.BigInteger, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+    ]
+
+
 def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.create_table(
         "entries",
-        sa.Column("id", sa.String(36), primary_key=True),
+        _key(),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("path_id", sa.String(36), nullable=False, index=True),
         sa.Column("published", sa.BigInteger, nullable=False),
@@ -38,45 +54,39 @@ def upgrade() -> None:
         )
     op.create_table(
         "entry_scopes",
-        sa.Column("scope_id", sa.String(36), primary_key=True),
-        sa.Column("entry_id", sa.String(36), primary_key=True),
+        _key("scope_id"),
+        _key("entry_id"),
         sa.Column("published", sa.BigInteger, nullable=False),
         sa.Index("entry_scopes_order", "scope_id", "published", "entry_id"),
         sa.Index("entry_scopes_entry", "entry_id"),
     )
     op.create_table(
         "scopes",
-        sa.Column("id", sa.String(36), primary_key=True),
+        _key(),
         sa.Column("key", sa.Text, nullable=False),
         sa.Column("entry_count", sa.Integer, nullable=False),
         sa.Column("newest_updated", sa.BigInteger, nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=False),
     )
-    op.create_table(
-        "dirty_scopes",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("key", sa.Text, nullable=False),
-    )
+    op.create_table("dirty_scopes", _key(), sa.Column("key", sa.Text, nullable=False))
     op.create_table(
         "unpublished",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("path", sa.Text, nullable=False),
-        sa.Column("mtime_ns", sa.BigInteger, nullable=False),
-        sa.Column("size", sa.BigInteger, nullable=False),
+        _key(),
+        *_stat(),
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("content_hash", sa.String(64), nullable=False),
     )
     op.create_table(
         "pinged",
-        sa.Column("id", sa.String(36), primary_key=True),
+        _key(),
         sa.Column("url", sa.Text, nullable=False),
         sa.Column("digest", sa.String(64), nullable=False),
     )
     op.create_table(
         "tombstones",
-        sa.Column("scope_id", sa.String(36), primary_key=True),
-        sa.Column("entry_id", sa.String(36), primary_key=True),
+        _key("scope_id"),
+        _key("entry_id"),
         sa.Column("removed", sa.BigInteger, nullable=False),
         sa.Index("tombstones_removed", "removed"),
     )
