@@ -54,14 +54,19 @@ def corpus_dir(tmp_path: Path) -> Path:
     return copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/db/feedsvc.sqlite3"
+def database(kind: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file in ``directory``, or a PostgreSQL schema."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory}/feedsvc.sqlite3"
         return
     with pg_schema() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind."""
+    yield from database(request.param, tmp_path / "db")
 
 
 @pytest.fixture
@@ -76,11 +81,7 @@ def module_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh, empty database of each kind for a module's shared server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/feedsvc.sqlite3"
-        return
-    with pg_schema() as url:
-        yield url
+    yield from database(request.param, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture

@@ -177,6 +177,7 @@ def distinct_requests(kind: str, count: int) -> Iterator[str]:
             yield f"/feeds/all.rss?opencc=s2t&brief={100 + i}&filter=.{{0,{i % 100}}}"
 
 
+@pytest.mark.slow
 def test_resident_memory_stays_within_its_budget_under_distinct_requests(tmp_path, serve):
     """cache_bytes plus the fixed overhead docs/operations.md states, whatever is asked for: the worker's
     resident memory after a loop of distinct costly requests of every kind grows by less

@@ -333,6 +333,7 @@ def test_an_unchanged_scan_pings_nobody(hubbed):
 # -- replicas ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_postgresql_database_answer_identically(pg_url, tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     first, second = [  # started together: both try to lead

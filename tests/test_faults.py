@@ -153,6 +153,7 @@ def processes_mentioning(path: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
     rng = random.Random(20261121)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
@@ -513,6 +514,7 @@ def wait_for_scan(server: ServerProcess, db_url: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_a_leader_killed_mid_scan_is_started_again_and_the_store_equals_a_fresh_scan(
     tmp_path, db_url, capsys, serve
 ):

@@ -258,7 +258,7 @@ def test_new_edited_and_deleted_files_reach_the_feeds(server):
         env={
             "PATH": "/usr/bin:/bin",
             "FEEDSVC_SEEDS": str(server.seeds),
-            "FEEDSVC_DB": f"sqlite:///{server.workdir}/data/feedsvc.sqlite3",
+            "FEEDSVC_DB": server.db,
             "FEEDSVC_BASE_URL": server.url,
         },
         capture_output=True,

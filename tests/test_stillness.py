@@ -363,6 +363,7 @@ def moved(before: dict, after: dict) -> set[str]:
     return {path for path in before if before[path] != after.get(path)}
 
 
+@pytest.mark.slow
 def test_real_corpus_holds_still_through_touches_rewrites_and_copies(
     corpus_dir, tmp_path, db_url, serve
 ):
