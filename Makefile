@@ -42,4 +42,4 @@ clean:
 	rm -rf $(VENV) data out .pytest_cache .ruff_cache
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/bench.py
+	$(BIN)/python -m bench.bench
