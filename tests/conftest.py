@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Settings
-from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, pg_schema
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, database, pg_schema
 from tests.server import Servers
 
 SERVER_FIXTURES = {"serve", "serve_module"}
@@ -54,19 +54,11 @@ def corpus_dir(tmp_path: Path) -> Path:
     return copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
 
 
-def database(kind: str, directory: Path) -> Iterator[str]:
-    """A fresh, empty database: a SQLite file in ``directory``, or a PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{directory}/feedsvc.sqlite3"
-        return
-    with pg_schema() as url:
-        yield url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each kind."""
-    yield from database(request.param, tmp_path / "db")
+    with database(request.param, tmp_path / "db") as url:
+        yield url
 
 
 @pytest.fixture
@@ -81,7 +73,8 @@ def module_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A fresh, empty database of each kind for a module's shared server."""
-    yield from database(request.param, tmp_path_factory.mktemp("db"))
+    with database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture

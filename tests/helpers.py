@@ -87,6 +87,17 @@ def pg_schema() -> Iterator[str]:
         run_sql(PG_URL, f"drop schema {schema} cascade")
 
 
+@contextlib.contextmanager
+def database(kind: str, directory: Path) -> Iterator[str]:
+    """A URL of a fresh, empty database: a SQLite file in ``directory`` ("sqlite"), or a
+    PostgreSQL schema ("postgresql")."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory}/feedsvc.sqlite3"
+        return
+    with pg_schema() as url:
+        yield url
+
+
 def run_sql(db: str, *statements: str) -> None:
     """Statements run on the database directly, in one transaction."""
     engine = create_engine(db)

@@ -1,4 +1,6 @@
-"""Runs `feedsvc serve` as a real process on a free port, for the end-to-end tests."""
+"""The processes of the end-to-end tests: `feedsvc serve` on a free port (ServerProcess), a
+WebSub hub, nginx, a TCP proxy, `feedsvc` commands; Servers, which starts servers, hubs and
+nginx and stops them at the end (the tests' ``serve`` fixtures); and what tests ask a server."""
 
 from __future__ import annotations
 
