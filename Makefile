@@ -1,11 +1,12 @@
-# `make run` serves seeds/ on http://127.0.0.1:8080; `make test` runs the whole suite.
+# `make run` serves seeds/ on http://127.0.0.1:8080; `make test` runs the whole suite, `make
+# test-fast` the tests that start no server and are not among the slowest (see tests/conftest.py).
 # Both create .venv with the interpreter in $(PYTHON) and install feedsvc into it.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format docs bench clean
+.PHONY: run test test-fast lint format docs bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "error: '$(PYTHON) -m venv' failed; on Debian install python3-venv first" >&2; exit 1; }
@@ -25,6 +26,9 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not e2e and not slow"
+
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,4 +46,4 @@ clean:
 	rm -rf $(VENV) data out .pytest_cache .ruff_cache
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/bench.py
+	$(BIN)/python -m bench.bench

@@ -1,36 +1,36 @@
 """`make bench`: feedsvc against its anchors, on generated corpora, in one table.
 
-    python bench/bench.py            # BENCH_SIZES=1000,10000,100000 BENCH_RUNS=3
+    python -m bench.bench            # from the repository; BENCH_SIZES=1000,10000,100000 BENCH_RUNS=3
 
 Generates the corpora (bench/gen_corpus.py, deterministic) under BENCH_DIR, installs the peers
 where it can (as root: `apt-get install nginx wrk hugo`; otherwise it says what it skipped),
 measures each row BENCH_RUNS times and prints the median, min-max, and the ratio to the anchor
 measured in the same run. Only public tools: wrk for HTTP load, the kernel's own accounting
-(wait4, /proc) for time and memory. Every load is bounded in time and stays on 127.0.0.1."""
+(wait4, /proc) for time and memory. Every load is bounded in time and stays on 127.0.0.1.
+Servers are started and stopped by the tests' harness (tests/server.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.gen_corpus import SECTIONS, SOURCES, TOPICS, generate  # noqa: E402
+from bench.gen_corpus import SECTIONS, SOURCES, TOPICS, generate
+from tests.helpers import ROOT
+from tests.server import ServerProcess, Servers, free_port, wait_for
 
 SIZES = [int(n) for n in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(",")]
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -66,12 +66,6 @@ def corpus(size: int) -> Path:
         generate(path, size)
         (path / ".complete").write_text("")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(
@@ -315,95 +309,81 @@ def upgrade_row(size: int) -> None:
 # -- serving -----------------------------------------------------------------------------
 
 
-class Server:
-    def __init__(self, seeds: Path, db: Path, **extra: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = settings_env(
-            seeds, db, FEEDSVC_PORT=str(self.port), FEEDSVC_BASE_URL=self.url, **extra
+@contextlib.contextmanager
+def serving(seeds: Path, db: Path, **extra: str) -> Iterator[ServerProcess]:
+    """`feedsvc serve` on the bench's settings (the repository's config file, which the bench's
+    commands read from the repository, and feedsvc's own workers and scan interval), once its
+    leader has rendered every entry's parts; stopped afterwards."""
+    settings: dict[str, str | None] = {
+        "FEEDSVC_CONFIG": str(ROOT / "config" / "feedsvc.toml"),
+        "FEEDSVC_LOG_LEVEL": "WARNING",
+        "FEEDSVC_WORKERS": None,
+        "FEEDSVC_SCAN_INTERVAL": None,
+    }
+    with Servers(WORK, stop_timeout=60) as serve:
+        server = serve(
+            seeds, f"sqlite:///{db}", timeout=900, indexed=False, **{**settings, **extra}
         )
-        self.log = (WORK / f"server-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            feedsvc("serve"), env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if self.get("/readyz")[0] == 200 and self._parts_rendered(db, env):
-                return
-            time.sleep(0.5)
-        raise TimeoutError("server not ready")
+        wait_for(lambda: parts_rendered(db, server.environ), timeout=900, interval=0.5)
+        yield server
 
-    @staticmethod
-    def _parts_rendered(db: Path, env: dict[str, str]) -> bool:
-        """Whether the leader has rendered every entry's parts for this server's settings
-        (after a scan under other settings it renders them all again: not idle yet)."""
-        from feedsvc.config import load_settings
-        from feedsvc.feeds import render_key
 
-        key = render_key(load_settings({}, environ=env))
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            kept = conn.execute("SELECT value FROM meta WHERE key = 'parts_key'").fetchone()
-            missing = conn.execute(
-                "SELECT count(*) FROM entries LEFT JOIN fragments ON fragments.entry_id = "
-                "entries.id AND fragments.fingerprint = entries.fingerprint "
-                "WHERE fragments.entry_id IS NULL"
-            ).fetchone()[0]
-        return kept is not None and kept[0] == key and missing == 0
+def parts_rendered(db: Path, env: dict[str, str]) -> bool:
+    """Whether the leader has rendered every entry's parts for this server's settings
+    (after a scan under other settings it renders them all again: not idle yet)."""
+    from feedsvc.config import load_settings
+    from feedsvc.feeds import render_key
 
-    def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-        import http.client
+    key = render_key(load_settings({}, environ=env))
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        kept = conn.execute("SELECT value FROM meta WHERE key = 'parts_key'").fetchone()
+        missing = conn.execute(
+            "SELECT count(*) FROM entries LEFT JOIN fragments ON fragments.entry_id = "
+            "entries.id AND fragments.fingerprint = entries.fingerprint "
+            "WHERE fragments.entry_id IS NULL"
+        ).fetchone()[0]
+    return kept is not None and kept[0] == key and missing == 0
 
+
+def get(server: ServerProcess, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """One request's status, headers and body (0, {}, b"" when it could not be made)."""
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    except OSError:
+        return 0, {}, b""
+
+
+def tree(server: ServerProcess) -> list[int]:
+    """The server's processes, its first one and every one below."""
+    return [server.process.pid, *server.descendants()]
+
+
+def memory_mib(server: ServerProcess, field: str) -> float:
+    """The process tree's total "Rss" (shared pages counted in each process) or "Pss"
+    (shared pages split between their processes), from /proc/PID/smaps_rollup."""
+    total = 0
+    for pid in tree(server):
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            return (
-                response.status,
-                {k.lower(): v for k, v in response.getheaders()},
-                response.read(),
-            )
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
         except OSError:
-            return 0, {}, b""
+            pass
+    return total / 1024
 
-    def tree(self) -> list[int]:
-        pids, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                children = []
-            todo += [int(child) for child in children]
-        return pids
 
-    def memory_mib(self, field: str) -> float:
-        """The process tree's total "Rss" (shared pages counted in each process) or "Pss"
-        (shared pages split between their processes), from /proc/PID/smaps_rollup."""
-        total = 0
-        for pid in self.tree():
-            try:
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith(field + ":"):
-                        total += int(line.split()[1])
-            except OSError:
-                pass
-        return total / 1024
-
-    def cpu_seconds(self) -> float:
-        ticks = 0
-        for pid in self.tree():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])
-            except OSError:
-                pass
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
-        self.log.close()
+def cpu_seconds(server: ServerProcess) -> float:
+    ticks = 0
+    for pid in tree(server):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, connections: int, seconds: int, *args: str) -> tuple[float, float]:
@@ -436,9 +416,9 @@ http {{ access_log off; sendfile on; gzip_static on; etag on; keepalive_requests
     return proc, port
 
 
-def author_feed(server: Server) -> str:
+def author_feed(server: ServerProcess) -> str:
     """An author's feed at the default limit (20 entries: about 110 KB)."""
-    opml = server.get("/opml")[2].decode()
+    opml = get(server, "/opml")[2].decode()
     urls = re.findall(r'xmlUrl="([^"]+/feeds/authors/[^"]+\.atom)"', opml)
     return urls[0].removeprefix(server.url)
 
@@ -447,13 +427,12 @@ def serving_rows(size: int, tools: set[str]) -> None:
     seeds = corpus(size)
     db = WORK / f"serve-{size}.sqlite3"
     db.unlink(missing_ok=True)
-    server = Server(seeds, db)
-    try:
+    with serving(seeds, db) as server:
         path = author_feed(server)
-        server.get(path)
-        _status, headers, body = server.get(path, **{"Accept-Encoding": "gzip"})
+        get(server, path)
+        _status, headers, body = get(server, path, **{"Accept-Encoding": "gzip"})
         etag = headers["etag"]
-        rss, pss = server.memory_mib("Rss"), server.memory_mib("Pss")
+        rss, pss = memory_mib(server, "Rss"), memory_mib(server, "Pss")
         if "wrk" in tools:
             ours_304 = [
                 wrk(server.url + path, 32, 5, "-H", f"If-None-Match: {etag}")[0]
@@ -465,7 +444,7 @@ def serving_rows(size: int, tools: set[str]) -> None:
             anchor_304: list[float] = []
             anchor_gzip: list[float] = []
             if "nginx" in tools:
-                plain = server.get(path)[2]
+                plain = get(server, path)[2]
                 static = WORK / "static"
                 shutil.rmtree(static, ignore_errors=True)
                 static.mkdir()
@@ -474,8 +453,6 @@ def serving_rows(size: int, tools: set[str]) -> None:
                 proc, port = nginx(static)
                 try:
                     url = f"http://127.0.0.1:{port}/feed.atom"
-                    import http.client
-
                     conn = http.client.HTTPConnection("127.0.0.1", port)
                     conn.request("GET", "/feed.atom")
                     nginx_etag = conn.getresponse().getheader("ETag")
@@ -489,7 +466,7 @@ def serving_rows(size: int, tools: set[str]) -> None:
                 finally:
                     proc.send_signal(signal.SIGQUIT)
                     proc.wait(timeout=30)
-            label = f"{len(server.get(path)[2]) // 1024} KB author feed, 32 connections, {size}"
+            label = f"{len(get(server, path)[2]) // 1024} KB author feed, 32 connections, {size}"
             row(
                 f"304, {label}",
                 stats(ours_304, "req/s", 0),
@@ -504,23 +481,21 @@ def serving_rows(size: int, tools: set[str]) -> None:
             )
         row(
             f"serving process tree RSS (PSS), {size}, idle",
-            f"{rss:.0f} MiB ({pss:.0f} MiB) in {len(server.tree())} processes",
+            f"{rss:.0f} MiB ({pss:.0f} MiB) in {len(tree(server))} processes",
             "-",
             "target <= 150 MiB, flat in N",
         )
-        opml = server.get("/opml")[2].decode()
+        opml = get(server, "/opml")[2].decode()
         feeds = [u.removeprefix(server.url) for u in re.findall(r'xmlUrl="([^"]+)"', opml)]
         for feed in feeds:  # every feed (Atom), each worker alike: whoever answers
-            server.get(feed, **{"Accept-Encoding": "gzip"})
+            get(server, feed, **{"Accept-Encoding": "gzip"})
         row(
             f"serving process tree RSS (PSS), {size}, after every feed fetched",
-            f"{server.memory_mib('Rss'):.0f} MiB ({server.memory_mib('Pss'):.0f} MiB), "
+            f"{memory_mib(server, 'Rss'):.0f} MiB ({memory_mib(server, 'Pss'):.0f} MiB), "
             f"{len(feeds)} feeds",
             "-",
             "target <= 150 MiB",
         )
-    finally:
-        server.stop()
 
 
 def search_rows(size: int) -> None:
@@ -607,14 +582,13 @@ def watcher_rows(size: int) -> None:
     seeds = corpus(size)
     db = WORK / f"watch-{size}.sqlite3"
     db.unlink(missing_ok=True)
-    server = Server(seeds, db, FEEDSVC_SCAN_INTERVAL="10")
-    try:
-        while json.loads(server.get("/status")[2] or b"{}").get("search", {}).get("pending"):
+    with serving(seeds, db, FEEDSVC_SCAN_INTERVAL="10") as server:
+        while json.loads(get(server, "/status")[2] or b"{}").get("search", {}).get("pending"):
             time.sleep(1)  # the first scan and its index are done: what follows is idle
         time.sleep(15)  # past the first scan's aftermath
-        before, started = server.cpu_seconds(), time.monotonic()
+        before, started = cpu_seconds(server), time.monotonic()
         time.sleep(30)
-        share = (server.cpu_seconds() - before) / (time.monotonic() - started) * 100
+        share = (cpu_seconds(server) - before) / (time.monotonic() - started) * 100
         row(
             f"idle watcher, {size} files, scan_interval 10 s",
             f"{share:.1f}% of a core",
@@ -631,13 +605,11 @@ def watcher_rows(size: int) -> None:
                 f"---\ntitle: '{title}'\nauthor: 新作者{attempt}\ndate: 2030-01-01T00:00:00Z\n---\n<p>x</p>\n"
             )
             feed = "/feeds/authors/" + quote(f"新作者{attempt}") + ".atom"
-            while server.get(feed)[0] != 200 and time.monotonic() - written < 120:
+            while get(server, feed)[0] != 200 and time.monotonic() - written < 120:
                 time.sleep(0.05)
             latencies.append(time.monotonic() - written)
             new.unlink()
         row(f"a new file live in its feeds, {size}", stats(latencies, "s"), "-", "target <= 1 s")
-    finally:
-        server.stop()
 
 
 def render_row(size: int) -> None:
@@ -682,26 +654,25 @@ def busy_row(size: int) -> None:
     shutil.copytree(corpus(size), seeds)
     db = WORK / f"busy-{size}.sqlite3"
     db.unlink(missing_ok=True)
-    server = Server(seeds, db)
     try:
-        opml = server.get("/opml")[2].decode()
-        urls = [u.removeprefix(server.url) for u in re.findall(r'xmlUrl="([^"]+)"', opml)][:200]
-        script = WORK / "urls.lua"
-        script.write_text(
-            "local urls = {" + ",".join(f'"{u}"' for u in urls) + "}\nlocal i = 0\n"
-            "request = function() i = i % #urls + 1; return wrk.format('GET', urls[i]) end\n"
-        )
-        for path in seeds.rglob("*.md"):  # 10k changed files: the next scan reads them all
-            path.write_text(path.read_text().replace("</div>", "<p>changed</p></div>", 1))
-        _rate, p99 = wrk(server.url + "/", 64, 15, "-s", str(script))
-        row(
-            f"p99, 64 connections over {len(urls)} feeds during a scan of {size} changed files",
-            f"{p99:.1f} ms",
-            "-",
-            "target <= 50 ms",
-        )
+        with serving(seeds, db) as server:
+            opml = get(server, "/opml")[2].decode()
+            urls = [u.removeprefix(server.url) for u in re.findall(r'xmlUrl="([^"]+)"', opml)][:200]
+            script = WORK / "urls.lua"
+            script.write_text(
+                "local urls = {" + ",".join(f'"{u}"' for u in urls) + "}\nlocal i = 0\n"
+                "request = function() i = i % #urls + 1; return wrk.format('GET', urls[i]) end\n"
+            )
+            for path in seeds.rglob("*.md"):  # 10k changed files: the next scan reads them all
+                path.write_text(path.read_text().replace("</div>", "<p>changed</p></div>", 1))
+            _rate, p99 = wrk(server.url + "/", 64, 15, "-s", str(script))
+            row(
+                f"p99, 64 connections over {len(urls)} feeds during a scan of {size} changed files",
+                f"{p99:.1f} ms",
+                "-",
+                "target <= 50 ms",
+            )
     finally:
-        server.stop()
         shutil.rmtree(seeds, ignore_errors=True)
 
 

@@ -1,51 +1,52 @@
-"""Shared fixtures: the real corpus, settings on a temporary directory, and databases.
+"""The fixtures: the real corpus, settings on a temporary directory, databases, and servers.
+(What the tests share besides fixtures is in tests/helpers.py and tests/server.py.)
 
-Every database test runs on SQLite and on PostgreSQL. PostgreSQL is reached at
-FEEDSVC_TEST_PG (CI sets it; there those tests must run): each test gets a schema of its own."""
+Databases: every database test runs on SQLite and on PostgreSQL (``db_url``; ``pg_url`` for
+PostgreSQL alone; ``module_db_url`` for a server a module shares). PostgreSQL is reached at
+FEEDSVC_TEST_PG (CI sets it; there those tests must run): each test gets a schema of its own.
+
+Servers: ``serve`` is the one way a test starts `feedsvc serve` (and the WebSub hubs and nginx
+around it): a tests.server.Servers made on the test's temporary directory.
+
+    server = serve(seeds, db, FEEDSVC_WORKERS="1")     # started, and ready
+    other = serve(seeds, db, wait=False, port=port)    # started; the test waits if it will
+    hub, nginx = serve.hub(), serve.nginx([server.port, other.port])
+
+Keywords in capitals are settings (environment variables) over ServerProcess's defaults; the
+others are ``wait``, ``timeout`` and ``indexed`` (for wait_ready), ``workdir``, ``port`` and
+``command_prefix`` (a wrapper such as unshare or setpriv). At teardown, also when the test
+failed, everything still running is stopped, and a server left running must exit 0; a test
+that stops or kills a server itself (``server.stop()``, ``server.kill()``) checks what it
+needs. The databases a test names are set up before ``serve``, so that they are dropped after
+its servers have stopped.
+
+``serve_module`` is the same factory for servers a module shares (a module-scoped fixture of
+the module starts them): made by the same generator, stopped at the end of the module. A
+module fixture parametrized over databases calls ``serve_module.stop_all()`` at its teardown,
+so that one database's server is gone before the next one's starts.
+
+Every test that uses either fixture is marked ``e2e``; the slowest are marked ``slow`` by
+hand; ``make test-fast`` runs the others."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from feedsvc.config import Settings
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, database, pg_schema
+from tests.server import Servers
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
-REAL_CORPUS = TESTS / "corpus" / "real"
-SAMPLE_SEEDS = ROOT / "seeds"
-PG_URL = os.environ.get("FEEDSVC_TEST_PG")
-
-
-class Clock:
-    """The scanner's idea of now; tests move it."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+SERVER_FIXTURES = {"serve", "serve_module"}
+DATABASE_FIXTURES = ("db_url", "pg_url")
 
 
-def copy_corpus(dest: Path, *sources: Path) -> Path:
-    """A writable copy of seed directories (the originals stay untouched)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        for item in source.iterdir():
-            shutil.copy2(item, dest / item.name)
-    for item in dest.iterdir():
-        item.chmod(0o644)
-    return dest
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture
@@ -53,45 +54,27 @@ def corpus_dir(tmp_path: Path) -> Path:
     return copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
 
 
-def require(available: bool, what: str) -> None:
-    """Skip a test whose facility is missing on a developer's machine, but fail it in CI,
-    where every facility the suite uses must be there (PostgreSQL tests run, not skip)."""
-    if available:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI")
-    pytest.skip(f"{what} is not available here")
-
-
-def pg_schema_url() -> Iterator[str]:
-    require(bool(PG_URL), "PostgreSQL (FEEDSVC_TEST_PG)")
-    assert PG_URL
-    schema = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f"create schema {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.begin() as conn:
-            conn.execute(text(f"drop schema {schema} cascade"))
-        engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/db/feedsvc.sqlite3"
-        return
-    yield from pg_schema_url()
+    with database(request.param, tmp_path / "db") as url:
+        yield url
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema (for tests that only make sense on a shared server)."""
-    yield from pg_schema_url()
+    with pg_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, empty database of each kind for a module's shared server."""
+    with database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -107,35 +90,20 @@ def make_settings(tmp_path: Path):
     return make
 
 
-def run_sql(db: str, *statements: str) -> None:
-    """Statements run on the database directly, in one transaction."""
-    engine = create_engine(db)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.execute(text(statement))
-    engine.dispose()
+def servers(workdir: Path) -> Iterator[Servers]:
+    """Behind both ``serve`` fixtures: a factory whose processes all stop at its end."""
+    with Servers(workdir) as started:
+        yield started
 
 
-def sql_value(db: str, query: str) -> object:
-    """The first value a query on the database gives (None: no row)."""
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        value = conn.execute(text(query)).scalar()
-    engine.dispose()
-    return value
+@pytest.fixture
+def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Servers]:
+    for name in DATABASE_FIXTURES:  # set up first: torn down after the servers stop
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    yield from servers(tmp_path)
 
 
-def from_before_revisions(db: str, version: str) -> None:
-    """Leave the database as a release from before schema revisions would have: no
-    alembic_version table, and ``version`` in the meta row those releases read."""
-    run_sql(
-        db,
-        "drop table alembic_version",
-        f"update meta set value = '{version}' where key = 'schema_version'",
-    )
-
-
-def set_revision(db: str, revision: str) -> None:
-    """Put the database at ``revision`` as far as its version table says (e.g. one only a
-    newer feedsvc knows)."""
-    run_sql(db, f"update alembic_version set version_num = '{revision}'")
+@pytest.fixture(scope="module")
+def serve_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    yield from servers(tmp_path_factory.mktemp("servers"))

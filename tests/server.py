@@ -1,8 +1,11 @@
-"""Runs `feedsvc serve` as a real process on a free port, for the end-to-end tests."""
+"""The processes of the end-to-end tests: `feedsvc serve` on a free port (ServerProcess), a
+WebSub hub, nginx, a TCP proxy, `feedsvc` commands; Servers, which starts servers, hubs and
+nginx and stops them at the end (the tests' ``serve`` fixtures); and what tests ask a server."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -22,7 +25,7 @@ from flask import Flask
 from werkzeug.test import Client
 
 from feedsvc.web.asgi import compose
-from tests.conftest import ROOT, require
+from tests.helpers import ROOT, require
 
 LEADER_PROCESS = "feedsvc-leader"  # its name in /proc (feedsvc.leader)
 
@@ -48,7 +51,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One `feedsvc serve` process; ``stop()`` sends SIGTERM and waits, as an operator would."""
+    """One `feedsvc serve` process; ``stop()`` sends SIGTERM and waits, as an operator would.
+    Tests get theirs from the ``serve`` fixtures (tests/conftest.py), through ``Servers``.
+
+    ``env`` overrides the settings below (FEEDSVC_WORKERS=2, FEEDSVC_SCAN_INTERVAL=1, ...) and
+    adds to them; a value of None leaves that variable out: feedsvc's own default."""
 
     def __init__(
         self,
@@ -57,8 +64,9 @@ class ServerProcess:
         workdir: Path,
         command_prefix: list[str] | None = None,
         port: int | None = None,
-        **env: str,
+        **env: str | None,
     ) -> None:
+        self.seeds, self.db, self.workdir = seeds, db, workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
@@ -73,11 +81,13 @@ class ServerProcess:
             "FEEDSVC_LOG_LEVEL": "INFO",
             **env,
         }
+        self.environ = {name: value for name, value in environ.items() if value is not None}
+        self.ended = False  # stopped or killed (by the test, or by its fixture at the end)
         self._handle = self.log.open("wb")
         self.process = subprocess.Popen(
             [*(command_prefix or []), sys.executable, "-m", "feedsvc", "serve"],
             cwd=workdir,
-            env=environ,
+            env=self.environ,
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a service manager gives it
@@ -103,14 +113,20 @@ class ServerProcess:
 
     def children(self) -> list[tuple[int, str]]:
         """The server's processes below its first one, as (pid, name in /proc)."""
-        pids = []
-        for task in Path(f"/proc/{self.process.pid}/task").iterdir():  # (any thread's)
-            with contextlib.suppress(OSError):
-                pids += [int(child) for child in (task / "children").read_text().split()]
         found = []
-        for child in pids:
+        for child in _children(self.process.pid):
             with contextlib.suppress(OSError):
                 found.append((child, Path(f"/proc/{child}/comm").read_text().strip()))
+        return found
+
+    def descendants(self, pid: int | None = None) -> list[int]:
+        """Every process below ``pid`` (the server's first process, by default), however deep:
+        a leader's pool and multiprocessing's helpers too."""
+        found, todo = [], [self.process.pid if pid is None else pid]
+        while todo:
+            children = _children(todo.pop())
+            found += children
+            todo += children
         return found
 
     def workers(self) -> list[int]:
@@ -126,16 +142,36 @@ class ServerProcess:
         the search index was built after the scan did not)."""
         return requests.get(self.url + "/status", timeout=5).json().get("search", {}).get("pending")
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then its exit code (SIGKILL after ``timeout`` seconds)."""
+        self.ended = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self._handle.close()
         return self.process.returncode
+
+    def kill(self) -> int:
+        """kill -9 of its first process, as a crash or the OOM killer would; its exit code."""
+        self.ended = True
+        self.process.kill()
+        self.process.wait()
+        self._handle.close()
+        return self.process.returncode
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of the processes whose parent is ``pid`` (whichever of its threads made them)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.2):
@@ -168,8 +204,6 @@ class HubProcess:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def pings(self) -> list[dict]:
-        import json
-
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
     def stop(self) -> None:
@@ -204,6 +238,23 @@ def nginx_config(
     path = workdir / "nginx.conf"
     path.write_text(conf)
     return path
+
+
+class NginxProcess:
+    """Debian's nginx with the repository's config (nginx_config), in front of two backends."""
+
+    def __init__(
+        self, workdir: Path, backends: list[int], port: int | None = None, one_worker: bool = False
+    ) -> None:
+        binary = nginx_binary()
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        conf = nginx_config(self.port, backends, workdir, one_worker=one_worker)
+        self.process = subprocess.Popen([binary, "-c", str(conf), "-g", "daemon off;"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 class TcpProxy:
@@ -257,6 +308,110 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         self._open.clear()
+
+
+Started = ServerProcess | HubProcess | NginxProcess
+
+
+class Servers:
+    """What starts a test's processes and stops them at its end (the ``serve`` fixtures of
+    tests/conftest.py are one of these; bench/ uses it as a context manager).
+
+    Calling it starts `feedsvc serve` on ``seeds`` and ``db`` with ``env`` as settings (see
+    ServerProcess), in ``workdir`` (the fixture's temporary directory by default), and waits
+    until it is ready unless ``wait`` is false. ``hub()`` starts a WebSub hub, ``nginx()``
+    nginx in front of two servers. ``stop_all()``, which the fixtures run at their end even when
+    the test failed, stops everything still running, the last started first; a server the test
+    left running must then stop with exit code 0, and one that stopped on its own must have
+    exited 0. A server the test ended itself (``stop()``, ``kill()``) is the test's to judge."""
+
+    def __init__(self, workdir: Path, stop_timeout: float = 30.0) -> None:
+        self.workdir = workdir
+        self.stop_timeout = stop_timeout
+        self._started: list[Started] = []
+
+    def __call__(
+        self,
+        seeds: Path,
+        db: str,
+        *,
+        wait: bool = True,
+        timeout: float = 30.0,
+        indexed: bool = True,
+        workdir: Path | None = None,
+        command_prefix: list[str] | None = None,
+        port: int | None = None,
+        **env: str | None,
+    ) -> ServerProcess:
+        server = ServerProcess(seeds, db, workdir or self.workdir, command_prefix, port, **env)
+        self._started.append(server)
+        if wait:
+            server.wait_ready(timeout, indexed=indexed)
+        return server
+
+    def hub(self, *args: str, path: str = "/hub") -> HubProcess:
+        """tests/hub.py, recording the pings it gets (``args``: how it answers them)."""
+        hub = HubProcess(self.workdir, *args, path=path)
+        self._started.append(hub)
+        return hub
+
+    def nginx(
+        self, backends: list[int], *, port: int | None = None, one_worker: bool = False
+    ) -> NginxProcess:
+        nginx = NginxProcess(self.workdir, backends, port, one_worker)
+        self._started.append(nginx)
+        return nginx
+
+    def stop_all(self) -> None:
+        unclean, errors = [], []
+        while self._started:
+            process = self._started.pop()
+            try:
+                if not isinstance(process, ServerProcess):
+                    process.stop()
+                elif not process.ended and (code := process.stop(self.stop_timeout)) != 0:
+                    unclean.append(
+                        f"{process.url} exited {code}: {process.log.read_text()[-2000:]}"
+                    )
+            except Exception as error:  # (the others are stopped all the same)
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        assert not unclean, "\n".join(unclean)
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop_all()
+
+
+def server_status(server: ServerProcess) -> dict[str, Any]:
+    """The /status document of whichever worker answers."""
+    return requests.get(server.url + "/status", timeout=10).json()
+
+
+def wait_for_scans(server: ServerProcess, count: int = 2, timeout: float = 60.0) -> dict[str, Any]:
+    """Until ``count`` more scans have finished (each started later than the one before); the
+    last one's summary."""
+    seen = {server_status(server)["last_scan"]["started"]}
+    wait_for(
+        lambda: seen.add(server_status(server)["last_scan"]["started"]) or len(seen) > count,
+        timeout=timeout,
+    )
+    return server_status(server)["last_scan"]
+
+
+def author_titles(server: ServerProcess, author: str) -> list[str] | None:
+    """The titles in an author's JSON feed (None: no such feed, or not now)."""
+    response = requests.get(f"{server.url}/feeds/authors/{quote(author)}.json", timeout=10)
+    if response.status_code != 200:
+        return None
+    return [item["title"] for item in json.loads(response.content)["items"]]
+
+
+# No periodic scan within a test (only filesystem events), and deletions at once.
+EVENTS_ONLY = {"FEEDSVC_SCAN_INTERVAL": "3600", "FEEDSVC_DELETE_GRACE": "0"}
 
 
 def asgi_client(app: Flask) -> Client:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,39 +23,18 @@ from feedsvc.scan import Scanner
 from feedsvc.service import MAX_TOMBSTONES, FeedService
 from feedsvc.store import StorageError, Store
 from feedsvc.store.schema import SEARCH_TABLE
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, pg_schema_url
-from tests.server import (
-    ServerProcess,
-    TcpProxy,
-    free_port,
-    nginx_binary,
-    nginx_config,
-    run,
-    wait_for,
-)
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, run_sql
+from tests.server import ServerProcess, TcpProxy, free_port, run, server_status, wait_for
 
 MAX_TARGET = 4096  # the limit on a request target (docs/operations.md)
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    workdir = tmp_path_factory.mktemp("abuse")
-    seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    urls: Iterator[str] | None = None
-    if request.param == "sqlite":
-        db = f"sqlite:///{workdir}/db.sqlite3"
-    else:
-        urls = pg_schema_url()
-        db = next(urls)
-    process = ServerProcess(seeds, db, workdir)
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        assert process.stop() == 0
-        if urls is not None:
-            next(urls, None)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_db_url, serve_module):
+    seeds = copy_corpus(tmp_path_factory.mktemp("abuse") / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+    yield serve_module(seeds, module_db_url)
+    serve_module.stop_all()  # (before the next database's server starts)
 
 
 def raw_get(port: int, target: bytes, headers: bytes = b"") -> bytes:
@@ -198,45 +177,41 @@ def distinct_requests(kind: str, count: int) -> Iterator[str]:
             yield f"/feeds/all.rss?opencc=s2t&brief={100 + i}&filter=.{{0,{i % 100}}}"
 
 
-def test_resident_memory_stays_within_its_budget_under_distinct_requests(tmp_path):
+@pytest.mark.slow
+def test_resident_memory_stays_within_its_budget_under_distinct_requests(tmp_path, serve):
     """cache_bytes plus the fixed overhead docs/operations.md states, whatever is asked for: the worker's
     resident memory after a loop of distinct costly requests of every kind grows by less
     than the document cache's budget and a bounded margin."""
     cache_bytes = 4 * MIB
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(
+    server = serve(
         seeds,
         f"sqlite:///{tmp_path}/db.sqlite3",
-        tmp_path,
         FEEDSVC_WORKERS="1",
         FEEDSVC_CACHE_BYTES=str(cache_bytes),
         FEEDSVC_LOG_LEVEL="WARNING",
     )
-    try:
-        server.wait_ready()
-        (worker,) = server.workers()
-        session = requests.Session()
-        kinds = ("paths", "patterns", "searches", "conversions")
-        for kind in kinds:  # warm up: every code path has run once
-            for target in distinct_requests(kind, 20):
-                session.get(server.url + target, timeout=30)
-        before = resident(worker)
-        for kind in kinds:
-            counts: dict[int, int] = {}
-            for target in distinct_requests(kind, 600 if kind == "paths" else 300):
-                status = session.get(server.url + target, timeout=30).status_code
-                counts[status] = counts.get(status, 0) + 1
-            assert set(counts) <= {200, 404}, (kind, counts)
-        grown = resident(worker) - before
-        metrics = session.get(server.url + "/metrics", timeout=10).text
-        gauges = dict(
-            line.split(" ", 1) for line in metrics.splitlines() if line.startswith("feedsvc_")
-        )
-        assert float(gauges["feedsvc_cache_bytes"]) <= cache_bytes
-        assert float(gauges["feedsvc_process_resident_bytes"]) > 0
-        assert grown < cache_bytes + 24 * MIB, f"grew {grown / MIB:.1f} MiB"
-    finally:
-        assert server.stop() == 0
+    (worker,) = server.workers()
+    session = requests.Session()
+    kinds = ("paths", "patterns", "searches", "conversions")
+    for kind in kinds:  # warm up: every code path has run once
+        for target in distinct_requests(kind, 20):
+            session.get(server.url + target, timeout=30)
+    before = resident(worker)
+    for kind in kinds:
+        counts: dict[int, int] = {}
+        for target in distinct_requests(kind, 600 if kind == "paths" else 300):
+            status = session.get(server.url + target, timeout=30).status_code
+            counts[status] = counts.get(status, 0) + 1
+        assert set(counts) <= {200, 404}, (kind, counts)
+    grown = resident(worker) - before
+    metrics = session.get(server.url + "/metrics", timeout=10).text
+    gauges = dict(
+        line.split(" ", 1) for line in metrics.splitlines() if line.startswith("feedsvc_")
+    )
+    assert float(gauges["feedsvc_cache_bytes"]) <= cache_bytes
+    assert float(gauges["feedsvc_process_resident_bytes"]) > 0
+    assert grown < cache_bytes + 24 * MIB, f"grew {grown / MIB:.1f} MiB"
 
 
 # -- tombstones are bounded ----------------------------------------------------------------
@@ -269,78 +244,69 @@ def test_an_atom_page_tells_of_at_most_the_newest_deletions(tmp_path, make_setti
 # -- start-up, ports, status ---------------------------------------------------------------
 
 
-def test_a_second_server_on_a_busy_port_exits_with_one_line(tmp_path):
+def test_a_second_server_on_a_busy_port_exits_with_one_line(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    first = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    try:
-        first.wait_ready()
-        second = subprocess.run(
-            [sys.executable, "-m", "feedsvc", "serve"],
-            env={
-                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                "FEEDSVC_SEEDS": str(seeds),
-                "FEEDSVC_DB": f"sqlite:///{tmp_path}/other.sqlite3",
-                "FEEDSVC_PORT": str(first.port),
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert second.returncode == 1
-        assert second.stderr.strip().splitlines() == [
-            f"feedsvc: error: cannot listen on 127.0.0.1:{first.port}: address already in use"
-        ]
-        assert requests.get(first.url + "/readyz", timeout=10).status_code == 200
-    finally:
-        assert first.stop() == 0
+    first = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3")
+    second = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "serve"],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "FEEDSVC_SEEDS": str(seeds),
+            "FEEDSVC_DB": f"sqlite:///{tmp_path}/other.sqlite3",
+            "FEEDSVC_PORT": str(first.port),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines() == [
+        f"feedsvc: error: cannot listen on 127.0.0.1:{first.port}: address already in use"
+    ]
+    assert requests.get(first.url + "/readyz", timeout=10).status_code == 200
 
 
-def test_status_answers_before_any_scan_and_says_why_the_same_from_every_worker(tmp_path):
+def test_status_answers_before_any_scan_and_says_why_the_same_from_every_worker(tmp_path, serve):
     seeds = tmp_path / "not-there"
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    try:
-        wait_for(lambda: answers(server.url + "/healthz") == 200)
-        wait_for(lambda: requests.get(server.url + "/status", timeout=5).json()["scan_error"])
-        replies = [requests.get(server.url + "/status", timeout=5) for _ in range(12)]
-        assert {r.status_code for r in replies} == {200}
-        errors = {r.json()["scan_error"] for r in replies}
-        assert len(errors) == 1, errors  # every worker says the same
-        (error,) = errors
-        assert error == "the seeds directory does not exist or is not a directory"
-        assert all(str(tmp_path) not in r.text for r in replies)  # no absolute paths
-        assert all(not r.json()["ready"] for r in replies)
-        assert requests.get(server.url + "/readyz", timeout=5).status_code == 503
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", wait=False)
+    wait_for(lambda: answers(server.url + "/healthz") == 200)
+    wait_for(lambda: requests.get(server.url + "/status", timeout=5).json()["scan_error"])
+    replies = [requests.get(server.url + "/status", timeout=5) for _ in range(12)]
+    assert {r.status_code for r in replies} == {200}
+    errors = {r.json()["scan_error"] for r in replies}
+    assert len(errors) == 1, errors  # every worker says the same
+    (error,) = errors
+    assert error == "the seeds directory does not exist or is not a directory"
+    assert all(str(tmp_path) not in r.text for r in replies)  # no absolute paths
+    assert all(not r.json()["ready"] for r in replies)
+    assert requests.get(server.url + "/readyz", timeout=5).status_code == 503
 
 
-def test_an_unreachable_database_at_start_is_retried_while_readyz_says_503(tmp_path, pg_url):
+def test_an_unreachable_database_at_start_is_retried_while_readyz_says_503(tmp_path, pg_url, serve):
     url = make_url(pg_url)
     port = free_port()
     through = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(seeds, through, tmp_path)
-    proxy = None
+    server = serve(seeds, through, wait=False)
+    wait_for(lambda: answers(server.url + "/healthz") == 200)
+    assert requests.get(server.url + "/readyz", timeout=10).status_code == 503
+    status = requests.get(server.url + "/status", timeout=10)
+    assert status.status_code == 200 and status.json()["database"]["reachable"] is False
+    feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
+    assert feed.status_code == 503 and "Retry-After" in feed.headers
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432), port=port)
     try:
-        wait_for(lambda: answers(server.url + "/healthz") == 200)
-        assert requests.get(server.url + "/readyz", timeout=10).status_code == 503
-        status = requests.get(server.url + "/status", timeout=10)
-        assert status.status_code == 200 and status.json()["database"]["reachable"] is False
-        feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
-        assert feed.status_code == 503 and "Retry-After" in feed.headers
-        proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432), port=port)
         server.wait_ready(timeout=90)
         assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
-    finally:
         assert server.stop() == 0
-        if proxy is not None:
-            proxy.stop()
+    finally:
+        proxy.stop()
     log = server.log.read_text()
     assert "Traceback" not in log
     assert "cannot reach the database at" in log
 
 
-def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path):
+def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path, serve):
     """Nor does a server killed with -9, once the next server starts on that host: it
     removes the directories of servers that are gone, never one a running server uses."""
     scratch = tmp_path / "tmp"
@@ -348,18 +314,14 @@ def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
 
     def started() -> ServerProcess:
-        db = f"sqlite:///{tmp_path}/db.sqlite3"
-        server = ServerProcess(seeds, db, tmp_path, TMPDIR=str(scratch))
-        server.wait_ready()
-        return server
+        return serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", TMPDIR=str(scratch))
 
     server = started()
     assert server.stop() == 0
     assert list(scratch.iterdir()) == []
     killed = started()
     tree = [pid for pid, _name in killed.children()]
-    killed.process.kill()
-    killed.process.wait()
+    killed.kill()
     wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in tree), timeout=30)
     (left,) = scratch.iterdir()
     running = started()
@@ -374,18 +336,14 @@ def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path):
 # -- nginx in front: bad requests eject no replica -----------------------------------------
 
 
-def test_bad_requests_through_nginx_never_cost_a_reader_an_answer(tmp_path):
-    nginx_bin = nginx_binary()
+def test_bad_requests_through_nginx_never_cost_a_reader_an_answer(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = f"sqlite:///{tmp_path}/db.sqlite3"
-    port = free_port()
     replicas = [
-        ServerProcess(seeds, db, tmp_path, FEEDSVC_WORKERS="1", FEEDSVC_LOG_LEVEL="WARNING")
+        serve(seeds, db, wait=False, FEEDSVC_WORKERS="1", FEEDSVC_LOG_LEVEL="WARNING")
         for _ in range(2)
     ]
-    conf = nginx_config(port, [r.port for r in replicas], tmp_path)
-    nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-g", "daemon off;"])
-    base = f"http://127.0.0.1:{port}"
+    base = serve.nginx([r.port for r in replicas]).url
     bad = [
         "/feeds/all.atom?q=ab%00cd",
         "/entries/ab%00cd",
@@ -404,28 +362,22 @@ def test_bad_requests_through_nginx_never_cost_a_reader_an_answer(tmp_path):
                     session.get(base + "/feeds/all.atom", timeout=10).status_code
                 )
 
+    for replica in replicas:
+        replica.wait_ready()
+    wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
+    reader = threading.Thread(target=read)
+    reader.start()
     try:
-        for replica in replicas:
-            replica.wait_ready()
-        wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
-        reader = threading.Thread(target=read)
-        reader.start()
-        try:
-            attacker_statuses = {
-                requests.get(base + target, timeout=10).status_code
-                for _round in range(30)
-                for target in bad
-            }
-        finally:
-            stop.set()
-            reader.join(30)
-        assert attacker_statuses <= {400, 404, 414}, attacker_statuses
-        assert reader_statuses and set(reader_statuses) == {200}
+        attacker_statuses = {
+            requests.get(base + target, timeout=10).status_code
+            for _round in range(30)
+            for target in bad
+        }
     finally:
-        nginx.terminate()
-        nginx.wait(timeout=10)
-        for replica in replicas:
-            assert replica.stop() == 0
+        stop.set()
+        reader.join(30)
+    assert attacker_statuses <= {400, 404, 414}, attacker_statuses
+    assert reader_statuses and set(reader_statuses) == {200}
 
 
 # -- only unavailability is a StorageError (and a 503) -------------------------------------
@@ -457,25 +409,19 @@ def test_only_an_unavailable_database_is_a_storage_error(db_url):
         waiting.get_meta("epoch")
 
 
-def test_a_programming_error_is_a_counted_500_with_a_traceback(tmp_path, pg_url):
+def test_a_programming_error_is_a_counted_500_with_a_traceback(tmp_path, pg_url, serve):
     """A table missing from PostgreSQL is a statement that cannot run, not an outage. (On
     SQLite the same words mean a file deleted or replaced under the process: a 503.)"""
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(seeds, pg_url, tmp_path, FEEDSVC_WORKERS="1")
-    try:
-        server.wait_ready()
-        entry = requests.get(server.url + "/feeds/all.json", timeout=10).json()["items"][0]
-        entry_id = entry["id"].removeprefix("urn:uuid:")
-        engine = create_engine(pg_url)
-        with engine.begin() as conn:  # damage no health check looks for
-            conn.execute(text("drop table entries cascade"))
-        engine.dispose()
-        before = server_errors(server)
-        response = requests.get(f"{server.url}/entries/{entry_id}", timeout=10)
-        assert response.status_code == 500 and "Retry-After" not in response.headers
-        assert server_errors(server) == before + 1
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, pg_url, FEEDSVC_WORKERS="1")
+    entry = requests.get(server.url + "/feeds/all.json", timeout=10).json()["items"][0]
+    entry_id = entry["id"].removeprefix("urn:uuid:")
+    run_sql(pg_url, "drop table entries cascade")  # damage no health check looks for
+    before = server_errors(server)
+    response = requests.get(f"{server.url}/entries/{entry_id}", timeout=10)
+    assert response.status_code == 500 and "Retry-After" not in response.headers
+    assert server_errors(server) == before + 1
+    assert server.stop() == 0
     log = server.log.read_text()
     assert "Traceback" in log and 'relation "entries" does not exist' in log
 
@@ -503,13 +449,11 @@ def test_a_time_window_longer_than_time_keeps_working_links(server):
     assert "filter_time=9999999999" in body.text  # links carry the window as asked
 
 
-def test_a_rewritten_seed_is_never_answered_as_an_outage(tmp_path):
+def test_a_rewritten_seed_is_never_answered_as_an_outage(tmp_path, serve):
     """The producer rewrites files all the time: a request that meets a scan committed since
     its process last looked catches up, and never answers 503 for a healthy database."""
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(
-        seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_LOG_LEVEL="WARNING"
-    )
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", FEEDSVC_LOG_LEVEL="WARNING")
     statuses: dict[int, int] = {}
     stop = threading.Event()
 
@@ -521,28 +465,24 @@ def test_a_rewritten_seed_is_never_answered_as_an_outage(tmp_path):
                 status = session.get(f"{server.url}{path}?brief={100 + i % 50}", timeout=10)
                 statuses[status.status_code] = statuses.get(status.status_code, 0) + 1
 
+    paths = ["/feeds/categories/%E6%96%B0%E5%AA%92%E4%BD%93.atom", "/feeds/all.json", "/"]
+    readers = [threading.Thread(target=read, args=(path,)) for path in paths * 2]
+    for reader in readers:
+        reader.start()
     try:
-        server.wait_ready()
-        paths = ["/feeds/categories/%E6%96%B0%E5%AA%92%E4%BD%93.atom", "/feeds/all.json", "/"]
-        readers = [threading.Thread(target=read, args=(path,)) for path in paths * 2]
-        for reader in readers:
-            reader.start()
-        try:
-            for i in range(200):  # rewritten as the producer does: a new file moved in place
-                fresh = seeds / f".churn-{i}.tmp"
-                fresh.write_text(
-                    f"---\ntitle: churn {i % 5}\ncategories: [新媒体]\n"
-                    f"date: 2030-01-0{1 + i % 5}T00:00:00Z\n---\n<p>{i}</p>\n"
-                )
-                os.replace(fresh, seeds / f"churn-{i % 5}.md")
-                stop.wait(0.05)
-        finally:
-            stop.set()
-            for reader in readers:
-                reader.join(30)
-        assert statuses.get(200, 0) > 0 and set(statuses) == {200}, statuses
+        for i in range(200):  # rewritten as the producer does: a new file moved in place
+            fresh = seeds / f".churn-{i}.tmp"
+            fresh.write_text(
+                f"---\ntitle: churn {i % 5}\ncategories: [新媒体]\n"
+                f"date: 2030-01-0{1 + i % 5}T00:00:00Z\n---\n<p>{i}</p>\n"
+            )
+            os.replace(fresh, seeds / f"churn-{i % 5}.md")
+            stop.wait(0.05)
     finally:
-        assert server.stop() == 0
+        stop.set()
+        for reader in readers:
+            reader.join(30)
+    assert statuses.get(200, 0) > 0 and set(statuses) == {200}, statuses
 
 
 def test_a_database_url_naming_someone_elses_file_never_replaces_it(tmp_path):
@@ -560,15 +500,9 @@ def test_a_password_in_the_query_of_a_database_url_is_masked(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_every_worker_says_the_same_of_how_changes_are_noticed(tmp_path):
+def test_every_worker_says_the_same_of_how_changes_are_noticed(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    try:
-        server.wait_ready()
-        wait_for(
-            lambda: requests.get(server.url + "/status", timeout=5).json()["watch"] == "events"
-        )
-        modes = {requests.get(server.url + "/status", timeout=5).json()["watch"] for _ in range(12)}
-        assert modes == {"events"}, modes
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3")
+    wait_for(lambda: server_status(server)["watch"] == "events")
+    modes = {server_status(server)["watch"] for _ in range(12)}
+    assert modes == {"events"}, modes

@@ -19,8 +19,8 @@ import feedparser
 import pytest
 from lxml import etree
 
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
-from tests.server import HubProcess, ServerProcess, wait_for
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import wait_for, wait_for_scans
 
 CATEGORY_PATH = (
     "/feeds/categories/" + quote("新媒体", safe="") + "/" + quote("快科技（原驱动之家）", safe="")
@@ -47,21 +47,15 @@ def renders(server) -> float:
     return float(match.group(1))
 
 
+# One worker (a render is counted where it happened), no scan within the tests.
+QUIET = {"FEEDSVC_WORKERS": "1", "FEEDSVC_SCAN_INTERVAL": "120"}
+
+
 @pytest.fixture(scope="module")
-def corpus_server(tmp_path_factory):
+def corpus_server(tmp_path_factory, serve_module):
     workdir = tmp_path_factory.mktemp("aggregator")
     seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    proc = ServerProcess(
-        seeds,
-        f"sqlite:///{workdir}/data/feedsvc.sqlite3",
-        workdir,
-        FEEDSVC_WORKERS="1",
-        FEEDSVC_SCAN_INTERVAL="120",
-    )
-    proc.wait_ready()
-    proc.workdir, proc.seeds = workdir, seeds
-    yield proc
-    assert proc.stop() == 0
+    return serve_module(seeds, f"sqlite:///{workdir}/data/feedsvc.sqlite3", **QUIET)
 
 
 def test_each_representation_has_its_own_strong_etag(corpus_server):
@@ -137,7 +131,7 @@ def test_every_conditional_path(corpus_server, path):
             assert content == body
 
 
-def test_a_304_never_renders_a_feed(corpus_server, tmp_path):
+def test_a_304_never_renders_a_feed(corpus_server, serve):
     """A second process on the same database starts with nothing rendered; revalidating
     every feed there costs no rendering at all."""
     feeds = []
@@ -145,25 +139,14 @@ def test_a_304_never_renders_a_feed(corpus_server, tmp_path):
         if outline.get("xmlUrl"):
             feeds.append(urlsplit(outline.get("xmlUrl")).path)
     validators = {path: request(corpus_server, path)[1]["etag"] for path in feeds}
-    cold = ServerProcess(
-        corpus_server.seeds,
-        f"sqlite:///{corpus_server.workdir}/data/feedsvc.sqlite3",
-        tmp_path,
-        FEEDSVC_WORKERS="1",
-        FEEDSVC_BASE_URL=corpus_server.url,
-        FEEDSVC_SCAN_INTERVAL="120",
-    )
-    try:
-        cold.wait_ready()
-        for path, etag in validators.items():
-            assert request(cold, path, **{"If-None-Match": etag})[0] == 304
-        assert renders(cold) == 0
-        assert request(cold, feeds[0])[0] == 200
-        assert request(cold, feeds[0], Accept_Encoding="gzip")[0] == 200
-        assert request(cold, feeds[0], Accept_Encoding="br")[0] == 200
-        assert renders(cold) == 1  # rendered once, compressed forms kept with it
-    finally:
-        assert cold.stop() == 0
+    cold = serve(corpus_server.seeds, corpus_server.db, FEEDSVC_BASE_URL=corpus_server.url, **QUIET)
+    for path, etag in validators.items():
+        assert request(cold, path, **{"If-None-Match": etag})[0] == 304
+    assert renders(cold) == 0
+    assert request(cold, feeds[0])[0] == 200
+    assert request(cold, feeds[0], Accept_Encoding="gzip")[0] == 200
+    assert request(cold, feeds[0], Accept_Encoding="br")[0] == 200
+    assert renders(cold) == 1  # rendered once, compressed forms kept with it
 
 
 def test_encodings_are_negotiated_and_kept(corpus_server):
@@ -260,25 +243,19 @@ def test_browser_view_stylesheet(corpus_server):
 
 
 @pytest.fixture
-def hubbed(tmp_path):
+def hubbed(tmp_path, serve):
     """A server on the two sample seeds with two real hubs: one that fails its first two
     pings (503) then accepts, one that refuses every ping (400)."""
-    flaky = HubProcess(tmp_path, "--fail-first", "2")
-    refusing = HubProcess(tmp_path, "--status", "400")
+    flaky = serve.hub("--fail-first", "2")
+    refusing = serve.hub("--status", "400")
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(
+    server = serve(
         seeds,
         f"sqlite:///{tmp_path}/data/db.sqlite3",
-        tmp_path,
         FEEDSVC_WEBSUB_HUBS=f"{flaky.url},{refusing.url}",
         FEEDSVC_WORKERS="2",
     )
-    server.wait_ready()
-    server.seeds = seeds
-    yield server, flaky, refusing
-    assert server.stop() == 0
-    flaky.stop()
-    refusing.stop()
+    return server, flaky, refusing
 
 
 def feed_urls(server, *paths: str) -> set[str]:
@@ -304,19 +281,9 @@ def test_feeds_advertise_their_hubs(hubbed):
     assert {h["url"] for h in json.loads(request(server, "/feeds/all.json")[2])["hubs"]} == hubs
 
 
-def scan_started(server) -> str:
-    return json.loads(request(server, "/status")[2])["last_scan"]["started"]
-
-
-def wait_for_scans(server, count: int = 2) -> None:
-    """Until ``count`` more scans have finished (each started later than the one before)."""
-    seen = {scan_started(server)}
-    wait_for(lambda: seen.add(scan_started(server)) or len(seen) > count, timeout=30)
-
-
 def test_the_first_scan_of_a_new_store_pings_nobody_and_an_edit_pings_what_changed(hubbed):
     server, flaky, refusing = hubbed
-    wait_for_scans(server)
+    wait_for_scans(server, timeout=30)
     # the baseline scan into an empty database announced nothing: nothing changed for anyone
     assert flaky.pings() == [] and refusing.pings() == []
 
@@ -359,75 +326,72 @@ def test_an_unchanged_scan_pings_nobody(hubbed):
     wait_for(lambda: json.loads(request(server, "/status")[2])["websub"]["sent"] >= 3)
     count = len(flaky.pings())
     (server.seeds / "ignored.md~").write_text("not a seed")  # an editor leftover: no change
-    wait_for_scans(server)
+    wait_for_scans(server, timeout=30)
     assert len(flaky.pings()) == count
 
 
 # -- replicas ---------------------------------------------------------------------------
 
 
-def test_two_processes_on_one_postgresql_database_answer_identically(pg_url, tmp_path):
+@pytest.mark.slow
+def test_two_processes_on_one_postgresql_database_answer_identically(pg_url, tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    first = ServerProcess(seeds, pg_url, tmp_path, FEEDSVC_BASE_URL="https://feeds.example.org")
-    second = ServerProcess(seeds, pg_url, tmp_path, FEEDSVC_BASE_URL="https://feeds.example.org")
-    try:
-        first.wait_ready()
-        second.wait_ready()
-        paths = ["/", "/opml"]
-        for outline in etree.fromstring(request(first, "/opml")[2]).iter("outline"):
-            if outline.get("xmlUrl"):
-                base = urlsplit(outline.get("xmlUrl")).path[: -len(".atom")]
-                paths += [
-                    base + ".atom",
-                    base + ".rss",
-                    base + ".json?limit=5",
-                    base + ".atom?limit=1&page=2",
-                ]
-        compared = 0
-        for path in paths:
-            for encoding in ("identity", "gzip", "br"):
-                a = request(first, path, Accept_Encoding=encoding)
-                b = request(second, path, Accept_Encoding=encoding)
-                assert a[0] == b[0], path
-                assert a[2] == b[2], (path, encoding)
-                for header in (
-                    "etag",
-                    "last-modified",
-                    "content-type",
-                    "cache-control",
-                    "content-encoding",
-                ):
-                    assert a[1].get(header) == b[1].get(header), (path, header)
-                compared += 1
-        assert compared > 400
+    first, second = [  # started together: both try to lead
+        serve(seeds, pg_url, wait=False, FEEDSVC_BASE_URL="https://feeds.example.org")
+        for _ in range(2)
+    ]
+    first.wait_ready()
+    second.wait_ready()
+    paths = ["/", "/opml"]
+    for outline in etree.fromstring(request(first, "/opml")[2]).iter("outline"):
+        if outline.get("xmlUrl"):
+            base = urlsplit(outline.get("xmlUrl")).path[: -len(".atom")]
+            paths += [
+                base + ".atom",
+                base + ".rss",
+                base + ".json?limit=5",
+                base + ".atom?limit=1&page=2",
+            ]
+    compared = 0
+    for path in paths:
+        for encoding in ("identity", "gzip", "br"):
+            a = request(first, path, Accept_Encoding=encoding)
+            b = request(second, path, Accept_Encoding=encoding)
+            assert a[0] == b[0], path
+            assert a[2] == b[2], (path, encoding)
+            for header in (
+                "etag",
+                "last-modified",
+                "content-type",
+                "cache-control",
+                "content-encoding",
+            ):
+                assert a[1].get(header) == b[1].get(header), (path, header)
+            compared += 1
+    assert compared > 400
 
-        # exactly one replica scans, and every worker of each replica says the same
-        answers = [
-            {json.loads(request(server, "/status")[2])["scanner"] for _ in range(12)}
-            for server in (first, second)
-        ]
-        assert sorted(answers, key=sorted) == [{False}, {True}]
-    finally:
-        assert first.stop() == 0
-        assert second.stop() == 0
+    # exactly one replica scans, and every worker of each replica says the same
+    answers = [
+        {json.loads(request(server, "/status")[2])["scanner"] for _ in range(12)}
+        for server in (first, second)
+    ]
+    assert sorted(answers, key=sorted) == [{False}, {True}]
+    assert first.stop() == 0
+    assert second.stop() == 0
     shutil.rmtree(seeds)
 
 
-def test_a_scan_invalidates_only_the_feeds_it_changed(tmp_path):
+def test_a_scan_invalidates_only_the_feeds_it_changed(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_WORKERS="1")
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", FEEDSVC_WORKERS="1")
     untouched = "/feeds/categories/" + quote("新媒体") + "/" + quote("高科技行业门户") + ".atom"
     touched = "/feeds/categories/" + quote("新媒体") + "/" + quote("快科技（原驱动之家）") + ".atom"
-    try:
-        server.wait_ready()
-        before = {path: request(server, path) for path in (untouched, touched)}
-        assert renders(server) == 2
-        path = seeds / "001_33e289dd104536e3.txt"
-        path.write_text(path.read_text().replace("雷军押上一切打造", "雷军押上一切打造（更新）"))
-        wait_for(lambda: request(server, touched)[1]["etag"] != before[touched][1]["etag"])
-        assert renders(server) == 3  # the changed feed, once
-        again = request(server, untouched)
-        assert again[2] == before[untouched][2] and again[1]["etag"] == before[untouched][1]["etag"]
-        assert renders(server) == 3  # the unchanged feed came from the cache
-    finally:
-        assert server.stop() == 0
+    before = {path: request(server, path) for path in (untouched, touched)}
+    assert renders(server) == 2
+    path = seeds / "001_33e289dd104536e3.txt"
+    path.write_text(path.read_text().replace("雷军押上一切打造", "雷军押上一切打造（更新）"))
+    wait_for(lambda: request(server, touched)[1]["etag"] != before[touched][1]["etag"])
+    assert renders(server) == 3  # the changed feed, once
+    again = request(server, untouched)
+    assert again[2] == before[untouched][2] and again[1]["etag"] == before[untouched][1]["etag"]
+    assert renders(server) == 3  # the unchanged feed came from the cache

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, require
-from tests.server import ServerProcess
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, require
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).with_name("artifacts")
@@ -34,7 +33,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, serve_module):
     require(CHROMIUM.exists(), "chromium (apt-get install chromium fonts-noto-cjk)")
     workdir = tmp_path_factory.mktemp("browser")
     seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
@@ -46,18 +45,12 @@ def server(tmp_path_factory):
         "date: Sat, 27 Nov 2021 23:42:03 +0800\n"
         "---\n<p>正文：日本語、العربية、emoji 🎉。</p>\n"
     )
-    proc = ServerProcess(
+    return serve_module(
         seeds,
         f"sqlite:///{workdir}/db.sqlite3",
-        workdir,
         FEEDSVC_FEED_LIMIT=str(LIMIT),
         FEEDSVC_LANGUAGE="zh-CN",
     )
-    try:
-        proc.wait_ready()
-        yield proc
-    finally:
-        assert proc.stop() == 0
 
 
 class Watched:

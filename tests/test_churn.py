@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
@@ -26,10 +27,10 @@ from feedsvc.revisions import same_to_readers
 from feedsvc.scan import Scanner
 from feedsvc.seeds import parse_seed
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, Clock
-from tests.server import HubProcess, ServerProcess, wait_for
-from tests.test_linear import MAX_GROWTH, UTC, work
-from tests.test_stillness import START, move_mtimes, state, wait_for_scans
+from tests.helpers import MAX_GROWTH, REAL_CORPUS, START, Clock, move_mtimes, state, work
+from tests.server import ServerProcess, Servers, wait_for, wait_for_scans
+
+UTC = ZoneInfo("UTC")
 
 # The shape of the producer's 财联社 telegraph files (see tests/corpus/real): a blank line,
 # quoted title, 1-space list indent, a placeholder headimg, the body in a <div>.
@@ -424,12 +425,6 @@ def test_a_file_that_stops_stating_its_id_keeps_it(scanner):
 # -- end to end: a real server, a real hub, a real reader ----------------------------------
 
 
-def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "postgresql":
-        return request.getfixturevalue("pg_url")
-    return f"sqlite:///{tmp_path}/data/db.sqlite3"
-
-
 @contextlib.contextmanager
 def between_scans(db: str) -> Iterator[None]:
     """Hold the scan lock: no scan sees the directory half rewritten."""
@@ -448,92 +443,78 @@ def reader(url: str, seen: feedparser.FeedParserDict | None = None):
     return feedparser.parse(url, etag=seen.get("etag"), modified=seen.get("modified"))
 
 
-def serve(seeds: Path, db: str, tmp_path: Path, **env: str) -> ServerProcess:
-    server = ServerProcess(seeds, db, tmp_path, FEEDSVC_WATCH="polling", **env)
-    server.wait_ready()
+def polling_server(serve: Servers, seeds: Path, db: str, **env: str) -> ServerProcess:
+    """A server that scans on its interval (no events), once it has scanned twice."""
+    server = serve(seeds, db, FEEDSVC_WATCH="polling", **env)
     wait_for_scans(server)
     return server
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_reader_gets_304_and_no_hub_is_pinged_through_image_churn(
-    backend, corpus_dir, tmp_path, request
-):
-    db = database(backend, tmp_path, request)
+def test_a_reader_gets_304_and_no_hub_is_pinged_through_image_churn(corpus_dir, db_url, serve):
     write_all(corpus_dir, churned(1))
-    hub = HubProcess(tmp_path)
-    server = serve(corpus_dir, db, tmp_path, FEEDSVC_WEBSUB_HUBS=hub.url)
-    try:
-        feeds = [
-            server.url + path
-            for path in (
-                "/feeds/all.atom",
-                "/feeds/all.rss",
-                "/feeds/categories/" + quote("金融") + ".atom",
-                "/feeds/categories/" + quote("音视频") + "/" + quote("低端影视") + ".json",
-            )
-        ]
-        seen = {url: reader(url) for url in feeds}
-        assert all(first.status == 200 for first in seen.values())
-        for run in range(2, 4):
-            with between_scans(db):
-                write_all(corpus_dir, churned(run))
-            wait_for_scans(server)
-            for url in feeds:
-                assert reader(url, seen[url]).status == 304, url
-            assert hub.pings() == []
-        # a change a reader sees does reach readers and hubs
-        with between_scans(db):
-            files = churned(4)
-            name = "盘中宝：储能板块持续走强.md"
-            write_all(corpus_dir, {name: files[name].replace("持续走强。", "持续走强，多股涨停。")})
-        finance = feeds[2]  # a feed of the edited entry
-        wait_for(lambda: finance in {p["form"]["hub.url"][0] for p in hub.pings()}, timeout=60)
+    hub = serve.hub()
+    server = polling_server(serve, corpus_dir, db_url, FEEDSVC_WEBSUB_HUBS=hub.url)
+    feeds = [
+        server.url + path
+        for path in (
+            "/feeds/all.atom",
+            "/feeds/all.rss",
+            "/feeds/categories/" + quote("金融") + ".atom",
+            "/feeds/categories/" + quote("音视频") + "/" + quote("低端影视") + ".json",
+        )
+    ]
+    seen = {url: reader(url) for url in feeds}
+    assert all(first.status == 200 for first in seen.values())
+    for run in range(2, 4):
+        with between_scans(db_url):
+            write_all(corpus_dir, churned(run))
+        wait_for_scans(server)
+        for url in feeds:
+            assert reader(url, seen[url]).status == 304, url
+        assert hub.pings() == []
+    # a change a reader sees does reach readers and hubs
+    with between_scans(db_url):
+        files = churned(4)
+        name = "盘中宝：储能板块持续走强.md"
+        write_all(corpus_dir, {name: files[name].replace("持续走强。", "持续走强，多股涨停。")})
+    finance = feeds[2]  # a feed of the edited entry
+    wait_for(lambda: finance in {p["form"]["hub.url"][0] for p in hub.pings()}, timeout=60)
 
-        def changed() -> feedparser.FeedParserDict | None:
-            polled = reader(finance, seen[finance])  # 304 from a worker not yet refreshed
-            return polled if polled.status == 200 else None
+    def changed() -> feedparser.FeedParserDict | None:
+        polled = reader(finance, seen[finance])  # 304 from a worker not yet refreshed
+        return polled if polled.status == 200 else None
 
-        assert any("多股涨停" in entry.summary for entry in wait_for(changed).entries)
-    finally:
-        assert server.stop() == 0
-        hub.stop()
+    assert any("多股涨停" in entry.summary for entry in wait_for(changed).entries)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_reader_sees_a_headline_edit_as_the_same_entry(backend, corpus_dir, tmp_path, request):
-    db = database(backend, tmp_path, request)
+def test_a_reader_sees_a_headline_edit_as_the_same_entry(corpus_dir, db_url, serve):
     (corpus_dir / f"{OLD_TITLE}.md").write_text(cls())
     # no grace: a file gone without a takeover would leave a tombstone at once
-    server = serve(corpus_dir, db, tmp_path, FEEDSVC_DELETE_GRACE="0")
-    try:
-        atom = server.url + "/feeds/categories/" + quote("金融") + "/" + quote("财联社") + ".atom"
-        before = reader(atom)
-        (first,) = [e for e in before.entries if "四连" in e.title]
-        assert first.title == OLD_TITLE
-        with between_scans(db):
-            rename(corpus_dir, run=2)
-        wait_for_scans(server)
-        # the feed moved (a worker that has not loaded the scan yet answers 304)
-        after = wait_for(lambda: (polled := reader(atom, before)).status == 200 and polled)
-        entries = [e for e in after.entries if "四连" in e.title]
-        assert [(e.id, e.title) for e in entries] == [(first.id, NEW_TITLE)]
-        assert entries[0].published_parsed == first.published_parsed
-        assert entries[0].updated_parsed > first.updated_parsed
-        assert len(after.entries) == len(before.entries)
-        assert first.id == "urn:uuid:" + stable_uuid("path", f"{OLD_TITLE}.md")
-        # the same document's bytes, from whichever worker answers
-        body = wait_for(
-            lambda: (
-                (got := requests.get(atom, timeout=10)).headers["ETag"] == after.etag
-                and got.content
-            )
+    server = polling_server(serve, corpus_dir, db_url, FEEDSVC_DELETE_GRACE="0")
+    atom = server.url + "/feeds/categories/" + quote("金融") + "/" + quote("财联社") + ".atom"
+    before = reader(atom)
+    (first,) = [e for e in before.entries if "四连" in e.title]
+    assert first.title == OLD_TITLE
+    with between_scans(db_url):
+        rename(corpus_dir, run=2)
+    wait_for_scans(server)
+    # the feed moved (a worker that has not loaded the scan yet answers 304)
+    after = wait_for(lambda: (polled := reader(atom, before)).status == 200 and polled)
+    entries = [e for e in after.entries if "四连" in e.title]
+    assert [(e.id, e.title) for e in entries] == [(first.id, NEW_TITLE)]
+    assert entries[0].published_parsed == first.published_parsed
+    assert entries[0].updated_parsed > first.updated_parsed
+    assert len(after.entries) == len(before.entries)
+    assert first.id == "urn:uuid:" + stable_uuid("path", f"{OLD_TITLE}.md")
+    # the same document's bytes, from whichever worker answers
+    body = wait_for(
+        lambda: (
+            (got := requests.get(atom, timeout=10)).headers["ETag"] == after.etag and got.content
         )
-        graves = etree.fromstring(body).iter(f"{{{TOMBSTONES_NS}}}deleted-entry")
-        assert first.id not in [node.get("ref") for node in graves]
-        assert feedparser.parse(body).bozo == 0
-    finally:
-        assert server.stop() == 0
+    )
+    graves = etree.fromstring(body).iter(f"{{{TOMBSTONES_NS}}}deleted-entry")
+    assert first.id not in [node.get("ref") for node in graves]
+    assert feedparser.parse(body).bozo == 0
 
 
 def test_the_telegraph_template_is_the_real_files_shape():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import ConfigError, Settings, load_settings
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def write(path: Path, text: str) -> Path:

@@ -19,7 +19,7 @@ from feedsvc.config import (
     read_config_file,
     reference_table,
 )
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 GENERATED = ("config/feedsvc.toml", "docs/configuration.md")
 

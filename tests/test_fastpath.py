@@ -21,7 +21,7 @@ from feedsvc.routes import feed_path, page_path
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
 from feedsvc.web.asgi import ASGIApp, FastPath, Finish, FlaskBridge, compose
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
 QUERIES = [
     "",

@@ -33,16 +33,17 @@ from feedsvc.store import StorageError, Store
 from feedsvc.store.engine import sqlite_path
 from feedsvc.store.parts import entry_of
 from feedsvc.store.schema import entries, entry_scopes
-from tests.conftest import (
+from tests.helpers import (
     REAL_CORPUS,
     SAMPLE_SEEDS,
+    UNDATED,
     copy_corpus,
     from_before_revisions,
     require,
+    sql_rows,
     sql_value,
 )
-from tests.server import ServerProcess, wait_for
-from tests.test_scan import UNDATED
+from tests.server import ServerProcess, server_status, wait_for
 
 TEMPLATES = sorted(p for p in REAL_CORPUS.iterdir() if not p.name.startswith('"""'))
 
@@ -125,17 +126,17 @@ def holds_scan_lock(pid: int | None, db_url: str) -> bool:
             )
         except OSError:
             return False
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            held = conn.exec_driver_sql(
-                "select count(*) from pg_locks where locktype = 'advisory' and granted and objsubid = 1 "
-                "and ((classid::bigint << 32) | objid::bigint) = "
-                "hashtextextended('feedsvc:scan:' || current_schema(), 0)"
-            ).scalar()
-        return bool(held)
-    finally:
-        engine.dispose()
+    return bool(sql_value(db_url, "select count(*) " + advisory_locks("scan")))
+
+
+def advisory_locks(name: str) -> str:
+    """From where and which rows of pg_locks are feedsvc's lock ``name`` (leader, scan) held
+    in the schema of the URL's search_path."""
+    return (
+        "from pg_locks where locktype = 'advisory' and granted and objsubid = 1 and"
+        " ((classid::bigint << 32) | objid::bigint) ="
+        f" hashtextextended('feedsvc:{name}:' || current_schema(), 0)"
+    )
 
 
 def processes_mentioning(path: Path) -> list[int]:
@@ -152,6 +153,7 @@ def processes_mentioning(path: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
     rng = random.Random(20261121)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
@@ -282,38 +284,36 @@ def feed_paths(server: ServerProcess) -> list[str]:
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
-def test_a_database_damaged_while_running_is_rebuilt_and_serving_never_stops(tmp_path, damage):
+def test_a_database_damaged_while_running_is_rebuilt_and_serving_never_stops(
+    tmp_path, damage, serve
+):
     seeds = copy_dated_corpus(tmp_path / "seeds")
     db_file = tmp_path / "data" / "feedsvc.sqlite3"
-    server = ServerProcess(seeds, f"sqlite:///{db_file}", tmp_path, FEEDSVC_WORKERS="2")
-    try:
-        server.wait_ready()
-        paths = feed_paths(server)
-        before = fetch_all(server, paths)
-        epoch = requests.get(server.url + "/status", timeout=10).json()["generation"].split(":")[0]
-        if damage == "delete":
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db_file}{suffix}").unlink(missing_ok=True)
-        else:
-            with db_file.open("r+b") as handle:
-                handle.write(b"this is no longer a database file")
-        statuses = set()
+    server = serve(seeds, f"sqlite:///{db_file}", FEEDSVC_WORKERS="2")
+    paths = feed_paths(server)
+    before = fetch_all(server, paths)
+    epoch = requests.get(server.url + "/status", timeout=10).json()["generation"].split(":")[0]
+    if damage == "delete":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+    else:
+        with db_file.open("r+b") as handle:
+            handle.write(b"this is no longer a database file")
+    statuses = set()
 
-        def rebuilt() -> bool:
-            for path in paths[:5]:
-                statuses.add(requests.get(server.url + path, timeout=10).status_code)
-            status = requests.get(server.url + "/status", timeout=10)
-            return status.status_code == 200 and status.json()["generation"].split(":")[0] != epoch
+    def rebuilt() -> bool:
+        for path in paths[:5]:
+            statuses.add(requests.get(server.url + path, timeout=10).status_code)
+        status = requests.get(server.url + "/status", timeout=10)
+        return status.status_code == 200 and status.json()["generation"].split(":")[0] != epoch
 
-        wait_for(rebuilt, timeout=30)
-        assert statuses <= {200, 503}  # served throughout (or told to retry), never a 500
-        wait_for(lambda: fetch_all(server, paths) == before, timeout=20)  # every worker caught up
-        log = server.log.read_text()
-        reason = "was deleted" if damage == "delete" else "is corrupt"
-        assert f"{db_file} {reason}: rebuilding it from the seeds" in log
-        assert "Traceback" not in log
-    finally:
-        assert server.stop() == 0
+    wait_for(rebuilt, timeout=30)
+    assert statuses <= {200, 503}  # served throughout (or told to retry), never a 500
+    wait_for(lambda: fetch_all(server, paths) == before, timeout=20)  # every worker caught up
+    log = server.log.read_text()
+    reason = "was deleted" if damage == "delete" else "is corrupt"
+    assert f"{db_file} {reason}: rebuilding it from the seeds" in log
+    assert "Traceback" not in log
 
 
 def can_mount_tmpfs() -> bool:
@@ -326,7 +326,7 @@ def can_mount_tmpfs() -> bool:
 
 
 @pytest.fixture
-def confined_server(tmp_path):
+def confined_server(tmp_path, serve):
     """A server whose data directory is a small tmpfs in a mount namespace of its own."""
     require(can_mount_tmpfs(), "a private mount namespace with tmpfs (unshare -m)")
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
@@ -340,17 +340,9 @@ def confined_server(tmp_path):
         f'mount -t tmpfs -o size=4m tmpfs "{data}" && exec "$@"',
         "sh",
     ]
-    server = ServerProcess(
-        seeds,
-        f"sqlite:///{data}/feedsvc.sqlite3",
-        tmp_path,
-        FEEDSVC_WORKERS="2",
-        command_prefix=wrapper,
+    return serve(
+        seeds, f"sqlite:///{data}/feedsvc.sqlite3", FEEDSVC_WORKERS="2", command_prefix=wrapper
     )
-    server.wait_ready()
-    server.seeds, server.data = seeds, data
-    yield server
-    assert server.stop() == 0
 
 
 def add_seed(seeds: Path, name: str) -> None:
@@ -360,14 +352,16 @@ def add_seed(seeds: Path, name: str) -> None:
 
 
 def scan_error(server: ServerProcess) -> str | None:
-    return requests.get(server.url + "/status", timeout=10).json()["scan_error"]
+    return server_status(server)["scan_error"]
 
 
 def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     server = confined_server
     paths = feed_paths(server)
     before = fetch_all(server, paths)
-    filler = Path(f"/proc/{server.process.pid}/root{server.data}/filler")
+    data = sqlite_path(server.db)
+    assert data is not None
+    filler = Path(f"/proc/{server.process.pid}/root{data.parent}/filler")
     # unbuffered: a buffered file would raise again on close, for the bytes it still holds
     with filler.open("wb", buffering=0) as handle:
         try:
@@ -382,7 +376,7 @@ def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     assert fetch_all(server, paths) == before  # what was there is still served, unchanged
     filler.unlink()
     wait_for(lambda: scan_error(server) is None, timeout=20)
-    wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] == 3)
+    wait_for(lambda: server_status(server)["entries"] == 3)
 
 
 def entry_rows(db_url: str) -> object:
@@ -419,7 +413,7 @@ def test_an_older_schema_in_a_read_only_data_directory_is_refused_not_served(tmp
     assert entry_rows(db_url) == held  # nothing was emptied
 
 
-def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):
+def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path, serve):
     """The data directory cannot be written when feedsvc starts (a tmpfs cannot turn read-only
     under open files, so this is the read-only case that can be made here): the database it
     holds is served as it is, and every scan reports why it cannot write."""
@@ -429,34 +423,29 @@ def test_a_read_only_data_directory_keeps_serving_and_reports(tmp_path):
     db_url = f"sqlite:///{data}/feedsvc.sqlite3"
     assert run_scan(seeds, db_url, tmp_path).returncode == 0
     read_only = f'mount --bind "{data}" "{data}" && mount -o remount,ro,bind "{data}" && exec "$@"'
-    server = ServerProcess(
+    server = serve(
         seeds,
         db_url,
-        tmp_path,
         command_prefix=["unshare", "-m", "sh", "-c", read_only, "sh"],
         FEEDSVC_BASE_URL="http://feeds.example.test",
     )
-    try:
-        server.wait_ready()
-        add_seed(seeds, "while-read-only.md")
-        error = wait_for(lambda: scan_error(server), timeout=20)
-        assert "cannot be written" in error
-        served = {}
-        expected = feed_validators(db_url, seeds, scan_interval=1)  # the server's settings
-        for key, fmt in expected:
-            scope = Scope.from_key(key)
-            response = requests.get(
-                server.url + feed_path(scope, Format(fmt)),
-                timeout=10,
-                headers={"Accept-Encoding": "identity"},
-            )
-            assert response.status_code == 200, (scope, response.status_code, response.text[:300])
-            served[(key, fmt)] = (response.headers["ETag"], response.content)
-        assert served == expected  # exactly what the database held
-        assert requests.get(server.url + "/status", timeout=10).json()["entries"] == 48
-        assert "cannot be written" in server.log.read_text()
-    finally:
-        assert server.stop() == 0
+    add_seed(seeds, "while-read-only.md")
+    error = wait_for(lambda: scan_error(server), timeout=20)
+    assert "cannot be written" in error
+    served = {}
+    expected = feed_validators(db_url, seeds, scan_interval=1)  # the server's settings
+    for key, fmt in expected:
+        scope = Scope.from_key(key)
+        response = requests.get(
+            server.url + feed_path(scope, Format(fmt)),
+            timeout=10,
+            headers={"Accept-Encoding": "identity"},
+        )
+        assert response.status_code == 200, (scope, response.status_code, response.text[:300])
+        served[(key, fmt)] = (response.headers["ETag"], response.content)
+    assert served == expected  # exactly what the database held
+    assert server_status(server)["entries"] == 48
+    assert "cannot be written" in server.log.read_text()
 
 
 # -- the leader process: one per server, supervised; the workers only read ------------------
@@ -507,21 +496,6 @@ def logged(server: ServerProcess, text: str) -> None:
     wait_for(lambda: text in server.log.read_text(), timeout=60)
 
 
-def leaders_descendants(server: ServerProcess) -> list[int]:
-    """The processes the leader started (its pool, multiprocessing's helpers)."""
-    found, todo = [], [server.leader()]
-    while todo:
-        pid = todo.pop()
-        if pid is None:
-            continue
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                children = [int(child) for child in task.read_text().split()]
-                found += children
-                todo += children
-    return found
-
-
 WAITING = "another scan holds the scan lock: waiting for it to end"
 # Every tick a full scan, which walks the directory once it holds the scan lock: the scan
 # seen waiting is the one that finds what the test moved in (an events-mode tick between
@@ -540,59 +514,54 @@ def wait_for_scan(server: ServerProcess, db_url: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_a_leader_killed_mid_scan_is_started_again_and_the_store_equals_a_fresh_scan(
-    tmp_path, db_url, capsys
+    tmp_path, db_url, capsys, serve
 ):
     rng = random.Random(20261201)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     grow_corpus(seeds, 600, rng)
-    server = ServerProcess(seeds, db_url, tmp_path, FEEDSVC_DELETE_GRACE="0")
-    try:
-        server.wait_ready(timeout=120)
-        workers = server.workers()
-        killed = 0
-        for round_ in range(3):
-            leader = server.leader()
-            assert leader is not None
-            mutate(seeds, rng, round_)
-            touch_all(seeds, round_)
-            killed += wait_for_scan(server, db_url)
-            os.kill(leader, signal.SIGKILL)
-            wait_for(lambda leader=leader: server.leader() not in (None, leader), timeout=30)
-            # the workers were not touched, and kept serving
-            assert server.workers() == workers
-            assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
-        fresh_url = f"sqlite:///{tmp_path}/fresh.sqlite3"
-        fresh = subprocess.run(
-            scan_command(seeds, fresh_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True
-        )
-        assert fresh.returncode == 0, fresh.stderr
-        expected = snapshot(fresh_url)
-        # the restarted leader scans what the killed one did not commit
-        wait_for(lambda: snapshot(db_url) == expected, timeout=90, interval=0.5)
-        log = server.log.read_text()
-        assert log.count("the leader process (pid") == 3
-        assert "exited with signal SIGKILL: starting it again" in log
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, db_url, timeout=120, FEEDSVC_DELETE_GRACE="0")
+    workers = server.workers()
+    killed = 0
+    for round_ in range(3):
+        leader = server.leader()
+        assert leader is not None
+        mutate(seeds, rng, round_)
+        touch_all(seeds, round_)
+        killed += wait_for_scan(server, db_url)
+        os.kill(leader, signal.SIGKILL)
+        wait_for(lambda leader=leader: server.leader() not in (None, leader), timeout=30)
+        # the workers were not touched, and kept serving
+        assert server.workers() == workers
+        assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
+    fresh_url = f"sqlite:///{tmp_path}/fresh.sqlite3"
+    fresh = subprocess.run(
+        scan_command(seeds, fresh_url), env=CLEAN_ENV, cwd=tmp_path, capture_output=True
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    expected = snapshot(fresh_url)
+    # the restarted leader scans what the killed one did not commit
+    wait_for(lambda: snapshot(db_url) == expected, timeout=90, interval=0.5)
+    log = server.log.read_text()
+    assert log.count("the leader process (pid") == 3
+    assert "exited with signal SIGKILL: starting it again" in log
+    assert server.stop() == 0
     with capsys.disabled():  # (how many kills fell inside a scan depends on the machine)
         print(f"\nleader kill -9 rounds: 3, caught mid-scan: {killed}; store equals a fresh scan")
 
 
-def test_sigterm_during_a_scan_stops_the_server_after_the_scans_commit(tmp_path, db_url):
+def test_sigterm_during_a_scan_stops_the_server_after_the_scans_commit(tmp_path, db_url, serve):
     rng = random.Random(7)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, db_url, tmp_path, **FULL_SCANS)
-    try:
-        server.wait_ready()
-        with scan_lock_held(db_url):  # the scan begins and waits: SIGTERM comes meanwhile
-            move_in(seeds, 1500, rng, tmp_path)
-            logged(server, WAITING)
-            server.process.send_signal(signal.SIGTERM)
-            logged(server, STOPPING)
-        code = server.process.wait(timeout=120)
-    finally:
-        server.stop()
+    server = serve(seeds, db_url, **FULL_SCANS)
+    with scan_lock_held(db_url):  # the scan begins and waits: SIGTERM comes meanwhile
+        move_in(seeds, 1500, rng, tmp_path)
+        logged(server, WAITING)
+        server.process.send_signal(signal.SIGTERM)
+        logged(server, STOPPING)
+    code = server.process.wait(timeout=120)
+    server.stop()
     assert code == 0
     log = server.log.read_text()
     stopping = log.index(STOPPING)
@@ -610,15 +579,11 @@ def test_sigterm_during_a_scan_stops_the_server_after_the_scans_commit(tmp_path,
 def writing_sessions(db_url: str) -> dict[str, int]:
     """PostgreSQL sessions of feedsvc by name, and how many of each hold a transaction id
     (have written in their open transaction)."""
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                "select application_name, backend_xid is not null from pg_stat_activity "
-                "where left(application_name, 7) = 'feedsvc'"
-            ).all()
-    finally:
-        engine.dispose()
+    rows = sql_rows(
+        db_url,
+        "select application_name, backend_xid is not null from pg_stat_activity "
+        "where left(application_name, 7) = 'feedsvc'",
+    )
     counts: dict[str, int] = {}
     for name, writing in rows:
         counts[name] = counts.get(name, 0)
@@ -635,36 +600,33 @@ def open_files(pid: int) -> list[str]:
     return links
 
 
-def test_serving_workers_hold_no_pool_and_never_write(tmp_path, db_url):
+def test_serving_workers_hold_no_pool_and_never_write(tmp_path, db_url, serve):
     rng = random.Random(11)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, db_url, tmp_path)
-    try:
-        server.wait_ready()
-        move_in(seeds, 1000, rng, tmp_path)
-        logged(server, "reading 1000 seed files")
-        seen: dict[str, int] = {}
-        scanning = True
-        while scanning:  # (at least once; then for as long as the scan runs)
-            scanning = holds_scan_lock(server.leader(), db_url)
-            requests.get(server.url + "/feeds/all.atom", timeout=10)  # the workers read
-            for worker in server.workers():
-                # no pool, no forkserver, no resource tracker, no lock file
-                assert not any(
-                    (task / "children").read_text().split()
-                    for task in Path(f"/proc/{worker}/task").iterdir()
-                )
-                assert not [link for link in open_files(worker) if link.endswith(".lock")]
-            if db_url.startswith("postgresql"):
-                for name, count in writing_sessions(db_url).items():
-                    seen[name] = seen.get(name, 0) + count
-        wait_for(lambda: server.search_pending() == 0, timeout=60)
+    server = serve(seeds, db_url)
+    move_in(seeds, 1000, rng, tmp_path)
+    logged(server, "reading 1000 seed files")
+    seen: dict[str, int] = {}
+    scanning = True
+    while scanning:  # (at least once; then for as long as the scan runs)
+        scanning = holds_scan_lock(server.leader(), db_url)
+        requests.get(server.url + "/feeds/all.atom", timeout=10)  # the workers read
+        for worker in server.workers():
+            # no pool, no forkserver, no resource tracker, no lock file
+            assert not any(
+                (task / "children").read_text().split()
+                for task in Path(f"/proc/{worker}/task").iterdir()
+            )
+            assert not [link for link in open_files(worker) if link.endswith(".lock")]
         if db_url.startswith("postgresql"):
-            assert "feedsvc reader" in seen and "feedsvc" in seen  # both were looked at
-            assert seen["feedsvc reader writing"] == 0
-        wait_for(lambda: requests.get(server.url + "/status", timeout=10).json()["entries"] > 1000)
-    finally:
-        server.stop()
+            for name, count in writing_sessions(db_url).items():
+                seen[name] = seen.get(name, 0) + count
+    wait_for(lambda: server.search_pending() == 0, timeout=60)
+    if db_url.startswith("postgresql"):
+        assert "feedsvc reader" in seen and "feedsvc" in seen  # both were looked at
+        assert seen["feedsvc reader writing"] == 0
+    wait_for(lambda: server_status(server)["entries"] > 1000)
+    server.stop()
 
 
 def test_a_readers_store_refuses_to_write(tmp_path, db_url):
@@ -678,27 +640,25 @@ def test_a_readers_store_refuses_to_write(tmp_path, db_url):
         reader.close()
 
 
-def test_ctrl_c_to_the_servers_group_mid_scan_stops_after_the_scans_commit(tmp_path, db_url):
+def test_ctrl_c_to_the_servers_group_mid_scan_stops_after_the_scans_commit(tmp_path, db_url, serve):
     """SIGINT reaches every process of the group (a terminal's Ctrl-C): the pool's workers and
     the leader ignore it, the server stops its workers and then the leader, once the scan in
     progress has committed; nothing is started again."""
     rng = random.Random(5)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, db_url, tmp_path, **FULL_SCANS)
-    try:
-        server.wait_ready()
-        with scan_lock_held(db_url):  # the scan begins and waits: Ctrl-C comes meanwhile
-            move_in(seeds, 1500, rng, tmp_path)
-            logged(server, WAITING)
-            os.killpg(server.process.pid, signal.SIGINT)
-            logged(server, STOPPING)
-        logged(server, "reading 1500 seed files")
-        for pid in leaders_descendants(server):  # Ctrl-C again, to the pool (if still there)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)
-        assert server.process.wait(timeout=120) == 0
-    finally:
-        server.stop()
+    server = serve(seeds, db_url, **FULL_SCANS)
+    with scan_lock_held(db_url):  # the scan begins and waits: Ctrl-C comes meanwhile
+        move_in(seeds, 1500, rng, tmp_path)
+        logged(server, WAITING)
+        os.killpg(server.process.pid, signal.SIGINT)
+        logged(server, STOPPING)
+    logged(server, "reading 1500 seed files")
+    leader = server.leader()  # (the processes it started: its pool, multiprocessing's)
+    for pid in server.descendants(leader) if leader else []:  # Ctrl-C again, to the pool
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+    assert server.process.wait(timeout=120) == 0
+    server.stop()
     log = server.log.read_text()
     stopping = log.index(STOPPING)
     assert stopping < log.index("scan: 1500 added") < log.index("leader: stopped")
@@ -706,47 +666,41 @@ def test_ctrl_c_to_the_servers_group_mid_scan_stops_after_the_scans_commit(tmp_p
     assert len(snapshot(db_url)["entries"]) > 1500
 
 
-def test_a_missing_database_and_a_restarted_worker_do_not_stop_the_server(tmp_path):
+def test_a_missing_database_and_a_restarted_worker_do_not_stop_the_server(tmp_path, serve):
     """A worker started while the SQLite file is gone (granian restarts a worker that died)
     waits for the leader to recreate it, answering 503, instead of failing to start, which
     would make granian give the whole server up as a crash loop."""
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = tmp_path / "db.sqlite3"
-    server = ServerProcess(seeds, f"sqlite:///{db}", tmp_path, FEEDSVC_SCAN_INTERVAL="10")
-    try:
-        server.wait_ready()
-        workers = server.workers()
-        db.unlink()
-        for worker in workers:
-            os.kill(worker, signal.SIGKILL)
-        wait_for(lambda: not set(server.workers()) & set(workers) and len(server.workers()) == 2)
-        assert server.process.poll() is None
+    server = serve(seeds, f"sqlite:///{db}", FEEDSVC_SCAN_INTERVAL="10")
+    workers = server.workers()
+    db.unlink()
+    for worker in workers:
+        os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: not set(server.workers()) & set(workers) and len(server.workers()) == 2)
+    assert server.process.poll() is None
 
-        def served_by_all() -> bool:  # (the leader rebuilds the file at its next tick)
-            feeds = [requests.get(server.url + "/feeds/all.atom", timeout=10) for _ in range(8)]
-            return {feed.status_code for feed in feeds} == {200}
+    def served_by_all() -> bool:  # (the leader rebuilds the file at its next tick)
+        feeds = [requests.get(server.url + "/feeds/all.atom", timeout=10) for _ in range(8)]
+        return {feed.status_code for feed in feeds} == {200}
 
-        wait_for(served_by_all, timeout=60)
-        assert db.exists()
-    finally:
-        assert server.stop() == 0
+    wait_for(served_by_all, timeout=60)
+    assert db.exists()
+    assert server.stop() == 0
     assert "crash loop" not in server.log.read_text()
 
 
-def test_a_server_killed_with_kill_9_leaves_no_process_behind(tmp_path):
+def test_a_server_killed_with_kill_9_leaves_no_process_behind(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    server.wait_ready()
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3")
     tree = [pid for pid, _name in server.children()]
     assert len(tree) == 3  # two workers and the leader
-    server.process.kill()
-    server.process.wait()
+    server.kill()
 
     def gone() -> bool:
         return not [pid for pid in tree if Path(f"/proc/{pid}").exists() and not zombie(pid)]
 
     wait_for(gone, timeout=30)
-    server.stop()
 
 
 def zombie(pid: int) -> bool:
@@ -756,69 +710,41 @@ def zombie(pid: int) -> bool:
         return True
 
 
-def test_a_leader_stopped_alone_is_not_started_again_and_status_says_so(tmp_path):
+def test_a_leader_stopped_alone_is_not_started_again_and_status_says_so(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    try:
-        server.wait_ready()
-        leader = server.leader()
-        assert leader is not None
-        os.kill(leader, signal.SIGTERM)
-
-        def status() -> dict:
-            return requests.get(server.url + "/status", timeout=10).json()
-
-        wait_for(lambda: not status()["leader"])
-        answers = [status() for _ in range(8)]  # every worker alike
-        assert {a["leader"] for a in answers} == {False}
-        assert {a["scan_error"] for a in answers} == {"the leader process was stopped (SIGTERM)"}
-        assert server.leader() is None
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3")
+    leader = server.leader()
+    assert leader is not None
+    os.kill(leader, signal.SIGTERM)
+    wait_for(lambda: not server_status(server)["leader"])
+    answers = [server_status(server) for _ in range(8)]  # every worker alike
+    assert {a["leader"] for a in answers} == {False}
+    assert {a["scan_error"] for a in answers} == {"the leader process was stopped (SIGTERM)"}
+    assert server.leader() is None
 
 
-def test_a_lost_postgresql_leader_session_leaves_one_leader(tmp_path, pg_url):
+def test_a_lost_postgresql_leader_session_leaves_one_leader(tmp_path, pg_url, serve):
     """The leader lock is a session's: when the leading replica's session ends under it, that
     replica stops leading at its next tick, and exactly one replica leads."""
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    a = ServerProcess(seeds, pg_url, tmp_path)
-    try:
-        a.wait_ready()
-        b = ServerProcess(seeds, pg_url, tmp_path)
-        try:
-            b.wait_ready()
-            engine = create_engine(pg_url)
-            try:
-                with engine.connect() as conn:
-                    ended = conn.exec_driver_sql(
-                        "select pg_terminate_backend(pid) from pg_locks where locktype = "
-                        "'advisory' and granted and objsubid = 1 and ((classid::bigint << 32)"
-                        " | objid::bigint) = hashtextextended('feedsvc:leader:' ||"
-                        " current_schema(), 0)"
-                    ).all()
-                    assert len(ended) == 1
-            finally:
-                engine.dispose()
-            wait_for(lambda: "the leader lock was lost" in a.log.read_text(), timeout=30)
+    a = serve(seeds, pg_url)
+    b = serve(seeds, pg_url)
+    ended = sql_rows(pg_url, "select pg_terminate_backend(pid) " + advisory_locks("leader"))
+    assert len(ended) == 1
+    wait_for(lambda: "the leader lock was lost" in a.log.read_text(), timeout=30)
 
-            def leaders() -> list[bool]:
-                return [
-                    requests.get(server.url + "/status", timeout=10).json()["leader"]
-                    for server in (a, b)
-                ]
+    def leaders() -> list[bool]:
+        return [server_status(server)["leader"] for server in (a, b)]
 
-            wait_for(lambda: sum(leaders()) == 1, timeout=30)
-            leading = (a, b)[leaders().index(True)]
-            ticks: set[str] = set()
+    wait_for(lambda: sum(leaders()) == 1, timeout=30)
+    leading = (a, b)[leaders().index(True)]
+    ticks: set[str] = set()
 
-            def ticked() -> bool:  # every tick writes last_scan: three ticks seen
-                status = requests.get(leading.url + "/status", timeout=10).json()
-                ticks.add(status["last_scan"]["finished"])
-                return len(ticks) >= 3
+    def ticked() -> bool:  # every tick writes last_scan: three ticks seen
+        ticks.add(server_status(leading)["last_scan"]["finished"])
+        return len(ticks) >= 3
 
-            wait_for(ticked, timeout=30)
-            assert all(sum(leaders()) == 1 for _ in range(10))
-        finally:
-            b.stop()
-    finally:
-        a.stop()
+    wait_for(ticked, timeout=30)
+    assert all(sum(leaders()) == 1 for _ in range(10))
+    b.stop()
+    a.stop()

@@ -17,7 +17,7 @@ from feedsvc.routes import page_path
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import TESTS
+from tests.helpers import TESTS
 
 SCHEMA = json.loads((TESTS / "jsonfeed-1.1.schema.json").read_text())
 
@@ -25,7 +25,7 @@ SCHEMA = json.loads((TESTS / "jsonfeed-1.1.schema.json").read_text())
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The whole corpus scanned once into SQLite, with every feed rendered at limit 100."""
-    from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+    from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 
     tmp = tmp_path_factory.mktemp("feeds")
     seeds = copy_corpus(tmp / "seeds", REAL_CORPUS, SAMPLE_SEEDS)

@@ -35,7 +35,7 @@ from feedsvc.seeds import (
     walk_seeds,
 )
 from feedsvc.store import Store
-from tests.conftest import TESTS, require
+from tests.helpers import TESTS, require
 
 HOSTILE = TESTS / "hostile"
 MANIFEST = dict(

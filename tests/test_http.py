@@ -16,25 +16,18 @@ import pytest
 import requests
 
 from feedsvc.model import stable_uuid
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
-from tests.server import ServerProcess, wait_for
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import wait_for
 
 CATEGORY = ("新媒体", "快科技（原驱动之家）")
 CATEGORY_PATH = "/feeds/categories/" + "/".join(quote(p, safe="") for p in CATEGORY)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, serve_module):
     workdir = tmp_path_factory.mktemp("http")
     seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
-    proc = ServerProcess(seeds, f"sqlite:///{workdir}/data/feedsvc.sqlite3", workdir)
-    try:
-        proc.wait_ready()
-        proc.seeds = seeds
-        proc.workdir = workdir
-        yield proc
-    finally:
-        assert proc.stop() == 0
+    return serve_module(seeds, f"sqlite:///{workdir}/data/feedsvc.sqlite3")
 
 
 def get(server, path, **headers):
@@ -265,7 +258,7 @@ def test_new_edited_and_deleted_files_reach_the_feeds(server):
         env={
             "PATH": "/usr/bin:/bin",
             "FEEDSVC_SEEDS": str(server.seeds),
-            "FEEDSVC_DB": f"sqlite:///{server.workdir}/data/feedsvc.sqlite3",
+            "FEEDSVC_DB": server.db,
             "FEEDSVC_BASE_URL": server.url,
         },
         capture_output=True,
@@ -280,7 +273,7 @@ def test_new_edited_and_deleted_files_reach_the_feeds(server):
     assert get(server, "/status").json()["entries"] == 48
 
 
-def test_restart_serves_identical_bytes_and_etags(server, tmp_path):
+def test_restart_serves_identical_bytes_and_etags(server, serve):
     paths = [
         "/feeds/all.atom",
         CATEGORY_PATH + ".rss",
@@ -289,17 +282,8 @@ def test_restart_serves_identical_bytes_and_etags(server, tmp_path):
         "/",
     ]
     before = {p: get(server, p) for p in paths}
-    second = ServerProcess(
-        server.seeds,
-        f"sqlite:///{server.workdir}/data/feedsvc.sqlite3",
-        tmp_path,
-        FEEDSVC_BASE_URL=server.url,
-    )
-    try:
-        second.wait_ready()
-        for path in paths:
-            after = requests.get(second.url + path, timeout=10)
-            assert after.content == before[path].content, path
-            assert after.headers["ETag"] == before[path].headers["ETag"], path
-    finally:
-        assert second.stop() == 0
+    second = serve(server.seeds, server.db, FEEDSVC_BASE_URL=server.url)
+    for path in paths:
+        after = requests.get(second.url + path, timeout=10)
+        assert after.content == before[path].content, path
+        assert after.headers["ETag"] == before[path].headers["ETag"], path

@@ -13,7 +13,7 @@ from feedsvc.app import build, create_app
 from feedsvc.config import Settings
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
 from tests.server import asgi_client
 
 

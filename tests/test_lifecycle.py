@@ -22,8 +22,8 @@ from feedsvc.model import Format, Scope, ScopeKind
 from feedsvc.query import parse_query
 from feedsvc.scan import Scanner
 from feedsvc.store import Store
-from tests.conftest import Clock
-from tests.server import ServerProcess, wait_for
+from tests.helpers import Clock
+from tests.server import wait_for
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 SEED = "---\ntitle: {title}\ndate: {date}\ncategories: [{category}]\nauthor: 记者\n{extra}---\n{body}\n"
@@ -276,30 +276,24 @@ def test_hotlink_templates_follow_rsshub(tmp_path: Path) -> None:
                 each.close()
 
 
-def test_a_reader_polling_an_emptied_scope_learns_of_the_deletions(tmp_path: Path) -> None:
+def test_a_reader_polling_an_emptied_scope_learns_of_the_deletions(tmp_path: Path, serve) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     write(seeds, "a.md", "快讯", 1)
     write(seeds, "b.md", "其他", 2)
-    server = ServerProcess(
-        seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_DELETE_GRACE="0"
-    )
-    try:
-        server.wait_ready()
-        url = server.url + "/feeds/categories/" + quote("快讯") + ".atom"
-        first = feedparser.parse(url)
-        assert first.status == 200 and len(first.entries) == 1
-        again = feedparser.parse(url, etag=first.etag, modified=first.modified)
-        assert again.status == 304
-        (seeds / "a.md").unlink()
-        # (until every worker has loaded the scan: each request reaches one at random, so
-        # 16 in a row from the same one of two workers is a chance of one in 30,000)
-        wait_for(lambda: all(b"deleted-entry" in server_bytes(url) for _ in range(16)), 60)
-        emptied = feedparser.parse(url, etag=first.etag, modified=first.modified)
-        assert emptied.status == 200 and emptied.entries == [] and emptied.etag != first.etag
-        assert feedparser.parse(url, etag=emptied.etag, modified=emptied.modified).status == 304
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", FEEDSVC_DELETE_GRACE="0")
+    url = server.url + "/feeds/categories/" + quote("快讯") + ".atom"
+    first = feedparser.parse(url)
+    assert first.status == 200 and len(first.entries) == 1
+    again = feedparser.parse(url, etag=first.etag, modified=first.modified)
+    assert again.status == 304
+    (seeds / "a.md").unlink()
+    # (until every worker has loaded the scan: each request reaches one at random, so
+    # 16 in a row from the same one of two workers is a chance of one in 30,000)
+    wait_for(lambda: all(b"deleted-entry" in server_bytes(url) for _ in range(16)), 60)
+    emptied = feedparser.parse(url, etag=first.etag, modified=first.modified)
+    assert emptied.status == 200 and emptied.entries == [] and emptied.etag != first.etag
+    assert feedparser.parse(url, etag=emptied.etag, modified=emptied.modified).status == 304
 
 
 def server_bytes(url: str) -> bytes:

@@ -11,8 +11,6 @@ files the old code took many seconds over."""
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 
 from feedsvc.sanitize import MAX_HTML_TAGS, MAX_MARKDOWN_QUOTES
 from feedsvc.seeds import MAX_YAML_NODES, SeedError, parse_seed
+from tests.helpers import MAX_GROWTH, work
 
 BASE = "http://feeds.example.test"
 UTC = ZoneInfo("UTC")
@@ -28,24 +27,6 @@ FRONT = "---\ntitle: t\ndate: 2021-01-01\n---\n"
 # A body of SMALL bytes against one of 4 * SMALL: enough for quadratic work to show over the
 # fixed cost of parsing a file, small enough for the old code to finish within minutes.
 SMALL = 2048
-MAX_GROWTH = 6  # work for 4 times the input; linear is about 4, quadratic 16
-
-
-def work(call: Callable[[], object]) -> int:
-    """The Python and C function calls ``call`` makes."""
-    calls = 0
-
-    def count(_frame: object, event: str, _arg: object) -> None:
-        nonlocal calls
-        if event in ("call", "c_call"):
-            calls += 1
-
-    sys.setprofile(count)
-    try:
-        call()
-    finally:
-        sys.setprofile(None)
-    return calls
 
 
 def parse(text: str) -> None:

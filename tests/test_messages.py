@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 
 from feedsvc.logs import TextLines
 from feedsvc.store.engine import failure_message, hide_password
-from tests.conftest import PG_URL, require
-from tests.server import ServerProcess, run
+from tests.helpers import PG_URL, require
+from tests.server import run
 
 SECRET = "pw-7f3c9e1d"  # unique: found in no message by chance
 UNREACHABLE = f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/db"  # port 1 refuses at once
@@ -150,13 +150,10 @@ def test_a_newline_in_a_file_name_forges_no_check_line(tmp_path, forging_seeds):
     assert printed[1].startswith("b\\r\\x1b[2Kc.md: invalid YAML front matter")
 
 
-def test_a_newline_in_a_requested_path_forges_no_access_line(tmp_path, forging_seeds):
-    server = ServerProcess(forging_seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path)
-    try:
-        server.wait_ready()
-        assert requests.get(f"{server.url}/nope%0A{FORGED}", timeout=10).status_code == 404
-    finally:
-        server.stop()
+def test_a_newline_in_a_requested_path_forges_no_access_line(tmp_path, forging_seeds, serve):
+    server = serve(forging_seeds, f"sqlite:///{tmp_path}/db.sqlite3")
+    assert requests.get(f"{server.url}/nope%0A{FORGED}", timeout=10).status_code == 404
+    server.stop()
     logged = server.log.read_text().splitlines()
     access = re.compile(r'^\S+ - - \[[^]]+\] "')
     assert all(RECORD.match(line) or access.match(line) for line in logged), logged

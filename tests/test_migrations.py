@@ -15,7 +15,6 @@ import os
 import subprocess
 import tarfile
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
@@ -32,7 +31,7 @@ from feedsvc.store import Store, migrate
 from feedsvc.store.migrate import BASELINE_SCHEMA, HEAD
 from feedsvc.store.parts import json_of, text_of
 from feedsvc.store.schema import metadata
-from tests.conftest import (
+from tests.helpers import (
     REAL_CORPUS,
     ROOT,
     copy_corpus,
@@ -44,10 +43,10 @@ from tests.conftest import (
 from tests.server import (
     HubProcess,
     ServerProcess,
+    Servers,
     free_port,
-    nginx_binary,
-    nginx_config,
     run,
+    server_status,
     wait_for,
 )
 
@@ -150,65 +149,52 @@ def announced(hub: HubProcess) -> list[str]:
     return [url for ping in hub.pings() for url in ping["form"].get("hub.url", [])]
 
 
-def status(server: ServerProcess) -> dict[str, Any]:
-    return status_of(server.url)
-
-
 def status_of(base: str) -> dict[str, Any]:
     return requests.get(base + "/status", timeout=10).json()
 
 
 def scanned_since(server: ServerProcess, moment: datetime) -> bool:
-    last = status(server)["last_scan"]
+    last = server_status(server)["last_scan"]
     return bool(last and last["finished"] and datetime.fromisoformat(last["started"]) > moment)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubProcess]:
-    started = HubProcess(tmp_path)
-    yield started
-    started.stop()
-
-
 def write_history(
-    seeds: Path, db: str, workdir: Path, tree: Path, hub: HubProcess
+    serve: Servers, seeds: Path, db: str, tree: Path, hub: HubProcess
 ) -> dict[str, tuple[bytes, str | None, str | None]]:
     """The release serves the seeds with a hub: a first scan, then an edit, a deletion and
     a new undated file. Returns the documents the release served last."""
     for name, body in SEEDS.items():
         (seeds / name).write_text(body)
-    server = ServerProcess(
+    server = serve(
         seeds,
         db,
-        workdir,
         FEEDSVC_WORKERS="1",
         FEEDSVC_WEBSUB_HUBS=hub.url,
         FEEDSVC_DELETE_GRACE="0",
         FEEDSVC_BASE_URL=PUBLIC,
         **released(tree),
     )
-    try:
-        server.wait_ready()
-        wait_for(lambda: status(server)["generation"].endswith(":1"))
-        (seeds / "edited.md").write_text(SEEDS["edited.md"].replace("first", "second"))
-        (seeds / "doomed.md").unlink()
-        (seeds / "later.md").write_text(
-            "---\ntitle: Later\ncategories: [History]\nauthor: Ann\n---\n<p>news</p>\n"
-        )
-        wait_for(lambda: any(url.endswith("/feeds/all.atom") for url in announced(hub)))
-        served = documents(server.url)
-    finally:
-        assert server.stop() == 0
+    wait_for(lambda: server_status(server)["generation"].endswith(":1"))
+    (seeds / "edited.md").write_text(SEEDS["edited.md"].replace("first", "second"))
+    (seeds / "doomed.md").unlink()
+    (seeds / "later.md").write_text(
+        "---\ntitle: Later\ncategories: [History]\nauthor: Ann\n---\n<p>news</p>\n"
+    )
+    wait_for(lambda: any(url.endswith("/feeds/all.atom") for url in announced(hub)))
+    served = documents(server.url)
+    assert server.stop() == 0
     return served
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schema", sorted(RELEASES))
 def test_a_released_database_upgrades_in_place_and_serves_the_same_bytes(
-    schema: str, releases: dict[str, Path], tmp_path: Path, db_url: str, hub: HubProcess
+    schema: str, releases: dict[str, Path], tmp_path: Path, db_url: str, serve: Servers
 ) -> None:
     tree = releases[schema]
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
-    served = write_history(seeds, db_url, tmp_path, tree, hub)
+    hub = serve.hub()
+    served = write_history(serve, seeds, db_url, tree, hub)
     before = snapshot(db_url)
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db_url}
 
@@ -264,26 +250,21 @@ def test_a_released_database_upgrades_in_place_and_serves_the_same_bytes(
         os.utime(path)
     started = datetime.now().astimezone()
     pings = len(hub.pings())
-    server = ServerProcess(
-        seeds, db_url, tmp_path, FEEDSVC_WEBSUB_HUBS=hub.url, FEEDSVC_BASE_URL=PUBLIC
-    )
-    try:
-        server.wait_ready()
-        wait_for(lambda: scanned_since(server, started))
-        assert status(server)["generation"] == _generation(before)
-        assert documents(server.url) == served
-        for target, (_body, etag, _modified) in served.items():
-            again = requests.get(server.url + target, headers={"If-None-Match": etag}, timeout=10)
-            assert again.status_code == 304, target
-        # The search index, rebuilt by the scanner after the upgrade, finds what it held.
-        found = requests.get(server.url + "/feeds/search.json?q=nobody", timeout=10).json()
-        assert [item["title"] for item in found["items"]] == ["Invalid"]
-        for row in after["pinged"]:
-            url, digest = dict(row)["url"], dict(row)["digest"]
-            body = requests.get(url.replace(PUBLIC, server.url), timeout=10).content
-            assert hashlib.sha256(body).hexdigest() == digest, url
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, db_url, FEEDSVC_WEBSUB_HUBS=hub.url, FEEDSVC_BASE_URL=PUBLIC)
+    wait_for(lambda: scanned_since(server, started))
+    assert server_status(server)["generation"] == _generation(before)
+    assert documents(server.url) == served
+    for target, (_body, etag, _modified) in served.items():
+        again = requests.get(server.url + target, headers={"If-None-Match": etag}, timeout=10)
+        assert again.status_code == 304, target
+    # The search index, rebuilt by the scanner after the upgrade, finds what it held.
+    found = requests.get(server.url + "/feeds/search.json?q=nobody", timeout=10).json()
+    assert [item["title"] for item in found["items"]] == ["Invalid"]
+    for row in after["pinged"]:
+        url, digest = dict(row)["url"], dict(row)["digest"]
+        body = requests.get(url.replace(PUBLIC, server.url), timeout=10).content
+        assert hashlib.sha256(body).hexdigest() == digest, url
+    assert server.stop() == 0
     assert len(hub.pings()) == pings
 
 
@@ -352,35 +333,24 @@ def test_db_commands(tmp_path: Path, db_url: str) -> None:
     assert refused.returncode == 1 and "a newer feedsvc owns it" in refused.stderr
 
 
+@pytest.mark.slow
 def test_replicas_behind_nginx_while_one_is_upgraded(
-    releases: dict[str, Path], tmp_path: Path, pg_url: str
+    releases: dict[str, Path], tmp_path: Path, pg_url: str, serve: Servers
 ) -> None:
     """A rolling upgrade: two replicas of the newest release behind nginx, restarted one by
     one as this feedsvc. The first one restarted upgrades the database as it starts; the
     other steps down from scanning and keeps serving what it holds until its own turn.
     Readers never see anything but a 200."""
-    nginx_bin = nginx_binary()
     tree = releases[max(RELEASES, key=int)]
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
     ports = [free_port(), free_port()]
     common = {"FEEDSVC_WORKERS": "1", "FEEDSVC_BASE_URL": PUBLIC, "FEEDSVC_LOG_LEVEL": "WARNING"}
     replicas = [
-        ServerProcess(seeds, pg_url, tmp_path, port=port, **common, **released(tree))
-        for port in ports
+        serve(seeds, pg_url, wait=False, port=port, **common, **released(tree)) for port in ports
     ]
     for replica in replicas:
         replica.wait_ready()
-    port = free_port()
-    nginx = subprocess.Popen(
-        [
-            nginx_bin,
-            "-c",
-            str(nginx_config(port, ports, tmp_path, one_worker=True)),
-            "-g",
-            "daemon off;",
-        ]
-    )
-    base = f"http://127.0.0.1:{port}"
+    base = serve.nginx(ports, one_worker=True).url
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -392,9 +362,8 @@ def test_replicas_behind_nginx_while_one_is_upgraded(
 
     def restart(index: int) -> ServerProcess:
         assert replicas[index].stop() == 0
-        replicas[index] = ServerProcess(seeds, pg_url, tmp_path, port=ports[index], **common)
         # (the older one leads until its turn: nobody indexes the upgraded search index yet)
-        replicas[index].wait_ready(indexed=False)
+        replicas[index] = serve(seeds, pg_url, indexed=False, port=ports[index], **common)
         return replicas[index]
 
     reader = threading.Thread(target=read)
@@ -404,7 +373,7 @@ def test_replicas_behind_nginx_while_one_is_upgraded(
         older = replicas[0]
         restart(1)
         assert schema_of(pg_url) == HEAD
-        wait_for(lambda: "newer than this feedsvc" in (status(older)["scan_error"] or ""))
+        wait_for(lambda: "newer than this feedsvc" in (server_status(older)["scan_error"] or ""))
         # nginx takes the restarted replica back once its fail_timeout has passed: then
         # some answers come from it (the older one's /status names the newer schema).
         wait_for(lambda: status_of(base)["scan_error"] is None, timeout=30)
@@ -421,30 +390,24 @@ def test_replicas_behind_nginx_while_one_is_upgraded(
         stop.set()
         if reader.is_alive():
             reader.join(30)
-        nginx.terminate()
-        nginx.wait(timeout=10)
-        for replica in replicas:
-            assert replica.stop() == 0
     assert statuses and set(statuses) == {200}, sorted(set(statuses))
 
 
-def test_a_replica_that_steps_down_hands_the_lead_over(tmp_path: Path, pg_url: str) -> None:
+def test_a_replica_that_steps_down_hands_the_lead_over(
+    tmp_path: Path, pg_url: str, serve: Servers
+) -> None:
     """Stepping down frees the leader lock (a PostgreSQL advisory lock outlives a pooled
     connection's close), so the other replica leads next and finds the same newer schema."""
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
     replicas = [
-        ServerProcess(seeds, pg_url, tmp_path, FEEDSVC_WORKERS="1", FEEDSVC_LOG_LEVEL="WARNING")
+        serve(seeds, pg_url, wait=False, FEEDSVC_WORKERS="1", FEEDSVC_LOG_LEVEL="WARNING")
         for _ in range(2)
     ]
-    try:
-        for replica in replicas:
-            replica.wait_ready()
-        set_revision(pg_url, "0999")
-        for replica in replicas:
-            wait_for(lambda replica=replica: status_line(replica, "stops scanning"))
-    finally:
-        for replica in replicas:
-            assert replica.stop() == 0
+    for replica in replicas:
+        replica.wait_ready()
+    set_revision(pg_url, "0999")
+    for replica in replicas:
+        wait_for(lambda replica=replica: status_line(replica, "stops scanning"))
 
 
 def ready(base: str) -> bool:
@@ -512,6 +475,7 @@ def test_a_state_no_feedsvc_leaves_is_refused_in_one_line_and_left_alone(
     assert snapshot(db_url) == before
 
 
+@pytest.mark.slow
 def test_on_postgresql_only_feedsvcs_own_schema_counts(
     releases: dict[str, Path], tmp_path: Path, pg_url: str
 ) -> None:

@@ -18,18 +18,18 @@ from pathlib import Path
 import requests
 import yaml
 from dockerfile_parse import DockerfileParser
-from sqlalchemy import create_engine, text
 
 from feedsvc.store.parts import entry_of
-from tests.conftest import (
+from tests.helpers import (
     REAL_CORPUS,
     ROOT,
     SAMPLE_SEEDS,
     copy_corpus,
     from_before_revisions,
     set_revision,
+    sql_rows,
 )
-from tests.server import ServerProcess, TcpProxy, free_port, nginx_binary, nginx_config, wait_for
+from tests.server import TcpProxy, free_port, server_status, wait_for
 
 NOBODY = 65534
 PATHS = [
@@ -62,7 +62,7 @@ def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 # -- logs ---------------------------------------------------------------------------------
 
 
-def test_json_logs_are_one_object_per_line_with_fields(tmp_path):
+def test_json_logs_are_one_object_per_line_with_fields(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
     env = {
         "FEEDSVC_SEEDS": str(seeds),
@@ -78,14 +78,9 @@ def test_json_logs_are_one_object_per_line_with_fields(tmp_path):
     broken = [line for line in lines if line.get("path") and line["level"] == "WARNING"]
     assert broken and all(line["reason"] for line in broken)
 
-    server = ServerProcess(
-        seeds, env["FEEDSVC_DB"], tmp_path, FEEDSVC_LOG_FORMAT="json", FEEDSVC_WORKERS="1"
-    )
-    try:
-        server.wait_ready()
-        assert requests.get(server.url + "/feeds/all.atom?limit=3", timeout=10).status_code == 200
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, env["FEEDSVC_DB"], FEEDSVC_LOG_FORMAT="json", FEEDSVC_WORKERS="1")
+    assert requests.get(server.url + "/feeds/all.atom?limit=3", timeout=10).status_code == 200
+    assert server.stop() == 0
     served = [json.loads(line) for line in server.log.read_text().splitlines()]
     access = [line for line in served if line["logger"] == "granian.access"]
     feed = next(line for line in access if line["path"] == "/feeds/all.atom")
@@ -95,7 +90,7 @@ def test_json_logs_are_one_object_per_line_with_fields(tmp_path):
 # -- the image ------------------------------------------------------------------------------
 
 
-def test_the_images_command_runs_unprivileged_with_read_only_seeds():
+def test_the_images_command_runs_unprivileged_with_read_only_seeds(serve):
     # pytest's own temporary directories are private to root: this one the user can reach
     tmp_path = Path(tempfile.mkdtemp(prefix="feedsvc-image-"))
     tmp_path.chmod(0o755)
@@ -106,10 +101,10 @@ def test_the_images_command_runs_unprivileged_with_read_only_seeds():
     for path in [seeds, *seeds.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
-    server = ServerProcess(
+    server = serve(
         seeds,
         f"sqlite:///{data}/feedsvc.sqlite3",
-        tmp_path,
+        workdir=tmp_path,
         command_prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"],
         FEEDSVC_HOST="127.0.0.1",
         PROMETHEUS_MULTIPROC_DIR=str(data / "metrics"),
@@ -117,16 +112,11 @@ def test_the_images_command_runs_unprivileged_with_read_only_seeds():
         HOME=str(data),
         PYTHONDONTWRITEBYTECODE="1",
     )
-    try:
-        server.wait_ready()
-        uid = re.search(
-            r"^Uid:\s+(\d+)", Path(f"/proc/{server.process.pid}/status").read_text(), re.M
-        )
-        assert uid and int(uid.group(1)) == NOBODY
-        feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
-        assert feed.status_code == 200 and b"<entry>" in feed.content
-    finally:
-        assert server.stop() == 0
+    uid = re.search(r"^Uid:\s+(\d+)", Path(f"/proc/{server.process.pid}/status").read_text(), re.M)
+    assert uid and int(uid.group(1)) == NOBODY
+    feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
+    assert feed.status_code == 200 and b"<entry>" in feed.content
+    assert server.stop() == 0
     after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
     assert after - before == {server.log}  # the test's own log: nothing else outside data/
     assert (data / "feedsvc.sqlite3").exists()
@@ -191,131 +181,110 @@ def test_the_compose_file_runs_two_replicas_on_postgres_behind_nginx():
 # -- nginx in front of two replicas ---------------------------------------------------------
 
 
-def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsys):
-    nginx_bin = nginx_binary()
+def test_nginx_in_front_of_two_replicas_answers_like_one_process(tmp_path, capsys, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = f"sqlite:///{tmp_path}/db.sqlite3"
-    base = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     replicas = [
-        ServerProcess(seeds, db, tmp_path, FEEDSVC_BASE_URL=base, FEEDSVC_WORKERS="1")
-        for _ in range(2)
+        serve(seeds, db, wait=False, FEEDSVC_BASE_URL=base, FEEDSVC_WORKERS="1") for _ in range(2)
     ]
-    port = int(base.rsplit(":", 1)[1])
-    conf = nginx_config(port, [r.port for r in replicas], tmp_path)
-    nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-g", "daemon off;"])
-    try:
-        for replica in replicas:
-            replica.wait_ready()
-        wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
-        asked = errors = identical = 0
-        for path in PATHS:
-            for headers in ({}, {"Accept-Encoding": "gzip"}):
-                direct = requests.get(replicas[0].url + path, headers=headers, timeout=10)
-                etag = direct.headers.get("ETag")
-                for _round in range(3):  # round robin: both replicas answer
-                    through = requests.get(base + path, headers=headers, timeout=10)
-                    asked += 1
-                    errors += through.status_code >= 500
-                    same = (
-                        through.status_code == direct.status_code
-                        and through.content == direct.content
-                        and through.headers.get("ETag") == etag
-                        and through.headers.get("Content-Type")
-                        == direct.headers.get("Content-Type")
-                    )
-                    identical += same
-                    assert same, (path, headers)
-                if etag:
-                    revalidated = requests.get(
-                        base + path, headers={**headers, "If-None-Match": etag}
-                    )
-                    asked += 1
-                    identical += revalidated.status_code == 304
-                    assert revalidated.status_code == 304, path
-        with capsys.disabled():
-            print(
-                f"\nnginx in front of two replicas: {asked} requests, {errors} errors, {identical} identical to one process"
-            )
-        assert errors == 0 and identical == asked
-    finally:
-        nginx.terminate()
-        nginx.wait(timeout=10)
-        for replica in replicas:
-            assert replica.stop() == 0
+    serve.nginx([r.port for r in replicas], port=port)
+    for replica in replicas:
+        replica.wait_ready()
+    wait_for(lambda: requests.get(base + "/readyz", timeout=5).status_code == 200)
+    asked = errors = identical = 0
+    for path in PATHS:
+        for headers in ({}, {"Accept-Encoding": "gzip"}):
+            direct = requests.get(replicas[0].url + path, headers=headers, timeout=10)
+            etag = direct.headers.get("ETag")
+            for _round in range(3):  # round robin: both replicas answer
+                through = requests.get(base + path, headers=headers, timeout=10)
+                asked += 1
+                errors += through.status_code >= 500
+                same = (
+                    through.status_code == direct.status_code
+                    and through.content == direct.content
+                    and through.headers.get("ETag") == etag
+                    and through.headers.get("Content-Type") == direct.headers.get("Content-Type")
+                )
+                identical += same
+                assert same, (path, headers)
+            if etag:
+                revalidated = requests.get(base + path, headers={**headers, "If-None-Match": etag})
+                asked += 1
+                identical += revalidated.status_code == 304
+                assert revalidated.status_code == 304, path
+    with capsys.disabled():
+        print(
+            f"\nnginx in front of two replicas: {asked} requests, {errors} errors, {identical} identical to one process"
+        )
+    assert errors == 0 and identical == asked
 
 
 # -- upgrades -------------------------------------------------------------------------------
 
 
-def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path, db_url):
+def test_an_older_database_is_rebuilt_without_a_404_or_an_empty_feed(tmp_path, db_url, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     db = db_url
     env = {"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}
     assert run("scan", env=env, cwd=tmp_path).returncode == 0
     from_before_revisions(db, "4")
-    server = ServerProcess(seeds, db, tmp_path)
+    server = serve(seeds, db, wait=False)
     seen: list[int] = []
-    try:
 
-        def served() -> bool:
-            try:
-                response = requests.get(server.url + "/feeds/all.json", timeout=5)
-            except requests.ConnectionError:
-                return False
-            seen.append(response.status_code)
-            if response.status_code == 200:
-                assert response.json()["items"], "an empty feed was served"
-                return True
+    def served() -> bool:
+        try:
+            response = requests.get(server.url + "/feeds/all.json", timeout=5)
+        except requests.ConnectionError:
             return False
+        seen.append(response.status_code)
+        if response.status_code == 200:
+            assert response.json()["items"], "an empty feed was served"
+            return True
+        return False
 
-        wait_for(served, timeout=60, interval=0.05)
-    finally:
-        assert server.stop() == 0
+    wait_for(served, timeout=60, interval=0.05)
+    assert server.stop() == 0
     assert set(seen) <= {200, 503} and seen[-1] == 200
     assert "rebuilding it from the seeds" in server.log.read_text()
 
 
-def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(tmp_path, db_url):
+def test_an_older_feedsvc_refuses_a_newer_database_and_a_running_one_steps_down(
+    tmp_path, db_url, serve
+):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
     db = db_url
-    server = ServerProcess(seeds, db, tmp_path, FEEDSVC_WORKERS="1")
-    try:
-        server.wait_ready()
-        before = requests.get(server.url + "/feeds/all.atom", timeout=10).content
-        set_revision(db, "0999")  # a newer feedsvc has taken the database over
-        (seeds / "new.md").write_text("---\ntitle: after the takeover\n---\nx\n")
+    server = serve(seeds, db, FEEDSVC_WORKERS="1")
+    before = requests.get(server.url + "/feeds/all.atom", timeout=10).content
+    set_revision(db, "0999")  # a newer feedsvc has taken the database over
+    (seeds / "new.md").write_text("---\ntitle: after the takeover\n---\nx\n")
 
-        def stepped_down() -> bool:
-            status = requests.get(server.url + "/status", timeout=10).json()
-            return "newer" in (status["scan_error"] or "")
+    def stepped_down() -> bool:
+        return "newer" in (server_status(server)["scan_error"] or "")
 
-        wait_for(stepped_down, timeout=30)
-        assert requests.get(server.url + "/feeds/all.atom", timeout=10).content == before
-    finally:
-        assert server.stop() == 0
+    wait_for(stepped_down, timeout=30)
+    assert requests.get(server.url + "/feeds/all.atom", timeout=10).content == before
+    assert server.stop() == 0
     refused = run("scan", env={"FEEDSVC_SEEDS": str(seeds), "FEEDSVC_DB": db}, cwd=tmp_path)
     assert refused.returncode == 1 and "newer than this feedsvc" in refused.stderr
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        rows = conn.execute(text("select data from entries")).scalars().all()
-    engine.dispose()
-    titles = [entry_of(data).title for data in rows]
+    titles = [entry_of(row.data).title for row in sql_rows(db, "select data from entries")]
     assert not any("after the takeover" in title for title in titles)  # nothing was written
 
 
 # -- a database that goes away --------------------------------------------------------------
 
 
-def test_readyz_follows_the_database_and_feeds_keep_being_served(tmp_path, pg_url):
+def test_readyz_follows_the_database_and_feeds_keep_being_served(tmp_path, pg_url, serve):
     from sqlalchemy.engine import make_url
 
     url = make_url(pg_url)
     proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
     through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
-    server = ServerProcess(seeds, through, tmp_path, FEEDSVC_WORKERS="1")
     try:
-        server.wait_ready()
+        server = serve(seeds, through, FEEDSVC_WORKERS="1")
         feed = requests.get(server.url + "/feeds/all.atom", timeout=10)
         assert feed.status_code == 200
         proxy.stop()
@@ -325,5 +294,4 @@ def test_readyz_follows_the_database_and_feeds_keep_being_served(tmp_path, pg_ur
         proxy.start()
         wait_for(lambda: requests.get(server.url + "/readyz", timeout=15).status_code == 200)
     finally:
-        proxy.stop()
-        assert server.stop() == 0
+        proxy.stop()  # (before the server stops, which its fixture does, asserting exit 0)

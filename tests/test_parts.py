@@ -18,8 +18,7 @@ from feedsvc.prerender import prerender
 from feedsvc.scan import Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, sql_value
-from tests.server import ServerProcess
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, sql_value
 
 LIMITS = (1, 7, 50)
 
@@ -126,14 +125,10 @@ def test_parts_go_stale_with_their_entry_and_with_the_settings(tmp_path: Path, m
         store.close()
 
 
-def test_the_leader_renders_the_parts_before_it_indexes(tmp_path: Path):
+def test_the_leader_renders_the_parts_before_it_indexes(tmp_path: Path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
     db = f"sqlite:///{tmp_path}/db.sqlite3"
-    server = ServerProcess(seeds, db, tmp_path)
-    try:
-        server.wait_ready()  # (the search index has caught up: it comes after the parts)
-        kept = sql_value(db, "SELECT count(*) FROM fragments")
-        assert kept == sql_value(db, "SELECT count(*) FROM entries") and kept
-        assert f"rendered {kept} entries in every format" in server.log.read_text()
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, db)  # ready: the search index has caught up, after the parts
+    kept = sql_value(db, "SELECT count(*) FROM fragments")
+    assert kept == sql_value(db, "SELECT count(*) FROM entries") and kept
+    assert f"rendered {kept} entries in every format" in server.log.read_text()

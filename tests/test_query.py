@@ -16,17 +16,16 @@ import feedparser
 import pytest
 import requests
 
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, pg_schema_url
-from tests.server import ServerProcess, wait_for
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus
+from tests.server import wait_for
 
 JA = "---\ntitle: 東京の天気予報\nlang: ja\ncategories:\n - 国際\nauthor: 気象係\ndate: Mon, 01 Mar 2021 09:00:00 +0900\n---\n<p>明日は晴れ。</p>\n"
 TRADITIONAL = "---\ntitle: 臺灣鐵路時刻表更新\ncategories:\n - 國際\nauthor: 編輯部\ndate: Tue, 02 Mar 2021 10:00:00 +0800\n---\n<p>鐵路局發布新時刻表，<b>請旅客注意</b>。</p>\n"
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def server(request, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp(f"query-{request.param}")
-    seeds = copy_corpus(workdir / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, module_db_url, serve_module):
+    seeds = copy_corpus(tmp_path_factory.mktemp("query") / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     (seeds / "ja.md").write_text(JA)
     (seeds / "zh-hant.md").write_text(TRADITIONAL)
     (seeds / "stays.md").write_text(
@@ -35,19 +34,9 @@ def server(request, tmp_path_factory):
     (seeds / "doomed.md").write_text(
         "---\ntitle: 将被删除的条目\ncategories:\n - 国际\ndate: Wed, 03 Mar 2021 10:00:00 +0800\n---\n<p>x</p>\n"
     )
-    urls = pg_schema_url() if request.param == "postgresql" else None
-    db = next(urls) if urls else f"sqlite:///{workdir}/db.sqlite3"
-    proc = ServerProcess(
-        seeds, db, workdir, FEEDSVC_LANGUAGE="zh-CN", FEEDSVC_DELETE_GRACE="0", FEEDSVC_WORKERS="1"
-    )
-    try:
-        proc.wait_ready()
-        proc.seeds = seeds
-        yield proc
-    finally:
-        assert proc.stop() == 0
-        if urls:
-            urls.close()
+    settings = {"FEEDSVC_LANGUAGE": "zh-CN", "FEEDSVC_DELETE_GRACE": "0", "FEEDSVC_WORKERS": "1"}
+    yield serve_module(seeds, module_db_url, **settings)
+    serve_module.stop_all()  # (before the next database's server starts)
 
 
 def get(server, path: str, **headers: str) -> requests.Response:
@@ -200,51 +189,41 @@ def test_a_deleted_file_leaves_a_tombstone_in_its_atom_feeds(server):
     assert doomed.id not in json.dumps(get(server, f"/feeds/categories/{q('国际')}.json").json())
 
 
-def test_a_flood_of_filtered_urls_stays_within_its_budget(tmp_path):
+def test_a_flood_of_filtered_urls_stays_within_its_budget(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS, SAMPLE_SEEDS)
     budget = 1 << 20
-    server = ServerProcess(
-        seeds,
-        f"sqlite:///{tmp_path}/db.sqlite3",
-        tmp_path,
-        FEEDSVC_WORKERS="1",
-        FEEDSVC_CACHE_BYTES=str(budget),
-        FEEDSVC_QUERY_RENDERS="1",
-    )
-    try:
-        server.wait_ready()
-        plain = get(server, "/feeds/all.atom")
-        etag = plain.headers["ETag"]
-        statuses: list[int] = []
-        cached: list[int] = []
+    settings = {"FEEDSVC_CACHE_BYTES": str(budget), "FEEDSVC_QUERY_RENDERS": "1"}
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", FEEDSVC_WORKERS="1", **settings)
+    plain = get(server, "/feeds/all.atom")
+    etag = plain.headers["ETag"]
+    statuses: list[int] = []
+    cached: list[int] = []
 
-        def flood(start: int) -> None:
-            with requests.Session() as session:
-                for number in range(start, start + 60):
-                    url = f"{server.url}/feeds/all.atom?limit=100&filterout=zz{number}"
-                    statuses.append(session.get(url, timeout=60).status_code)
+    def flood(start: int) -> None:
+        with requests.Session() as session:
+            for number in range(start, start + 60):
+                url = f"{server.url}/feeds/all.atom?limit=100&filterout=zz{number}"
+                statuses.append(session.get(url, timeout=60).status_code)
 
-        def reader() -> None:
-            with requests.Session() as session:
-                for _ in range(40):
-                    response = session.get(
-                        server.url + "/feeds/all.atom",
-                        headers={"If-None-Match": etag},
-                        timeout=60,
-                    )
-                    cached.append(response.status_code)
+    def reader() -> None:
+        with requests.Session() as session:
+            for _ in range(40):
+                response = session.get(
+                    server.url + "/feeds/all.atom",
+                    headers={"If-None-Match": etag},
+                    timeout=60,
+                )
+                cached.append(response.status_code)
 
-        threads = [threading.Thread(target=flood, args=(n * 60,)) for n in range(6)]
-        threads.append(threading.Thread(target=reader))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert set(statuses) <= {200, 429} and 200 in statuses
-        assert cached == [304] * 40  # cached documents and 304s are never refused
-        metrics = get(server, "/metrics").text
-        held = float(re.search(r"^feedsvc_cache_bytes (\S+)", metrics, re.M).group(1))
-        assert 0 < held <= budget
-        assert get(server, "/feeds/all.atom").content == plain.content
-    finally:
-        assert server.stop() == 0
+    threads = [threading.Thread(target=flood, args=(n * 60,)) for n in range(6)]
+    threads.append(threading.Thread(target=reader))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 429} and 200 in statuses
+    assert cached == [304] * 40  # cached documents and 304s are never refused
+    metrics = get(server, "/metrics").text
+    held = float(re.search(r"^feedsvc_cache_bytes (\S+)", metrics, re.M).group(1))
+    assert 0 < held <= budget
+    assert get(server, "/feeds/all.atom").content == plain.content

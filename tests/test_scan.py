@@ -19,16 +19,12 @@ from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import POOL_MIN_FILES, ScanError, Scanner
 from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS
+from tests.helpers import REAL_CORPUS, UNDATED, all_feed_bytes
 
 SAMPLE = (
     "---\ntitle: {title}\ncategories: [新媒体, 快科技, 最新新闻]\nauthor: 快科技\n"
     "date: Sat, 27 Nov 2021 15:42:03 GMT\n---\n<p>{body}</p>\n"
 )
-
-
-# Real files whose `date` cannot be used: dated by when they were first stored.
-UNDATED = {".md", "2022-07-09.md"}
 
 
 def touch_later(path: Path, seconds: int = 5) -> None:
@@ -42,18 +38,6 @@ def scanner(corpus_dir, db_url, make_settings):
     store = Store(db_url)
     yield Scanner(store, make_settings(corpus_dir, db_url))
     store.close()
-
-
-def all_feed_bytes(store: Store, settings) -> dict[tuple[str, str], bytes]:
-    service = FeedService(store, settings)
-    service.refresh()
-    return {
-        (summary.scope.key, fmt.value): service.feed(
-            summary.scope, fmt, 1, settings.feed_limit
-        ).body
-        for summary in service.summaries()
-        for fmt in Format
-    }
 
 
 def test_first_scan_serves_48_and_reports_2(scanner):

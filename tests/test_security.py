@@ -16,8 +16,7 @@ from lxml import etree, html
 
 from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.routes import feed_path
-from tests.conftest import TESTS
-from tests.server import ServerProcess
+from tests.helpers import TESTS
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-SEEDS"
 DANGEROUS = re.compile(
@@ -26,7 +25,7 @@ DANGEROUS = re.compile(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, serve_module):
     workdir = tmp_path_factory.mktemp("security")
     seeds = workdir / "seeds"
     shutil.copytree(TESTS / "hostile", seeds)
@@ -36,10 +35,7 @@ def server(tmp_path_factory):
     secret.write_text(f"---\ntitle: {SECRET}\n---\n<p>{SECRET}</p>\n")
     (seeds / "link-out.md").symlink_to(secret)
     (seeds / "etc-passwd.md").symlink_to("/etc/passwd")
-    proc = ServerProcess(seeds, f"sqlite:///{workdir}/data/db.sqlite3", workdir)
-    proc.wait_ready()
-    yield proc
-    assert proc.stop() == 0
+    return serve_module(seeds, f"sqlite:///{workdir}/data/db.sqlite3")
 
 
 def raw_get(server, target: str) -> tuple[int, dict[str, str], bytes]:

@@ -19,7 +19,7 @@ from feedsvc.seeds import (
     read_seed,
     walk_seeds,
 )
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, TESTS
+from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, TESTS
 
 BASE = "http://feeds.example.test"
 UTC_ZONE = ZoneInfo("UTC")

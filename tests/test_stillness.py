@@ -18,13 +18,20 @@ from lxml import etree
 
 from feedsvc.model import Entry, Format, Scope, ScopeKind, stable_uuid
 from feedsvc.scan import Scanner
-from feedsvc.service import FeedService
 from feedsvc.store import Store
-from tests.conftest import REAL_CORPUS, SAMPLE_SEEDS, Clock, from_before_revisions
-from tests.server import HubProcess, ServerProcess, wait_for
-from tests.test_scan import UNDATED, all_feed_bytes
+from tests.helpers import (
+    REAL_CORPUS,
+    SAMPLE_SEEDS,
+    START,
+    UNDATED,
+    Clock,
+    all_feed_bytes,
+    from_before_revisions,
+    move_mtimes,
+    state,
+)
+from tests.server import wait_for, wait_for_scans
 
-START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 DATED = (
     "---\ntitle: {title}\ncategories: [新媒体, 快科技, 最新新闻]\nauthor: 快科技\n"
     "date: {date}\n---\n<p>{body}</p>\n"
@@ -43,31 +50,12 @@ def scanner(corpus_dir, db_url, make_settings, clock):
     store.close()
 
 
-def state(scanner: Scanner) -> tuple[str | None, dict, dict]:
-    """Everything a client can see: the generation, each feed's ETag, each feed's bytes."""
-    service = FeedService(scanner.store, scanner.settings)
-    service.refresh()
-    limit = scanner.settings.feed_limit
-    etags = {
-        (s.scope.key, fmt.value): service.feed(s.scope, fmt, 1, limit).etag
-        for s in service.summaries()
-        for fmt in Format
-    }
-    return scanner.store.generation(), etags, all_feed_bytes(scanner.store, scanner.settings)
-
-
 def rewrite_all(seeds: Path) -> None:
     """What the producing job does: delete every file, write the same bytes again."""
     for path in seeds.iterdir():
         data = path.read_bytes()
         path.unlink()
         path.write_bytes(data)
-
-
-def move_mtimes(seeds: Path, seconds: int = 3600) -> None:
-    for path in seeds.iterdir():
-        st = path.stat()
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 10**9))
 
 
 def stored(scanner: Scanner, name: str, text: str) -> tuple[Path, str, Entry]:
@@ -378,110 +366,84 @@ def snapshot(server) -> dict[str, tuple[str, str, bytes]]:
     return seen
 
 
-def last_scan(server) -> dict:
-    return requests.get(server.url + "/status", timeout=10).json()["last_scan"]
-
-
-def wait_for_scans(server, count: int = 2) -> dict:
-    """Until ``count`` more scans have finished; the last one's summary."""
-    seen = {last_scan(server)["started"]}
-    wait_for(lambda: seen.add(last_scan(server)["started"]) or len(seen) > count, timeout=60)
-    return last_scan(server)
-
-
 def moved(before: dict, after: dict) -> set[str]:
     return {path for path in before if before[path] != after.get(path)}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.slow
 def test_real_corpus_holds_still_through_touches_rewrites_and_copies(
-    backend, corpus_dir, tmp_path, request
+    corpus_dir, tmp_path, db_url, serve
 ):
-    db = (
-        request.getfixturevalue("pg_url")
-        if backend == "postgresql"
-        else f"sqlite:///{tmp_path}/data/db.sqlite3"
-    )
-    hub = HubProcess(tmp_path, path="/publish/")  # kept exactly, trailing slash and all
+    hub = serve.hub(path="/publish/")  # kept exactly, trailing slash and all
     env = {"FEEDSVC_BASE_URL": "http://feeds.example.test", "FEEDSVC_WEBSUB_HUBS": hub.url}
-    server = ServerProcess(corpus_dir, db, tmp_path, **env)
-    copy_server = None
+    server = serve(corpus_dir, db_url, **env)
     figures = {}
-    try:
-        server.wait_ready()
-        wait_for_scans(server)
-        before = snapshot(server)
-        documents = len(before) - 2
-        assert documents == len(feed_documents(server)) >= 300
-        assert hub.pings() == []  # the first scan of a new database is no news
+    wait_for_scans(server)
+    before = snapshot(server)
+    documents = len(before) - 2
+    assert documents == len(feed_documents(server)) >= 300
+    assert hub.pings() == []  # the first scan of a new database is no news
 
-        move_mtimes(corpus_dir)  # touch every file
-        wait_for_scans(server)
-        figures["touch"] = (len(moved(before, snapshot(server))), len(hub.pings()))
+    move_mtimes(corpus_dir)  # touch every file
+    wait_for_scans(server)
+    figures["touch"] = (len(moved(before, snapshot(server))), len(hub.pings()))
 
-        saved = {path.name: path.read_bytes() for path in corpus_dir.iterdir()}
-        for path in corpus_dir.iterdir():
-            path.unlink()
-        held = wait_for_scans(server)
-        assert held["held"] is not None and held["removed"] == 0
-        assert snapshot(server) == before  # nothing shrinks while the directory is empty
-        for name, data in saved.items():
-            (corpus_dir / name).write_bytes(data)
-        back = wait_for_scans(server)
-        assert back["held"] is None and back["missing"] == 0
-        figures["delete+rewrite"] = (len(moved(before, snapshot(server))), len(hub.pings()))
+    saved = {path.name: path.read_bytes() for path in corpus_dir.iterdir()}
+    for path in corpus_dir.iterdir():
+        path.unlink()
+    held = wait_for_scans(server)
+    assert held["held"] is not None and held["removed"] == 0
+    assert snapshot(server) == before  # nothing shrinks while the directory is empty
+    for name, data in saved.items():
+        (corpus_dir / name).write_bytes(data)
+    back = wait_for_scans(server)
+    assert back["held"] is None and back["missing"] == 0
+    figures["delete+rewrite"] = (len(moved(before, snapshot(server))), len(hub.pings()))
 
-        # the same seeds copied elsewhere (new mtimes) and served from a fresh database
-        copy = tmp_path / "copy"
-        shutil.copytree(corpus_dir, copy)
-        pings = len(hub.pings())
-        copy_server = ServerProcess(copy, f"sqlite:///{tmp_path}/fresh/db.sqlite3", tmp_path, **env)
-        copy_server.wait_ready()
-        wait_for_scans(copy_server)
-        fresh = snapshot(copy_server)
-        differ = {p for p in moved(before, fresh) if p.startswith("/feeds/")}
-        undated = {
-            "/feeds/all",
-            "/feeds/categories/" + quote("社交媒体"),
-            "/feeds/categories/" + quote("社交媒体") + "/" + quote("简书"),
-            "/feeds/categories/" + quote("社交媒体") + "/" + quote("简书") + "/" + quote("首页"),
-            "/feeds/authors/" + quote("简书"),
-        }
-        # only feeds holding undated entries may differ: those are dated by their first scan
-        assert differ <= {f"{scope}.{fmt.value}" for scope in undated for fmt in Format}
-        assert len(hub.pings()) == pings
-        figures["copy, fresh database"] = (len(differ), len(hub.pings()) - pings)
-        assert copy_server.stop() == 0
-        copy_server = None
+    # the same seeds copied elsewhere (new mtimes) and served from a fresh database
+    copy = tmp_path / "copy"
+    shutil.copytree(corpus_dir, copy)
+    pings = len(hub.pings())
+    copy_server = serve(copy, f"sqlite:///{tmp_path}/fresh/db.sqlite3", **env)
+    wait_for_scans(copy_server)
+    fresh = snapshot(copy_server)
+    differ = {p for p in moved(before, fresh) if p.startswith("/feeds/")}
+    undated = {
+        "/feeds/all",
+        "/feeds/categories/" + quote("社交媒体"),
+        "/feeds/categories/" + quote("社交媒体") + "/" + quote("简书"),
+        "/feeds/categories/" + quote("社交媒体") + "/" + quote("简书") + "/" + quote("首页"),
+        "/feeds/authors/" + quote("简书"),
+    }
+    # only feeds holding undated entries may differ: those are dated by their first scan
+    assert differ <= {f"{scope}.{fmt.value}" for scope in undated for fmt in Format}
+    assert len(hub.pings()) == pings
+    figures["copy, fresh database"] = (len(differ), len(hub.pings()) - pings)
+    assert copy_server.stop() == 0
 
-        edited = corpus_dir / "1936.md"
-        edited.write_text(edited.read_text().replace("Lars Valerian Ahlfors", "Lars V. Ahlfors"))
-        wait_for(lambda: hub.pings(), timeout=60)
-        wait_for_scans(server)
-        after_edit = snapshot(server)
-        changed_bytes = {
-            p for p in before if p.startswith("/feeds/") and before[p][2] != after_edit[p][2]
-        }
-        pinged = {urlsplit(p["form"]["hub.url"][0]).path for p in hub.pings()}
-        assert pinged == changed_bytes and len(hub.pings()) == len(changed_bytes)
-        assert {p["path"] for p in hub.pings()} == {"/publish/"}
-        moved_feeds = {p for p in moved(before, after_edit) if p.startswith("/feeds/")}
-        # (the all-entries feed holds the entry beyond its first page: its bytes stay, and
-        # so do its validators, which move exactly when the bytes do)
-        assert moved_feeds == changed_bytes
-        holding = {
-            "/feeds/categories/" + quote("新媒体"),
-            "/feeds/categories/" + quote("新媒体") + "/" + quote("国际数学联合会 - 菲尔兹奖"),
-            "/feeds/authors/" + quote("国际数学联合会 - 菲尔兹奖"),
-        }
-        assert moved_feeds == {f"{scope}.{fmt.value}" for scope in holding for fmt in Format}
-        figures["one-file edit"] = (len(moved_feeds), len(hub.pings()))
-
-    finally:
-        if copy_server is not None:
-            copy_server.stop()
-        assert server.stop() == 0
-        hub.stop()
+    edited = corpus_dir / "1936.md"
+    edited.write_text(edited.read_text().replace("Lars Valerian Ahlfors", "Lars V. Ahlfors"))
+    wait_for(lambda: hub.pings(), timeout=60)
+    wait_for_scans(server)
+    after_edit = snapshot(server)
+    changed_bytes = {
+        p for p in before if p.startswith("/feeds/") and before[p][2] != after_edit[p][2]
+    }
+    pinged = {urlsplit(p["form"]["hub.url"][0]).path for p in hub.pings()}
+    assert pinged == changed_bytes and len(hub.pings()) == len(changed_bytes)
+    assert {p["path"] for p in hub.pings()} == {"/publish/"}
+    moved_feeds = {p for p in moved(before, after_edit) if p.startswith("/feeds/")}
+    # (the all-entries feed holds the entry beyond its first page: its bytes stay, and
+    # so do its validators, which move exactly when the bytes do)
+    assert moved_feeds == changed_bytes
+    holding = {
+        "/feeds/categories/" + quote("新媒体"),
+        "/feeds/categories/" + quote("新媒体") + "/" + quote("国际数学联合会 - 菲尔兹奖"),
+        "/feeds/authors/" + quote("国际数学联合会 - 菲尔兹奖"),
+    }
+    assert moved_feeds == {f"{scope}.{fmt.value}" for scope in holding for fmt in Format}
+    figures["one-file edit"] = (len(moved_feeds), len(hub.pings()))
+    backend = db_url.split(":")[0].split("+")[0]
     print(f"\n{backend}: {documents} feed documents; (validators moved, pings):", figures)
     assert figures["touch"] == (0, 0) and figures["delete+rewrite"] == (0, 0)
 

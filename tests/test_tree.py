@@ -5,7 +5,6 @@ file name that is not UTF-8 under a watching server."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from feedsvc.model import Scope
 from feedsvc.scan import Scanner
@@ -26,8 +24,8 @@ from feedsvc.seeds import (
     walk_seeds,
 )
 from feedsvc.store import Changes, Store, StoredEntry
-from tests.conftest import SAMPLE_SEEDS, copy_corpus, require
-from tests.server import ServerProcess, wait_for
+from tests.helpers import SAMPLE_SEEDS, copy_corpus, require
+from tests.server import EVENTS_ONLY, author_titles, server_status, wait_for
 
 POST = "---\ntitle: {title}\nauthor: {author}\ndate: 2030-01-01T00:00:00Z\n---\n<p>{title}</p>\n"
 BASE_URL = "http://feeds.example.test"
@@ -39,12 +37,14 @@ def post(title: str, author: str = "作者") -> str:
     return POST.format(title=title, author=author)
 
 
-def same_stat(path: Path, like: Path) -> None:
-    """Give ``path`` the modification time of ``like`` (the sizes are made equal by the
-    caller): a decoy that the stat checks of a read cannot tell from the original."""
+def decoy(path: Path, title: str, like: Path) -> Path:
+    """A post titled ``title`` at ``path`` with the size and modification time of ``like``
+    (the titles are as long): a decoy that the stat checks of a read cannot tell from it."""
+    path.write_text(post(title))
     st = like.stat()
     assert path.stat().st_size == st.st_size
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return path
 
 
 def titles(store: Store) -> set[str]:
@@ -104,9 +104,7 @@ def test_a_file_swapped_for_a_symlink_out_of_the_tree_after_the_walk_is_never_re
     root = tmp_path / "seeds"
     root.mkdir()
     (root / "post.md").write_text(post("inside"))
-    outside = tmp_path / "secret.md"
-    outside.write_text(post("SECRET"))
-    same_stat(outside, root / "post.md")
+    outside = decoy(tmp_path / "secret.md", "SECRET", root / "post.md")
     (seed,) = walk_seeds(root).files
     (root / "post.md").unlink()
     (root / "post.md").symlink_to(outside)
@@ -121,9 +119,7 @@ def test_a_directory_swapped_for_a_symlink_out_of_the_tree_after_the_walk_is_nev
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "post.md").write_text(post("inside"))
     (tmp_path / "elsewhere").mkdir()
-    outside = tmp_path / "elsewhere" / "post.md"
-    outside.write_text(post("SECRET"))
-    same_stat(outside, root / "sub" / "post.md")
+    decoy(tmp_path / "elsewhere" / "post.md", "SECRET", root / "sub" / "post.md")
     (seed,) = walk_seeds(root).files
     os.rename(root / "sub", tmp_path / "moved-away")
     (root / "sub").symlink_to(tmp_path / "elsewhere")
@@ -151,16 +147,14 @@ def test_a_scan_never_serves_a_file_swapped_in_from_outside(tmp_path, db_url, ma
     seeds.mkdir()
     (seeds / "a.md").write_text(post("first"))
     (seeds / "b.md").write_text(post("right"))
-    decoy = tmp_path / "decoy.md"
-    decoy.write_text(post("WRONG"))
-    same_stat(decoy, seeds / "b.md")
+    wrong = decoy(tmp_path / "decoy.md", "WRONG", seeds / "b.md")
     store = Store(db_url)
     scanner = Scanner(store, make_settings(seeds, db_url))
 
     def swap(done: int, _total: int) -> None:
         if done == 1:  # a.md is read; b.md is next
             os.rename(seeds / "b.md", tmp_path / "b.md")
-            (seeds / "b.md").symlink_to(decoy)
+            (seeds / "b.md").symlink_to(wrong)
 
     scanner.scan(swap)
     assert "WRONG" not in titles(store)
@@ -177,14 +171,12 @@ def test_an_entry_whose_file_became_a_symlink_out_of_the_tree_is_not_served_from
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "post.md").write_text(post("right"))
-    decoy = tmp_path / "decoy.md"
-    decoy.write_text(post("WRONG"))
-    same_stat(decoy, seeds / "post.md")
+    wrong = decoy(tmp_path / "decoy.md", "WRONG", seeds / "post.md")
     store = Store(db_url)
     scanner = Scanner(store, make_settings(seeds, db_url))
     scanner.scan()
     (seeds / "post.md").unlink()
-    (seeds / "post.md").symlink_to(decoy)
+    (seeds / "post.md").symlink_to(wrong)
     named = scanner.scan(paths={"post.md"})  # as a filesystem event names it
     full = scanner.scan()
     assert named.missing == full.missing == 1  # gone from the tree, within its grace
@@ -257,16 +249,13 @@ def test_what_the_store_knows_beyond_the_depth_limit_is_kept(
     store.close()
 
 
-def test_a_server_on_a_chain_of_1100_directories_becomes_ready(tmp_path, chain):
+def test_a_server_on_a_chain_of_1100_directories_becomes_ready(tmp_path, chain, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
     chain(seeds, CHAIN)
-    server = ServerProcess(seeds, f"sqlite:///{tmp_path}/data/db.sqlite3", tmp_path)
-    try:
-        server.wait_ready()
-        errors = requests.get(server.url + "/status", timeout=10).json()["errors"]
-        assert {"path": cut_at_limit(), "error": TOO_DEEP} in errors
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/data/db.sqlite3")
+    errors = server_status(server)["errors"]
+    assert {"path": cut_at_limit(), "error": TOO_DEEP} in errors
+    assert server.stop() == 0
     assert "Traceback" not in server.log.read_text()
 
 
@@ -341,45 +330,28 @@ def test_a_directory_that_cannot_be_listed_is_reported_and_its_entries_kept(
 # -- a file name that is not UTF-8, under a watching server ------------------------------
 
 
-def test_a_name_that_is_not_utf8_does_not_end_filesystem_events(tmp_path):
+def test_a_name_that_is_not_utf8_does_not_end_filesystem_events(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(
-        seeds,
-        f"sqlite:///{tmp_path}/data/db.sqlite3",
-        tmp_path,
-        FEEDSVC_SCAN_INTERVAL="3600",  # no periodic scan within the test: only events
-        FEEDSVC_DELETE_GRACE="0",
-        FEEDSVC_WORKERS="1",
+    server = serve(
+        seeds, f"sqlite:///{tmp_path}/data/db.sqlite3", FEEDSVC_WORKERS="1", **EVENTS_ONLY
     )
-
-    def status() -> dict:
-        return requests.get(server.url + "/status", timeout=10).json()
-
-    def served(author: str) -> list[str] | None:
-        response = requests.get(f"{server.url}/feeds/authors/{author}.json", timeout=10)
-        if response.status_code != 200:
-            return None
-        return [item["title"] for item in json.loads(response.content)["items"]]
 
     bad = os.path.join(os.fsencode(seeds), b"caf\xe9.md")
     shown = {"path": "caf\\xe9.md", "error": "file name is not valid UTF-8"}
-    try:
-        server.wait_ready()
-        wait_for(lambda: status()["watch"] == "events")
-        with open(bad, "wb") as handle:  # watchfiles fails on the event for this name
-            handle.write(post("bad name").encode())
-        wait_for(lambda: shown in status()["errors"])  # by the scan once events are back
-        assert status()["watch"] == "events"
-        (seeds / "later.md").write_text(post("later", "later-author"))
-        wait_for(lambda: served("later-author") == ["later"])
+    wait_for(lambda: server_status(server)["watch"] == "events")
+    with open(bad, "wb") as handle:  # watchfiles fails on the event for this name
+        handle.write(post("bad name").encode())
+    wait_for(lambda: shown in server_status(server)["errors"])  # by the scan once events are back
+    assert server_status(server)["watch"] == "events"
+    (seeds / "later.md").write_text(post("later", "later-author"))
+    wait_for(lambda: author_titles(server, "later-author") == ["later"])
 
-        os.unlink(bad)  # fails it once more: back again, and the file is gone from the errors
-        wait_for(lambda: shown not in status()["errors"])
-        (seeds / "last.md").write_text(post("last", "last-author"))
-        wait_for(lambda: served("last-author") == ["last"])
-        assert status()["watch"] == "events"
-    finally:
-        assert server.stop() == 0
+    os.unlink(bad)  # fails it once more: back again, and the file is gone from the errors
+    wait_for(lambda: shown not in server_status(server)["errors"])
+    (seeds / "last.md").write_text(post("last", "last-author"))
+    wait_for(lambda: author_titles(server, "last-author") == ["last"])
+    assert server_status(server)["watch"] == "events"
+    assert server.stop() == 0
     log = server.log.read_text()
     assert log.count("filesystem events are back") == 2
     assert "retrying in 1 s" in log and "retrying in 2 s" in log

@@ -4,45 +4,22 @@ With `watch = "polling"` it says so in /status and scans on its interval."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from urllib.parse import quote
 
 import pytest
 import requests
 
 from feedsvc.model import stable_uuid
-from tests.conftest import SAMPLE_SEEDS, copy_corpus
-from tests.server import ServerProcess, wait_for
+from tests.helpers import SAMPLE_SEEDS, copy_corpus
+from tests.server import EVENTS_ONLY, author_titles, server_status, wait_for
 
 POST = "---\ntitle: {title}\ncategories: [直播]\nauthor: {author}\ndate: 2030-01-01T00:00:00Z\n---\n<p>x</p>\n"
 
 
 @pytest.fixture
-def watched(tmp_path):
+def watched(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(
-        seeds,
-        f"sqlite:///{tmp_path}/data/db.sqlite3",
-        tmp_path,
-        FEEDSVC_SCAN_INTERVAL="3600",  # no periodic scan within the test: only events
-        FEEDSVC_DELETE_GRACE="0",
-    )
-    server.wait_ready()
-    server.seeds = seeds
-    yield server
-    assert server.stop() == 0
-
-
-def status(server) -> dict:
-    return requests.get(server.url + "/status", timeout=10).json()
-
-
-def titles(server, author: str) -> list[str] | None:
-    response = requests.get(server.url + "/feeds/authors/" + quote(author) + ".json", timeout=10)
-    if response.status_code != 200:
-        return None
-    return [item["title"] for item in json.loads(response.content)["items"]]
+    return serve(seeds, f"sqlite:///{tmp_path}/data/db.sqlite3", **EVENTS_ONLY)
 
 
 def in_every_worker(predicate) -> bool:
@@ -50,18 +27,18 @@ def in_every_worker(predicate) -> bool:
 
 
 def test_changes_reach_the_feeds_through_filesystem_events(watched):
-    wait_for(lambda: any(status(watched)["watch"] == "events" for _ in range(6)))
+    wait_for(lambda: any(server_status(watched)["watch"] == "events" for _ in range(6)))
     path = watched.seeds / "live.md"
     path.write_text(POST.format(title="第一版", author="现场"))
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "现场") == ["第一版"]))
+    wait_for(lambda: in_every_worker(lambda: author_titles(watched, "现场") == ["第一版"]))
 
     path.write_text(POST.format(title="第二版", author="现场"))
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "现场") == ["第二版"]))
+    wait_for(lambda: in_every_worker(lambda: author_titles(watched, "现场") == ["第二版"]))
 
     folder = watched.seeds / "栏目"
     folder.mkdir()
     (folder / "in-folder.md").write_text(POST.format(title="文件夹里", author="栏目作者"))
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "栏目作者") == ["文件夹里"]))
+    wait_for(lambda: in_every_worker(lambda: author_titles(watched, "栏目作者") == ["文件夹里"]))
     shutil.move(folder, watched.seeds / "改名的栏目")  # a directory moved: a full scan
     # the moved file is plainly the same one renamed: its entry follows it, id and all
     moved = "改名的栏目/in-folder.md: takes over the entry of 栏目/in-folder.md"
@@ -69,10 +46,10 @@ def test_changes_reach_the_feeds_through_filesystem_events(watched):
     wait_for(lambda: in_every_worker(lambda: entry_status(watched, "栏目/in-folder.md") == 200))
     assert in_every_worker(lambda: entry_status(watched, "改名的栏目/in-folder.md") == 404)
     # (each worker reloads its feeds within a second of the scan: entry pages read the store)
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "栏目作者") == ["文件夹里"]))
+    wait_for(lambda: in_every_worker(lambda: author_titles(watched, "栏目作者") == ["文件夹里"]))
 
     path.unlink()  # the author's feed is emptied: it tells of the deletion, then goes (410)
-    wait_for(lambda: in_every_worker(lambda: titles(watched, "现场") == []))
+    wait_for(lambda: in_every_worker(lambda: author_titles(watched, "现场") == []))
     assert "Traceback" not in watched.log.read_text()
 
 
@@ -82,16 +59,10 @@ def entry_status(server, rel: str) -> int:
     return requests.get(url, timeout=10).status_code
 
 
-def test_polling_is_said_in_status(tmp_path):
+def test_polling_is_said_in_status(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
-    server = ServerProcess(
-        seeds, f"sqlite:///{tmp_path}/db.sqlite3", tmp_path, FEEDSVC_WATCH="polling"
-    )
-    try:
-        server.wait_ready()
-        modes = {status(server)["watch"] for _ in range(8)}
-        assert "polling" in modes and "events" not in modes
-        (seeds / "polled.md").write_text(POST.format(title="轮询", author="轮询作者"))
-        wait_for(lambda: in_every_worker(lambda: titles(server, "轮询作者") == ["轮询"]))
-    finally:
-        assert server.stop() == 0
+    server = serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", FEEDSVC_WATCH="polling")
+    modes = {server_status(server)["watch"] for _ in range(8)}
+    assert "polling" in modes and "events" not in modes
+    (seeds / "polled.md").write_text(POST.format(title="轮询", author="轮询作者"))
+    wait_for(lambda: in_every_worker(lambda: author_titles(server, "轮询作者") == ["轮询"]))
