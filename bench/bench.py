@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -310,11 +311,11 @@ def upgrade_row(size: int) -> None:
 
 
 @contextlib.contextmanager
-def serving(seeds: Path, db: Path, **extra: str) -> Iterator[ServerProcess]:
+def serving(seeds: Path, db: Path, **extra: Any) -> Iterator[ServerProcess]:
     """`feedsvc serve` on the bench's settings (the repository's config file, which the bench's
     commands read from the repository, and feedsvc's own workers and scan interval), once its
     leader has rendered every entry's parts; stopped afterwards."""
-    settings: dict[str, str | None] = {
+    settings: dict[str, Any] = {
         "FEEDSVC_CONFIG": str(ROOT / "config" / "feedsvc.toml"),
         "FEEDSVC_LOG_LEVEL": "WARNING",
         "FEEDSVC_WORKERS": None,
@@ -394,13 +395,15 @@ def wrk(url: str, connections: int, seconds: int, *args: str) -> tuple[float, fl
         text=True,
         timeout=seconds + 60,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found is not None, out
+    rate = float(found.group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 0.001, "ms": 1, "s": 1000}
     return rate, float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan")
 
 
-def nginx(root: Path) -> tuple[subprocess.Popen, int]:
+def nginx(root: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     conf = WORK / "nginx.conf"
     conf.write_text(
@@ -419,7 +422,7 @@ http {{ access_log off; sendfile on; gzip_static on; etag on; keepalive_requests
 def author_feed(server: ServerProcess) -> str:
     """An author's feed at the default limit (20 entries: about 110 KB)."""
     opml = get(server, "/opml")[2].decode()
-    urls = re.findall(r'xmlUrl="([^"]+/feeds/authors/[^"]+\.atom)"', opml)
+    urls: list[str] = re.findall(r'xmlUrl="([^"]+/feeds/authors/[^"]+\.atom)"', opml)
     return urls[0].removeprefix(server.url)
 
 
@@ -681,15 +684,15 @@ def main() -> None:
     tools = peers()
     steps: list[Callable[[], None]] = []
     for size in SIZES:
-        steps += [lambda s=size: build_rows(s, tools), lambda s=size: rescan_row(s)]
-        steps += [lambda s=size: serving_rows(s, tools)]
+        steps += [partial(build_rows, size, tools), partial(rescan_row, size)]
+        steps += [partial(serving_rows, size, tools)]
         if size >= 10_000:
-            steps.append(lambda s=size: watcher_rows(s))
+            steps.append(partial(watcher_rows, size))
         if size == 10_000:
-            steps += [lambda s=size: render_row(s), lambda s=size: upgrade_row(s)]
-            steps.append(lambda s=size: search_rows(s))
+            steps += [partial(render_row, size), partial(upgrade_row, size)]
+            steps.append(partial(search_rows, size))
             if "wrk" in tools:
-                steps.append(lambda s=size: busy_row(s))
+                steps.append(partial(busy_row, size))
     for step in steps:
         step()
     width = max(len(r[0]) for r in ROWS)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def module_db_url(
 
 @pytest.fixture
 def make_settings(tmp_path: Path):
-    def make(seeds: Path, db: str | None = None, **values: object) -> Settings:
+    def make(seeds: Path, db: str | None = None, **values: Any) -> Settings:
         return Settings(
             seeds=seeds,
             db=db or f"sqlite:///{tmp_path}/db/feedsvc.sqlite3",

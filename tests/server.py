@@ -47,7 +47,8 @@ def run(
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class ServerProcess:
@@ -140,7 +141,9 @@ class ServerProcess:
     def search_pending(self) -> int | None:
         """Entries ?q= cannot find yet (None: the server does not say, as releases before
         the search index was built after the scan did not)."""
-        return requests.get(self.url + "/status", timeout=5).json().get("search", {}).get("pending")
+        search = requests.get(self.url + "/status", timeout=5).json().get("search", {})
+        pending: int | None = search.get("pending")
+        return pending
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, then its exit code (SIGKILL after ``timeout`` seconds)."""
@@ -203,7 +206,7 @@ class HubProcess:
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def pings(self) -> list[dict]:
+    def pings(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
 
     def stop(self) -> None:
@@ -388,18 +391,25 @@ class Servers:
 
 def server_status(server: ServerProcess) -> dict[str, Any]:
     """The /status document of whichever worker answers."""
-    return requests.get(server.url + "/status", timeout=10).json()
+    status: dict[str, Any] = requests.get(server.url + "/status", timeout=10).json()
+    return status
 
 
 def wait_for_scans(server: ServerProcess, count: int = 2, timeout: float = 60.0) -> dict[str, Any]:
     """Until ``count`` more scans have finished (each started later than the one before); the
     last one's summary."""
     seen = {server_status(server)["last_scan"]["started"]}
+
+    def another() -> bool:
+        seen.add(server_status(server)["last_scan"]["started"])
+        return len(seen) > count
+
     wait_for(
-        lambda: seen.add(server_status(server)["last_scan"]["started"]) or len(seen) > count,
+        another,
         timeout=timeout,
     )
-    return server_status(server)["last_scan"]
+    scan: dict[str, Any] = server_status(server)["last_scan"]
+    return scan
 
 
 def author_titles(server: ServerProcess, author: str) -> list[str] | None:

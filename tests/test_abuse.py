@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -170,7 +171,7 @@ def distinct_requests(kind: str, count: int) -> Iterator[str]:
             yield f"/feeds/authors/{i}-" + "%E9%87%8F" * 440 + ".atom"
         elif kind == "patterns":  # a pattern near its length limit, compiled and matched
             alternatives = "|".join(f"{i}量产{j}[a-z]+x" for j in range(60))
-            yield "/feeds/all.atom?filter=" + requests.utils.quote(alternatives)
+            yield "/feeds/all.atom?filter=" + quote(alternatives)
         elif kind == "searches":
             yield f"/feeds/search.json?q=%E7%9A%84&brief={100 + i}"
         elif kind == "conversions":
@@ -314,7 +315,10 @@ def test_serve_leaves_nothing_in_its_temporary_directory(tmp_path, serve):
     seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
 
     def started() -> ServerProcess:
-        return serve(seeds, f"sqlite:///{tmp_path}/db.sqlite3", TMPDIR=str(scratch))
+        server: ServerProcess = serve(
+            seeds, f"sqlite:///{tmp_path}/db.sqlite3", TMPDIR=str(scratch)
+        )
+        return server
 
     server = started()
     assert server.stop() == 0

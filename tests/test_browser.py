@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,10 +60,12 @@ class Watched:
     def __init__(self, context, server) -> None:
         self.problems: list[str] = []
         self.page = context.new_page()
-        self.page.on(
-            "console",
-            lambda message: message.type == "error" and self.problems.append(message.text),
-        )
+
+        def console(message: Any) -> None:
+            if message.type == "error":
+                self.problems.append(message.text)
+
+        self.page.on("console", console)
         self.page.on("pageerror", lambda error: self.problems.append(str(error)))
         self.page.add_init_script(
             "document.addEventListener('securitypolicyviolation', e =>"

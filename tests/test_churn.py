@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -49,7 +50,7 @@ NEW_TITLE = "龙头股份午后再度涨停，四连板"
 TELEGRAPH = Scope(ScopeKind.CATEGORY, ("金融", "财联社", "电报"))
 
 
-def cls(title: str = OLD_TITLE, body: str = BODY, run: int = 1, **fields: str) -> str:
+def cls(title: str = OLD_TITLE, body: str = BODY, run: int = 1, **fields: Any) -> str:
     values = {
         "title": title,
         "image": f"https://picsum.photos/400/300?random={4400 + run}",
@@ -219,7 +220,7 @@ def test_the_hourly_rewrite_with_new_image_queries_changes_nothing(scanner):
 # -- a headline edit renames the file ------------------------------------------------------
 
 
-def rename(seeds: Path, old: str = OLD_TITLE, new: str = NEW_TITLE, **fields: str) -> None:
+def rename(seeds: Path, old: str = OLD_TITLE, new: str = NEW_TITLE, **fields: Any) -> None:
     (seeds / f"{old}.md").unlink()
     (seeds / f"{new}.md").write_text(cls(new, **fields))
 
@@ -374,7 +375,7 @@ def test_no_takeover_unless_one_file_is_plainly_the_other_renamed(
     store = Store(db_url)
     scanner = Scanner(store, make_settings(corpus_dir, db_url, delete_grace=0), clock=Clock(START))
     body = "" if case == "an empty body" else BODY
-    old_fields = {"body": body}
+    old_fields: dict[str, Any] = {"body": body}
     if case == "the old file states an id":
         old_fields["date"] = DATE + "\nid: cls-telegraph-1"
     try:
@@ -443,7 +444,7 @@ def reader(url: str, seen: feedparser.FeedParserDict | None = None):
     return feedparser.parse(url, etag=seen.get("etag"), modified=seen.get("modified"))
 
 
-def polling_server(serve: Servers, seeds: Path, db: str, **env: str) -> ServerProcess:
+def polling_server(serve: Servers, seeds: Path, db: str, **env: Any) -> ServerProcess:
     """A server that scans on its interval (no events), once it has scanned twice."""
     server = serve(seeds, db, FEEDSVC_WATCH="polling", **env)
     wait_for_scans(server)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ LINK = "https://mock.com/DIYgod/RSSHub"
 PICSUM = "https://picsum.photos/400/300?random=1850"
 
 
-def entry(front: str, body: str = "<p>body</p>", **options: tuple[str, ...]) -> Entry:
+def entry(front: str, body: str = "<p>body</p>", **options: Any) -> Entry:
     data = f"---\ndate: 2021-11-27\n{front}\n---\n{body}\n".encode()
     parsed = parse_seed(data, "post.md", BASE, UTC, **options)
     assert parsed.entry is not None
@@ -244,8 +245,10 @@ def test_placeholder_hosts_come_from_the_settings(tmp_path, make_settings):
     assert loaded.parsed is not None and loaded.parsed.entry is not None
     assert loaded.parsed.entry.image == PICSUM
     assert entry("title: t\nheadimg: https://img.example/a.jpg").image is not None
-    hosts = {"placeholder_hosts": ("img.example",)}
-    assert entry("title: t\nheadimg: https://img.example/a.jpg", **hosts).image is None
+    hosts = ("img.example",)
+    assert (
+        entry("title: t\nheadimg: https://img.example/a.jpg", placeholder_hosts=hosts).image is None
+    )
 
 
 # -- stored entries are derived again ------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
@@ -85,7 +86,7 @@ def asgi_answer(app: ASGIApp, method: str, target: str, headers: dict[str, str])
             *((k.lower().encode(), v.encode()) for k, v in headers.items()),
         ],
     }
-    sent: list[dict] = []
+    sent: list[dict[str, Any]] = []
 
     async def receive():
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -93,7 +94,10 @@ def asgi_answer(app: ASGIApp, method: str, target: str, headers: dict[str, str])
     async def send(message):
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    async def answer() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(answer())
     start = sent[0]
     named = sorted((k.decode().lower(), v.decode("latin-1")) for k, v in start["headers"])
     body = b"".join(m.get("body", b"") for m in sent[1:])

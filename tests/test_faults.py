@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -76,7 +77,7 @@ def mutate(seeds: Path, rng: random.Random, round_: int) -> None:
         (seeds / f"new-{round_:02d}-{index:02d}.md").write_text(rng.choice(TEMPLATES).read_text())
 
 
-def snapshot(db_url: str) -> dict[str, object]:
+def snapshot(db_url: str) -> dict[str, Any]:
     """What a store holds from its seeds: entries (all but their dates, which depend on the
     store's history: when an undated entry was first stored, when an edit was first seen),
     memberships, feeds and their sizes, errors."""
@@ -110,7 +111,7 @@ def scan_command(seeds: Path, db_url: str) -> list[str]:
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "INFO", "FEEDSVC_DELETE_GRACE": "0"}
 
 
-def scanning(proc: subprocess.Popen, db_url: str) -> bool:
+def scanning(proc: subprocess.Popen[bytes], db_url: str) -> bool:
     """Whether the process holds the scan lock (its scan has begun), or has exited."""
     return proc.poll() is not None or holds_scan_lock(proc.pid, db_url)
 
@@ -200,7 +201,7 @@ def test_kill_9_at_random_points_of_ten_scans(tmp_path, db_url, capsys):
 
 
 def feed_validators(
-    store_url: str, seeds: Path, **overrides: object
+    store_url: str, seeds: Path, **overrides: Any
 ) -> dict[tuple[str, str], tuple[str, bytes]]:
     settings = Settings(
         seeds=seeds, db=store_url, base_url="http://feeds.example.test", **overrides
@@ -280,7 +281,7 @@ def fetch_all(server: ServerProcess, paths: list[str]) -> dict[str, tuple[int, s
 
 def feed_paths(server: ServerProcess) -> list[str]:
     opml = etree.fromstring(requests.get(server.url + "/opml", timeout=10).content)
-    return [urlsplit(o.get("xmlUrl")).path for o in opml.iter("outline") if o.get("xmlUrl")]
+    return [urlsplit(str(o.get("xmlUrl"))).path for o in opml.iter("outline") if o.get("xmlUrl")]
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
@@ -352,7 +353,8 @@ def add_seed(seeds: Path, name: str) -> None:
 
 
 def scan_error(server: ServerProcess) -> str | None:
-    return server_status(server)["scan_error"]
+    error: str | None = server_status(server)["scan_error"]
+    return error
 
 
 def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
@@ -379,8 +381,10 @@ def test_a_full_data_directory_keeps_serving_and_reports(confined_server):
     wait_for(lambda: server_status(server)["entries"] == 3)
 
 
-def entry_rows(db_url: str) -> object:
-    return sql_value(db_url, "select count(*) from entries")
+def entry_rows(db_url: str) -> int:
+    count = sql_value(db_url, "select count(*) from entries")
+    assert isinstance(count, int)
+    return count
 
 
 def test_an_older_schema_in_a_read_only_data_directory_is_refused_not_served(tmp_path):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import feedparser
@@ -50,9 +51,9 @@ DANGEROUS_ATTRIBUTE = re.compile(r"<[^>]*(\son[a-z]+\s*=|=\s*[\"']?\s*(javascrip
 XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def outcome(path: Path, rel: str) -> tuple[str, object]:
+def outcome(path: Path, rel: str) -> tuple[str, Any]:
     st_ = path.stat()
-    seed = SeedFile(rel, path, st_.st_mtime_ns, st_.st_size)
+    seed = SeedFile(rel, str(path), st_.st_mtime_ns, st_.st_size)
     try:
         parsed = parse_seed(read_seed(seed, 5 << 20), rel, BASE, UTC_ZONE)
     except SeedError as exc:
@@ -368,6 +369,7 @@ def test_any_front_matter_values_give_a_safe_entry_and_valid_feeds(
     except SeedError:
         return
     entry = parsed.entry
+    assert entry is not None
     assert_safe_entry(entry)
     feed_settings = Settings(base_url=BASE)
     for scope in entry.scopes():
@@ -407,9 +409,11 @@ def test_a_document_of_kept_parts_is_the_document_rendered_whole(seeds, shown, l
     entries = []
     for n, text in enumerate(seeds):
         try:
-            entries.append(parse_seed(text.encode(), f"p{n}.md", BASE, UTC_ZONE).entry)
+            entry = parse_seed(text.encode(), f"p{n}.md", BASE, UTC_ZONE).entry
         except SeedError:
             continue
+        assert entry is not None
+        entries.append(entry)
     start = shown.draw(st.integers(0, len(entries)))
     chosen = entries[start : start + shown.draw(st.integers(0, len(entries)))]
     feed_settings = Settings(base_url=BASE, language=language)

@@ -6,6 +6,7 @@ through a real server read by feedparser as a reader polls (ETag and Last-Modifi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -14,7 +15,7 @@ import feedparser
 import pytest
 import requests
 from lxml import etree
-from werkzeug.test import Client
+from werkzeug.test import Client, TestResponse
 
 from feedsvc.app import build, create_app
 from feedsvc.config import Settings
@@ -67,7 +68,7 @@ class Site:
         self.scanner.scan()
         self.app.extensions["feedsvc"].service.refresh()
 
-    def get(self, path: str, **headers: str):  # type: ignore[no-untyped-def]
+    def get(self, path: str, **headers: str) -> TestResponse:
         return self.client.get(path, headers=headers)
 
     def close(self) -> None:
@@ -76,7 +77,7 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path):  # type: ignore[no-untyped-def]
+def site(tmp_path: Path) -> Iterator[Site]:
     made = Site(tmp_path, tombstone_days=1)
     yield made
     made.close()
@@ -218,7 +219,7 @@ def test_hotlink_templates_follow_rsshub(tmp_path: Path) -> None:
     template = "https://proxy.example/?url=${href_ue}"
     site = Site(tmp_path / "user", allow_user_hotlink_template=True)
     forced = Site(tmp_path / "operator", hotlink_template="https://wsrv.example/${host}${pathname}")
-    locked = None
+    locked: Site | None = None
     try:
         for each in (site, forced):
             write(
@@ -271,9 +272,9 @@ def test_hotlink_templates_follow_rsshub(tmp_path: Path) -> None:
         locked.scan()
         assert locked.get(asked).get_data() == locked.get("/feeds/all.json").get_data()
     finally:
-        for each in (site, forced, locked):
-            if each is not None:
-                each.close()
+        for made in (site, forced, locked):
+            if made is not None:
+                made.close()
 
 
 def test_a_reader_polling_an_emptied_scope_learns_of_the_deletions(tmp_path: Path, serve) -> None:

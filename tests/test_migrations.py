@@ -94,7 +94,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return trees
 
 
-def released(tree: Path) -> dict[str, str]:
+def released(tree: Path) -> dict[str, Any]:
     """The environment that runs that release's feedsvc with this interpreter."""
     return {"PYTHONPATH": str(tree)}
 
@@ -150,7 +150,8 @@ def announced(hub: HubProcess) -> list[str]:
 
 
 def status_of(base: str) -> dict[str, Any]:
-    return requests.get(base + "/status", timeout=10).json()
+    status: dict[str, Any] = requests.get(base + "/status", timeout=10).json()
+    return status
 
 
 def scanned_since(server: ServerProcess, moment: datetime) -> bool:
@@ -293,7 +294,7 @@ def agreement(db: str) -> list[Any]:
             context = MigrationContext.configure(
                 conn, opts={"include_object": ours, "compare_type": True}
             )
-            return compare_metadata(context, metadata)
+            return list(compare_metadata(context, metadata))
     finally:
         engine.dispose()
 
@@ -344,7 +345,11 @@ def test_replicas_behind_nginx_while_one_is_upgraded(
     tree = releases[max(RELEASES, key=int)]
     seeds = copy_corpus(tmp_path / "seeds", REAL_CORPUS)
     ports = [free_port(), free_port()]
-    common = {"FEEDSVC_WORKERS": "1", "FEEDSVC_BASE_URL": PUBLIC, "FEEDSVC_LOG_LEVEL": "WARNING"}
+    common: dict[str, Any] = {
+        "FEEDSVC_WORKERS": "1",
+        "FEEDSVC_BASE_URL": PUBLIC,
+        "FEEDSVC_LOG_LEVEL": "WARNING",
+    }
     replicas = [
         serve(seeds, pg_url, wait=False, port=port, **common, **released(tree)) for port in ports
     ]

@@ -6,6 +6,7 @@ make kept parts stale."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -25,7 +26,7 @@ LIMITS = (1, 7, 50)
 
 def documents(service: FeedService) -> dict[tuple[str, str, int, int], tuple[bytes, str, object]]:
     """Every plain feed document of every scope (first, second and last page per limit)."""
-    found = {}
+    found: dict[tuple[str, str, int, int], tuple[bytes, str, object]] = {}
     summaries = {s.scope: s for s in [service.catalog().everything, *service.summaries()]}
     for scope, summary in summaries.items():
         for limit in LIMITS:
@@ -82,7 +83,7 @@ def test_documents_from_parts_are_the_whole_renders(db_url: str, tmp_path: Path,
         entries = fresh(store, settings).catalog().everything.count
         assert prerender(store, settings) == entries
         assert prerender(store, settings) == 0  # (each revision once)
-        parted: dict = {}
+        parted: dict[Any, Any] = {}
         reads = data_reads(store, lambda: parted.update(documents(fresh(store, settings))))
         assert reads == []  # every document came from parts
         assert parted.keys() == whole.keys()

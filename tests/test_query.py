@@ -10,6 +10,7 @@ import json
 import os
 import re
 import threading
+from typing import Any
 from urllib.parse import quote
 
 import feedparser
@@ -43,12 +44,13 @@ def get(server, path: str, **headers: str) -> requests.Response:
     return requests.get(server.url + path, headers=headers, timeout=30)
 
 
-def entries(server, path: str) -> list:
+def entries(server, path: str) -> list[Any]:
     response = get(server, path)
     assert response.status_code == 200, (path, response.text)
     parsed = feedparser.parse(response.content)
     assert parsed.bozo == 0, (path, parsed.bozo_exception)
-    return parsed.entries
+    found: list[Any] = parsed.entries
+    return found
 
 
 def q(text: str) -> str:

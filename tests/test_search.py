@@ -3,7 +3,9 @@ feeds are live; until then an entry is not found yet, and never wrongly found.""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,7 +23,7 @@ POST = "---\ntitle: {title}\ndate: Mon, 02 Jan 2023 10:00:00 +0000\n---\n<p>{bod
 
 
 @pytest.fixture
-def scanner(tmp_path: Path, db_url: str, make_settings) -> Scanner:
+def scanner(tmp_path: Path, db_url: str, make_settings) -> Iterator[Scanner]:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     store = Store(db_url)
@@ -119,9 +121,9 @@ def test_the_partial_indexes_are_the_ones_asked(scanner: Scanner) -> None:
     write(scanner, "a.md", "title", "words")
     scanner.scan()
     store = scanner.store
-    sent: list[tuple[str, object]] = []
+    sent: list[tuple[str, Any]] = []
 
-    def record(_conn, _cursor, sql, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+    def record(_conn, _cursor, sql, parameters, *_args) -> None:
         sent.append((sql, parameters))
 
     event.listen(store.engine, "before_cursor_execute", record)
@@ -174,7 +176,7 @@ def test_sqlite_looks_each_row_up_in_the_candidates(tmp_path: Path, make_setting
     (seeds / "a.md").write_text(POST.format(title="中国", body="words"))
     url = f"sqlite:///{tmp_path}/db.sqlite3"
     store = Store(url)
-    sent: list[tuple[str, object]] = []
+    sent: list[tuple[str, Any]] = []
 
     def record(_conn, _cursor, sql, parameters, *_args) -> None:
         sent.append((sql, parameters))

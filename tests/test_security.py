@@ -73,8 +73,10 @@ def html_is_inert(document: bytes) -> None:
             "math",
         ), element.tag
         for name, value in element.attrib.items():
-            assert not name.lower().startswith("on"), (element.tag, name)
-            assert not value.strip().lower().startswith(("javascript:", "vbscript:", "data:")), (
+            assert not str(name).lower().startswith("on"), (element.tag, name)
+            assert (
+                not str(value).strip().lower().startswith(("javascript:", "vbscript:", "data:"))
+            ), (
                 element.tag,
                 value,
             )

@@ -27,7 +27,7 @@ UTC_ZONE = ZoneInfo("UTC")
 
 def parse_file(path: Path, rel: str | None = None, zone: ZoneInfo = UTC_ZONE):
     st = path.stat()
-    seed = SeedFile(rel or path.name, path, st.st_mtime_ns, st.st_size)
+    seed = SeedFile(rel or path.name, str(path), st.st_mtime_ns, st.st_size)
     return parse_seed(read_seed(seed, 5 << 20), seed.rel, BASE, zone)
 
 
@@ -37,8 +37,10 @@ def parse_text(tmp_path: Path, text: str | bytes, name: str = "post.md", zone=UT
     return parse_file(path, name, zone)
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 # What each real file must give: its title, the date it states (None: none usable), its
@@ -104,6 +106,7 @@ def test_every_corpus_file_is_served_or_reported():
             except SeedError as exc:
                 reported.append(exc.path)
             else:
+                assert parsed.entry is not None
                 served.append(parsed.entry.path)
     assert len(os.listdir(REAL_CORPUS)) + len(os.listdir(SAMPLE_SEEDS)) == 50
     assert len(served) == 48 and len(reported) == 2

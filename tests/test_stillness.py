@@ -10,6 +10,7 @@ import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -347,7 +348,7 @@ def feed_documents(server) -> list[str]:
         "outline"
     ):
         if outline.get("xmlUrl"):
-            base = urlsplit(outline.get("xmlUrl")).path[: -len(".atom")]
+            base = urlsplit(str(outline.get("xmlUrl"))).path[: -len(".atom")]
             paths += [base + ".atom", base + ".rss", base + ".json"]
     return sorted(paths)
 
@@ -366,7 +367,7 @@ def snapshot(server) -> dict[str, tuple[str, str, bytes]]:
     return seen
 
 
-def moved(before: dict, after: dict) -> set[str]:
+def moved(before: dict[str, Any], after: dict[str, Any]) -> set[str]:
     return {path for path in before if before[path] != after.get(path)}
 
 
