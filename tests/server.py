@@ -5,6 +5,7 @@ nginx and stops them at the end (the tests' ``serve`` fixtures); and what tests 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -200,11 +201,7 @@ class HubProcess:
         self.process = subprocess.Popen(
             [sys.executable, str(script), str(self.port), str(self.log), *args]
         )
-        wait_for(self._listening, timeout=10)
-
-    def _listening(self) -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_for(lambda: listening(self.port), timeout=10)
 
     def pings(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
@@ -212,6 +209,35 @@ class HubProcess:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes  # as sent: never decompressed
+
+
+def exchange(port: int, target: str, method: str = "GET", **headers: str) -> Answer:
+    """One request to 127.0.0.1:``port`` with exactly these headers (``_`` in a keyword for
+    ``-``) and none added, not even Accept-Encoding."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name.replace("_", "-"), value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+    finally:
+        conn.close()
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def nginx_binary() -> str:
@@ -244,7 +270,8 @@ def nginx_config(
 
 
 class NginxProcess:
-    """Debian's nginx with the repository's config (nginx_config), in front of two backends."""
+    """Debian's nginx with the repository's config (nginx_config), in front of two backends;
+    listening once made."""
 
     def __init__(
         self, workdir: Path, backends: list[int], port: int | None = None, one_worker: bool = False
@@ -254,6 +281,7 @@ class NginxProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         conf = nginx_config(self.port, backends, workdir, one_worker=one_worker)
         self.process = subprocess.Popen([binary, "-c", str(conf), "-g", "daemon off;"])
+        wait_for(lambda: listening(self.port), timeout=10)
 
     def stop(self) -> None:
         self.process.terminate()

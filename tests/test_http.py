@@ -1,9 +1,9 @@
 """End to end: a real `feedsvc serve` (granian, two workers, the watcher) on a free port,
-driven over real HTTP with the real corpus on disk."""
+driven over real HTTP with the real corpus on disk: types, URL forms, paging, the pages, and
+changes on disk reaching the feeds. (The HTTP rules over every way in: test_http_rules.py.)"""
 
 from __future__ import annotations
 
-import gzip
 import json
 import socket
 import subprocess
@@ -92,78 +92,6 @@ def test_every_format_has_its_own_etag_and_type(server, fmt):
     assert response.headers["Content-Type"] == types[fmt] + "; charset=utf-8"
     others = {get(server, "/feeds/all." + other).headers["ETag"] for other in types if other != fmt}
     assert response.headers["ETag"] not in others
-
-
-def test_conditional_get_gives_304_with_the_same_validators(server):
-    first = get(server, CATEGORY_PATH + ".atom")
-    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
-    by_etag = get(server, CATEGORY_PATH + ".atom", **{"If-None-Match": etag})
-    assert by_etag.status_code == 304 and by_etag.content == b""
-    assert by_etag.headers["ETag"] == etag and by_etag.headers["Last-Modified"] == last_modified
-    by_date = get(server, CATEGORY_PATH + ".atom", **{"If-Modified-Since": last_modified})
-    assert by_date.status_code == 304
-    weak_in_list = get(server, CATEGORY_PATH + ".atom", **{"If-None-Match": f'"nope", W/{etag}'})
-    assert weak_in_list.status_code == 304
-    # If-None-Match decides when both are sent
-    mismatch = get(
-        server,
-        CATEGORY_PATH + ".atom",
-        **{"If-None-Match": '"other"', "If-Modified-Since": last_modified},
-    )
-    assert mismatch.status_code == 200 and mismatch.content == first.content
-
-
-def test_gzip_when_asked_and_head_without_a_body(server):
-    plain = requests.get(
-        server.url + "/feeds/all.rss", headers={"Accept-Encoding": "identity"}, timeout=10
-    )
-    assert "Content-Encoding" not in plain.headers
-    zipped = requests.get(
-        server.url + "/feeds/all.rss", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
-    )
-    assert zipped.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(zipped.raw.read()) == plain.content
-    head = requests.head(server.url + "/feeds/all.rss", timeout=10)
-    assert head.status_code == 200 and head.content == b""
-    assert head.headers["ETag"] == plain.headers["ETag"]
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/feeds/categories/%E6%97%A0.atom",
-        "/feeds/authors/nobody.rss",
-        "/feeds/tags/none.json",
-        "/feeds/all.xml",
-        "/feeds/categories/.atom",
-        "/feeds/authors/a/b.atom",
-        "/feeds/categories/%FF%FE.atom",
-        "/feeds/all.atom/extra",
-        "/entries/not-an-id",
-        f"/entries/{stable_uuid('path', 'missing.md')}",
-    ],
-)
-def test_unknown_things_are_404(server, path):
-    response = get(server, path)
-    assert response.status_code == 404
-    assert response.headers["Content-Type"].startswith("text/plain")
-
-
-@pytest.mark.parametrize(
-    ("query", "reason"),
-    [
-        ("limit=abc", "limit must be a whole number, got 'abc'"),
-        ("limit=-1", "limit must be a whole number, got '-1'"),
-        ("page=-1", "page must be a whole number"),
-        ("page=1&page=2", "page is given more than once"),
-        ("page=99999999999999999999", "page must be a whole number"),
-    ],
-)
-def test_bad_query_values_are_400_with_one_line(server, query, reason):
-    response = get(server, "/feeds/all.atom?" + query)
-    assert response.status_code == 400
-    assert response.text.startswith(reason)
-    assert response.text.count("\n") == 1
 
 
 def test_limit_and_paging(server):

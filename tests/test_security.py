@@ -4,7 +4,6 @@ trace), security headers on HTML, and nothing outside the seeds directory ever r
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import shutil
@@ -17,6 +16,7 @@ from lxml import etree, html
 from feedsvc.model import Format, Scope, ScopeKind, stable_uuid
 from feedsvc.routes import feed_path
 from tests.helpers import TESTS
+from tests.server import exchange
 
 SECRET = "TOP-SECRET-OUTSIDE-THE-SEEDS"
 DANGEROUS = re.compile(
@@ -36,17 +36,6 @@ def server(tmp_path_factory, serve_module):
     (seeds / "link-out.md").symlink_to(secret)
     (seeds / "etc-passwd.md").symlink_to("/etc/passwd")
     return serve_module(seeds, f"sqlite:///{workdir}/data/db.sqlite3")
-
-
-def raw_get(server, target: str) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.putrequest("GET", target, skip_accept_encoding=True)
-        conn.endheaders()
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
 
 
 def html_is_inert(document: bytes) -> None:
@@ -83,7 +72,7 @@ def html_is_inert(document: bytes) -> None:
 
 
 def test_index_and_every_entry_page_are_inert(server):
-    status, headers, body = raw_get(server, "/")
+    status, headers, body = exchange(server.port, "/")
     assert status == 200
     html_is_inert(body)
     assert b"&lt;img src=x onerror=alert(1)&gt;" in body  # the hostile author name, as text
@@ -93,20 +82,20 @@ def test_index_and_every_entry_page_are_inert(server):
         "value-author-html.md",
         "value-names-slash-percent.md",
     ):
-        status, headers, body = raw_get(server, f"/entries/{stable_uuid('path', name)}")
+        status, headers, body = exchange(server.port, f"/entries/{stable_uuid('path', name)}")
         assert status == 200, name
         html_is_inert(body)
         assert "default-src 'none'" in headers["content-security-policy"]
         assert headers["x-content-type-options"] == "nosniff"
-    _status, _headers, body = raw_get(
-        server, f"/entries/{stable_uuid('path', 'value-title-html.md')}"
+    _status, _headers, body = exchange(
+        server.port, f"/entries/{stable_uuid('path', 'value-title-html.md')}"
     )
     assert b"&lt;script&gt;alert(&#34;t&#34;)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in body
 
 
 def test_feed_content_and_titles_are_sanitised_and_escaped(server):
     for fmt in ("atom", "rss"):
-        status, _headers, body = raw_get(server, f"/feeds/all.{fmt}?limit=100")
+        status, _headers, body = exchange(server.port, f"/feeds/all.{fmt}?limit=100")
         assert status == 200
         parsed = feedparser.parse(body)
         assert parsed.bozo == 0
@@ -117,17 +106,17 @@ def test_feed_content_and_titles_are_sanitised_and_escaped(server):
                 lowered = content.value.lower()
                 assert "<script" not in lowered and "<iframe" not in lowered
                 assert not DANGEROUS.search(content.value), content.value[:300]
-    _status, _headers, body = raw_get(server, "/feeds/all.json?limit=100")
+    _status, _headers, body = exchange(server.port, "/feeds/all.json?limit=100")
     for item in json.loads(body)["items"]:
         assert "<script" not in item["content_html"].lower()
         assert not DANGEROUS.search(item["content_html"])
 
 
 def test_the_browser_view_of_a_feed_is_inert(server):
-    _status, _headers, xsl = raw_get(server, "/static/feed.xsl")
+    _status, _headers, xsl = exchange(server.port, "/static/feed.xsl")
     transform = etree.XSLT(etree.fromstring(xsl))
     for fmt in ("atom", "rss"):
-        _status, _headers, body = raw_get(server, f"/feeds/all.{fmt}?limit=100")
+        _status, _headers, body = exchange(server.port, f"/feeds/all.{fmt}?limit=100")
         page = str(transform(etree.fromstring(body))).encode()
         html_is_inert(page)
         assert b"&lt;script&gt;" in page
@@ -135,9 +124,9 @@ def test_the_browser_view_of_a_feed_is_inert(server):
 
 def test_nothing_outside_the_seeds_directory_is_read(server):
     for path in ("/", "/feeds/all.atom?limit=100", "/feeds/all.json?limit=100", "/opml", "/status"):
-        _status, _headers, body = raw_get(server, path)
+        _status, _headers, body = exchange(server.port, path)
         assert SECRET.encode() not in body and b"root:x:0:0" not in body
-    status = json.loads(raw_get(server, "/status")[2])
+    status = json.loads(exchange(server.port, "/status")[2])
     assert all(
         not error["path"].startswith("/") and ".." not in error["path"]
         for error in status["errors"]
@@ -180,7 +169,7 @@ ODD_TARGETS = [
 
 @pytest.mark.parametrize("target", ODD_TARGETS)
 def test_odd_urls_are_refused_cleanly(server, target):
-    status, _headers, body = raw_get(server, target)
+    status, _headers, body = exchange(server.port, target)
     assert status in (400, 404, 414), (status, body[:200])
     assert b"Traceback" not in body and b'File "' not in body
     assert b"root:x:0:0" not in body and SECRET.encode() not in body
@@ -193,23 +182,23 @@ def test_names_with_slashes_and_percents_have_working_feeds(server):
         Scope(ScopeKind.CATEGORY, ("a/b", "100%", "%2F")),
         Scope(ScopeKind.TAG, ("c/d",)),
     ):
-        status, _headers, body = raw_get(server, feed_path(scope, Format.ATOM))
+        status, _headers, body = exchange(server.port, feed_path(scope, Format.ATOM))
         assert status == 200, scope
         assert feedparser.parse(body).bozo == 0
     assert (
-        raw_get(server, "/feeds/categories/a/b.atom")[0] == 404
+        exchange(server.port, "/feeds/categories/a/b.atom")[0] == 404
     )  # a/b is one name, not two levels
     assert (
-        raw_get(server, "/feeds/categories/a%2Fb/" + quote("100%", safe="") + "/%252F.rss")[0]
+        exchange(server.port, "/feeds/categories/a%2Fb/" + quote("100%", safe="") + "/%252F.rss")[0]
         == 200
     )
 
 
 def test_no_debug_pages_and_no_stack_traces(server):
-    status, _headers, body = raw_get(
-        server, "/feeds/all.atom?__debugger__=yes&cmd=resource&f=style.css"
+    status, _headers, body = exchange(
+        server.port, "/feeds/all.atom?__debugger__=yes&cmd=resource&f=style.css"
     )
     assert status == 200 and b"Werkzeug" not in body
-    status, _headers, body = raw_get(server, "/console")
+    status, _headers, body = exchange(server.port, "/console")
     assert status == 404 and b"Werkzeug" not in body
     assert "Traceback" not in server.log.read_text()
