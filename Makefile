@@ -1,5 +1,6 @@
 # `make run` serves seeds/ on http://127.0.0.1:8080; `make test` runs the whole suite, `make
-# test-fast` the tests that start no server and are not among the slowest (see tests/conftest.py).
+# test-fast` the tests that start no server and are not among the slowest (see tests/conftest.py),
+# on every core.
 # Both create .venv with the interpreter in $(PYTHON) and install feedsvc into it.
 
 PYTHON ?= python3
@@ -27,7 +28,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not e2e and not slow"
+	$(BIN)/python -m pytest -n auto -m "not e2e and not slow"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from feedsvc.model import Format
 from feedsvc.scan import Scanner
@@ -74,17 +74,38 @@ def move_mtimes(seeds: Path, seconds: int = 3600) -> None:
 
 
 @contextlib.contextmanager
-def pg_schema() -> Iterator[str]:
-    """A URL of a fresh PostgreSQL schema at FEEDSVC_TEST_PG, dropped afterwards."""
+def pg_schema(base: str | None = None) -> Iterator[str]:
+    """A URL of a fresh PostgreSQL schema in the database at ``base`` (FEEDSVC_TEST_PG's by
+    default), dropped afterwards."""
     require(bool(PG_URL), "PostgreSQL (FEEDSVC_TEST_PG)")
-    assert PG_URL
+    base = base or PG_URL
+    assert base
     schema = "t_" + uuid.uuid4().hex[:12]
-    run_sql(PG_URL, f"create schema {schema}")
-    sep = "&" if "?" in PG_URL else "?"
+    run_sql(base, f"create schema {schema}")
+    sep = "&" if "?" in base else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        run_sql(PG_URL, f"drop schema {schema} cascade")
+        run_sql(base, f"drop schema {schema} cascade")
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A URL of a new PostgreSQL database on FEEDSVC_TEST_PG's server (for what belongs to a
+    whole database, such as its extensions), dropped afterwards."""
+    require(bool(PG_URL), "PostgreSQL (FEEDSVC_TEST_PG)")
+    name = "feedsvc_t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(str(PG_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"create database {name}"))
+        try:
+            yield make_url(str(PG_URL)).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"drop database {name} with (force)"))
+    finally:
+        admin.dispose()
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ import requests
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, select
+from sqlalchemy import MetaData, create_engine, select, text
 
 from feedsvc.store import Store, migrate
 from feedsvc.store.migrate import BASELINE_SCHEMA, HEAD
@@ -35,6 +35,8 @@ from tests.helpers import (
     REAL_CORPUS,
     ROOT,
     copy_corpus,
+    pg_database,
+    pg_schema,
     require,
     run_sql,
     set_revision,
@@ -302,6 +304,43 @@ def agreement(db: str) -> list[Any]:
 def test_the_revisions_build_what_the_models_describe(db_url: str) -> None:
     Store(db_url).close()
     assert agreement(db_url) == []
+
+
+def test_schemas_upgraded_at_once_in_one_database_share_its_extension() -> None:
+    """pg_trgm belongs to the database: while another schema's upgrade has created it and
+    not yet committed, an upgrade waits for it, then uses it (it once failed on the
+    catalogue's unique index, replicas in two schemas of one database starting together)."""
+    with pg_database() as base, pg_schema(base) as url:
+        other = create_engine(base)
+        opened: dict[str, Any] = {}
+
+        def upgrade() -> None:
+            try:
+                opened["store"] = Store(url)
+            except Exception as error:  # (judged below, in the test's thread)
+                opened["error"] = error
+
+        try:
+            with other.connect() as creating:
+                creating.execute(text("create extension pg_trgm"))
+                thread = threading.Thread(target=upgrade)
+                thread.start()
+                wait_for(lambda: waiting_on_a_lock(base) or "error" in opened)
+                creating.commit()
+            thread.join(timeout=60)
+        finally:
+            other.dispose()
+        assert "error" not in opened, opened.get("error")
+        opened["store"].close()
+        assert agreement(url) == []  # upgraded to the head, all of it
+
+
+def waiting_on_a_lock(db: str) -> bool:
+    query = (
+        "select count(*) from pg_stat_activity"
+        " where datname = current_database() and wait_event_type = 'Lock'"
+    )
+    return bool(sql_value(db, query))
 
 
 def test_head_is_the_revision_the_code_expects() -> None:

@@ -17,7 +17,7 @@ def postgres_trigram_index(where: str = "") -> None:
     bind = op.get_bind()
     try:
         with bind.begin_nested():
-            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+            _create_trigram_extension(bind)
             schema = bind.execute(
                 sa.text(
                     "select extnamespace::regnamespace::text from pg_extension"
@@ -32,3 +32,14 @@ def postgres_trigram_index(where: str = "") -> None:
             )
     except StorageError as exc:  # the engine raises the store's own errors
         log.warning("no trigram index for search (%s): searches read every entry", exc)
+
+
+def _create_trigram_extension(bind: sa.Connection) -> None:
+    """An extension belongs to the database, not to a schema: when another schema's upgrade
+    creates it at the same moment, this one waits on the catalogue and then fails its unique
+    index, though the extension is there (committed by the other) and all this one needs."""
+    try:
+        with bind.begin_nested():
+            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+    except sa.exc.IntegrityError:
+        log.info("pg_trgm was created by another session at the same time: using it")
