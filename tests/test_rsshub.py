@@ -50,6 +50,7 @@ from tests.rsshub_items import (
     COMPLICATED_2,
     MULTIMEDIA_0,
     MULTIMEDIA_1,
+    SERVED_MULTIMEDIA_0,
 )
 
 BASE_URL = "http://feeds.example.test"
@@ -118,16 +119,9 @@ SERVED_COMPLICATED_0 = """<a href="https://mock.com/DIYgod/RSSHub" rel="noopener
 <img src="https://mock.com/DIYgod/RSSHub.jpg" referrerpolicy="no-referrer">"""
 SERVED_COMPLICATED_1 = """<a href="https://mock.com/DIYgod/RSSHub" rel="noopener noreferrer nofollow"></a>
 <img src="https://mock.com/DIYgod/RSSHub.jpg" referrerpolicy="no-referrer">"""
-SERVED_MULTIMEDIA_0 = """<img src="https://mock.com/DIYgod/RSSHub.jpg" referrerpolicy="no-referrer">
-<video src="https://mock.com/DIYgod/RSSHub.mp4"></video>
-<video poster="https://mock.com/DIYgod/RSSHub.jpg">
-<source src="https://mock.com/DIYgod/RSSHub.mp4" type="video/mp4">
-<source src="https://mock.com/DIYgod/RSSHub.webm" type="video/webm">
-</video>
-<audio src="https://mock.com/DIYgod/RSSHub.mp3"></audio>
-<p><a href="https://mock.com/DIYgod/RSSHub.html" rel="noopener noreferrer nofollow">https://mock.com/DIYgod/RSSHub.html</a></p>"""
-# differs from RSSHub: an embedded frame becomes a link to it (RSSHub keeps the iframe with
-# referrerpolicy="no-referrer"): no foreign document runs inside a reader
+# differs from RSSHub, in SERVED_MULTIMEDIA_0 (tests/rsshub_items.py): an embedded frame
+# becomes a link to it (RSSHub keeps the iframe with referrerpolicy="no-referrer"): no foreign
+# document runs inside a reader
 
 BRIEF_BODY = "<p>宇宙無敵</p><br>" * 1000
 ENTITIES_TITLE = "Item&rsquo;s &#8217; &notify ?a=1&lt=2"
