@@ -25,8 +25,9 @@ the module starts them): made by the same generator, stopped at the end of the m
 module fixture parametrized over databases calls ``serve_module.stop_all()`` at its teardown,
 so that one database's server is gone before the next one's starts.
 
-Every test that uses either fixture is marked ``e2e``; the slowest are marked ``slow`` by
-hand; ``make test-fast`` runs the others."""
+Every test that uses either fixture is marked ``e2e`` (so are the rules of test_http_rules.py
+sent through a server or nginx, by their parameters); the slowest are marked ``slow`` by hand;
+``make test-fast`` runs the others."""
 
 from __future__ import annotations
 
