@@ -102,12 +102,14 @@ class DocumentCache:
 
     def _count(self, key: Key, nbytes: int) -> None:
         """Count a held document's new bytes; drop the least recently used documents while
-        the cache holds more than its bound (never the one that just grew). The caller
-        holds the lock."""
+        the cache holds more than its bound (never the one that just grew, unless it alone
+        is over the bound: it is served, not held). The caller holds the lock."""
         if key not in self._documents:
             return
         self._sizes[key] += nbytes
         self.nbytes += nbytes
+        if self._sizes[key] > self.max_bytes:
+            self._drop(key)
         while self.nbytes > self.max_bytes and len(self._documents) > 1:
             oldest = next(iter(self._documents))
             if oldest == key:
@@ -116,5 +118,6 @@ class DocumentCache:
             self._drop(oldest)
 
     def _drop(self, key: Key) -> None:
-        del self._documents[key]
+        """Forget a document; its later encoded forms are no longer counted here."""
+        self._documents.pop(key).grew = None
         self.nbytes -= self._sizes.pop(key)

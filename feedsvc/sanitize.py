@@ -40,6 +40,12 @@ MAX_HTML_TAGS = 500_000
 # references multiply (each one adds a back-link to the note), ordinary text does not.
 MAX_MARKDOWN_GROWTH = 10
 MARKDOWN_GROWTH_SLACK = 1024
+# Sanitised HTML at most this many times the size of the HTML it comes from, plus a little:
+# every relative URL grows by the base it is resolved against (a seed's own `link`, of any
+# length) and every link gains its rel, so 11 bytes of `<img src=x>` can become 2 KB. Checked
+# on the parsed tree, before nh3 writes any of it.
+MAX_HTML_GROWTH = 4
+HTML_GROWTH_SLACK = 2 << 20
 # Markdown longer than this is refused: cmark-gfm's memory grows by some 300 bytes per byte of
 # the worst input (1 MiB of it peaks near 380 MB), and no article in Markdown comes close.
 MAX_MARKDOWN_CHARS = 256 * 1024
@@ -147,6 +153,8 @@ _ATTRIBUTES["video"] = {"src", "poster", "controls", "width", "height"}
 _ATTRIBUTES["audio"] = {"src", "controls"}
 _URL_SCHEMES = {"http", "https", "mailto", "magnet", "ftp"}
 _CLEAN_CONTENT = {"script", "style", "template", "noscript", "textarea", "select", "object"}
+_LINK_REL = "noopener noreferrer nofollow"  # on every link
+_RESOLVED_URLS = "count(//@href | //@src | //@poster)"  # what nh3's url_relative rewrites
 
 
 class UnsafeInput(ValueError):
@@ -398,17 +406,33 @@ def clean_html(fragment: str, base: str) -> str:
     URLs are resolved against ``base`` (a page, or a directory ending in '/')."""
     tree = _tree(strip_invalid_xml(fragment), base)
     prepared = etree.tostring(tree, method="html", encoding="unicode")
+    _check_growth(tree, len(prepared), len(fragment), base)
     cleaned = nh3.clean(
         prepared,
         tags=_TAGS,
         clean_content_tags=_CLEAN_CONTENT,
         attributes=_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
+        link_rel=_LINK_REL,
         strip_comments=True,
         url_relative=("rewrite_with_base", base),
     )
     return strip_invalid_xml(cleaned).strip()
+
+
+def _check_growth(tree: etree._Element, size: int, given: int, base: str) -> None:
+    """Refuse HTML that nh3 would make far bigger than it is: at most what resolving every
+    URL nh3 resolves (href, src, poster) against ``base`` and a rel on every link would add."""
+    urls = int(cast(float, tree.xpath(_RESOLVED_URLS)))
+    links = int(cast(float, tree.xpath("count(//a)")))
+    if (
+        size + urls * len(base) + links * len(f' rel="{_LINK_REL}"')
+        > MAX_HTML_GROWTH * given + HTML_GROWTH_SLACK
+    ):
+        raise UnsafeInput(
+            f"HTML would grow to over {MAX_HTML_GROWTH} times its size: {urls} URLs"
+            f" resolved against a link of {len(base)} characters"
+        )
 
 
 def html_to_text(fragment: str) -> str:

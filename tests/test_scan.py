@@ -391,6 +391,22 @@ def test_the_document_cache_is_bounded_by_bytes(scanner):
     assert service.cached_bytes <= budget
 
 
+def test_a_document_bigger_than_the_whole_cache_is_served_not_held(scanner):
+    scanner.scan()
+    budget = 4096
+    service = FeedService(scanner.store, replace(scanner.settings, cache_bytes=budget))
+    service.refresh()
+    site = Scope(ScopeKind.ALL)
+    first = service.feed(site, Format.ATOM, 1, 20)
+    assert len(first.body) > budget
+    for encoding in ("gzip", "br"):
+        first.encoded(encoding)
+    assert service.cached_bytes <= budget
+    again = service.feed(site, Format.ATOM, 1, 20)
+    assert again.body == first.body and service.renders == 2  # rendered again: not held
+    assert service.cached_bytes <= budget
+
+
 def test_opening_the_store_does_not_wait_for_a_scan_in_progress(db_url):
     """A worker starting while a long scan holds the write lock opens the store at once
     (it used to wait behind the lock, and a SIGTERM then found it stuck in start-up)."""

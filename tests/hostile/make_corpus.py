@@ -151,6 +151,16 @@ CASES: list[tuple[str, bytes, str]] = [
         "reported: Markdown nested deeper",
     ),
     ("size-wide-html.md", fm("title: wide", "<p>paragraph</p>\n" * 20_000), "served"),
+    (  # each relative URL grows by the link's 2 KB: 22 KB would become 4 MB
+        "size-links-resolved-against-a-long-link.md",
+        fm("title: t\nlink: https://example.com/" + "p/" * 1000, "<img src=x>" * 2000),
+        "reported: HTML would grow to over 4 times its size: 2000 URLs",
+    ),
+    (
+        "size-long-link-few-urls.md",
+        fm("title: t\nlink: https://example.com/" + "p/" * 1000, "<img src=x>" * 20),
+        "served",
+    ),
     # values
     ("value-title-html.md", fm("title: '<script>alert(\"t\")</script><b>bold</b>'"), "served"),
     ("value-title-control.md", fm('title: "bell\\a esc\\e[31m nul\\0 del\\x7f end"'), "served"),
