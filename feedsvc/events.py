@@ -5,7 +5,11 @@ A change the events cannot pin to seed files (a directory created, moved or remo
 for a full scan instead. Where events cannot be had (no inotify, too few watches), ``mode``
 says so and the caller keeps polling. A watcher that fails is started again, after a pause
 that doubles with each failure in a row: watchfiles fails for good at the first event for a
-file name that is not UTF-8 (which the scan reports as such), and events must not end there."""
+file name that is not UTF-8 (which the scan reports as such), and events must not end there.
+
+inotify watches a directory, not its name: when the seeds path comes to name another
+directory (a new release renamed into place, a symlink repointed), the watcher is started
+again on it at once, with a full scan."""
 
 from __future__ import annotations
 
@@ -34,7 +38,8 @@ class SeedEvents:
     """Watches one seeds directory from a background thread."""
 
     def __init__(self, root: Path, changed: Changed, debounce_ms: int = 100) -> None:
-        self.root = Path(os.path.realpath(root))
+        self.path = root  # as configured: what it names may change
+        self.root = Path(os.path.realpath(root))  # the directory watched now
         self.changed = changed
         self.debounce_ms = debounce_ms
         self.mode = "starting"
@@ -64,7 +69,10 @@ class SeedEvents:
         while not self._stop.is_set():
             began = time.monotonic()
             try:
-                self._watch(restarted)
+                if self._watch(restarted):
+                    log.info("seeds directory %s names another directory: watching it", self.path)
+                    self.mode, restarted = "starting", True  # (the new watcher's first batch scans)
+                    continue
                 reason = "filesystem events stopped"
             except Exception as exc:  # no inotify, too few watches, a name watchfiles cannot decode
                 reason = f"filesystem events failed ({self._relative(str(exc))})"
@@ -80,8 +88,11 @@ class SeedEvents:
             restarted = True
         self._started.set()
 
-    def _watch(self, restarted: bool) -> None:
-        """One watcher, until it is stopped, stops or fails."""
+    def _watch(self, restarted: bool) -> bool:
+        """One watcher, until it is stopped, stops or fails (False), or the seeds path names
+        another directory than the one it watches (True)."""
+        watched = self._names()
+        self.root = Path(os.path.realpath(self.path))
         batches = watchfiles.watch(
             self.root,
             watch_filter=None,
@@ -103,6 +114,17 @@ class SeedEvents:
                     self._tell(None)
             if batch:
                 self._deliver({path for _change, path in batch})
+            if self._names() != watched:  # (looked at each batch, or twice a second)
+                return True
+        return False
+
+    def _names(self) -> tuple[int, int] | None:
+        """The directory the seeds path names now, by device and inode (None: none)."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
 
     def _relative(self, text: str) -> str:
         """An error message with the seeds directory's absolute path left out (``mode`` is

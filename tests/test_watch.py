@@ -1,10 +1,14 @@
 """Filesystem events: a real server whose periodic scan is an hour away still serves a new,
-edited, moved or deleted seed file, because the scanning process watches the directory.
-With `watch = "polling"` it says so in /status and scans on its interval."""
+edited, moved or deleted seed file, because the scanning process watches the directory, and
+goes on doing so when the seeds path comes to name another directory (a release renamed into
+place, a symlink repointed). With `watch = "polling"` it says so in /status and scans on its
+interval."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import requests
@@ -66,3 +70,37 @@ def test_polling_is_said_in_status(tmp_path, serve):
     assert "polling" in modes and "events" not in modes
     (seeds / "polled.md").write_text(POST.format(title="轮询", author="轮询作者"))
     wait_for(lambda: in_every_worker(lambda: author_titles(server, "轮询作者") == ["轮询"]))
+
+
+def swap_by_rename(seeds: Path, release: Path) -> None:
+    """The new release renamed into the seeds path; the old directory kept, then deleted."""
+    os.rename(seeds, seeds.with_name("old"))
+    os.rename(release, seeds)
+    shutil.rmtree(seeds.with_name("old"))
+
+
+def swap_by_symlink(seeds: Path, release: Path) -> None:
+    """The seeds path, a symlink, repointed at the new release in one rename."""
+    link = seeds.with_name("next-link")
+    link.symlink_to(release)
+    os.replace(link, seeds)
+
+
+@pytest.mark.parametrize("swap", [swap_by_rename, swap_by_symlink], ids=["rename", "symlink"])
+def test_a_seeds_path_naming_another_directory_is_watched_there(tmp_path, serve, swap):
+    first = copy_corpus(tmp_path / "release-1", SAMPLE_SEEDS)
+    seeds = tmp_path / "seeds"
+    if swap is swap_by_symlink:
+        seeds.symlink_to(first)
+    else:
+        first.rename(seeds)
+    server = serve(seeds, f"sqlite:///{tmp_path}/data/db.sqlite3", **EVENTS_ONLY)
+    wait_for(lambda: any(server_status(server)["watch"] == "events" for _ in range(6)))
+    release = copy_corpus(tmp_path / "release-2", SAMPLE_SEEDS)
+    (release / "swapped-in.md").write_text(POST.format(title="新版本", author="发布"))
+    swap(seeds, release)
+    wait_for(lambda: in_every_worker(lambda: author_titles(server, "发布") == ["新版本"]))
+    wait_for(lambda: "names another directory: watching it" in server.log.read_text())
+    # written after the swap, into the directory the path names now: seen by its events
+    (seeds / "written-after.md").write_text(POST.format(title="之后", author="之后的作者"))
+    wait_for(lambda: in_every_worker(lambda: author_titles(server, "之后的作者") == ["之后"]))
