@@ -32,6 +32,7 @@ from feedsvc.store.migrate import BASELINE_SCHEMA, HEAD
 from feedsvc.store.parts import json_of, text_of
 from feedsvc.store.schema import metadata
 from tests.helpers import (
+    PG_URL,
     REAL_CORPUS,
     ROOT,
     copy_corpus,
@@ -350,6 +351,15 @@ def test_head_is_the_revision_the_code_expects() -> None:
     config.set_main_option("script_location", "feedsvc.store:migrations")
     assert ScriptDirectory.from_config(config).get_heads() == [HEAD]
     assert [row[0] for row in migrate.history()][-1] == migrate.BASELINE
+
+
+def test_a_search_path_naming_no_schema_is_said_in_one_line(tmp_path: Path) -> None:
+    require(bool(PG_URL), "PostgreSQL (FEEDSVC_TEST_PG)")
+    absent = f"{PG_URL}{'&' if '?' in str(PG_URL) else '?'}options=-csearch_path%3Dfeedsvc_no_such_schema"
+    for command in (("db", "upgrade"), ("db", "current"), ("scan",)):
+        failed = run(*command, env={"FEEDSVC_DB": absent}, cwd=tmp_path)
+        assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+        assert "no schema of its search_path (feedsvc_no_such_schema) exists" in failed.stderr
 
 
 def test_db_commands(tmp_path: Path, db_url: str) -> None:

@@ -164,9 +164,10 @@ def upgrade(conn: Connection, where: str) -> SchemaState | None:
     Every starting process may call it at once: PostgreSQL serialises them with an
     advisory lock, SQLite with its write lock, and each looks again once it holds it. A
     revision that fails (tables unlike their recorded revision) changes nothing."""
-    if conn.dialect.name == "postgresql":
-        key = "hashtextextended('feedsvc:schema:' || current_schema(), 0)"
-        conn.execute(text(f"select pg_advisory_xact_lock({key})"))
+    schema = _schema(conn)
+    if schema is not None:
+        lock = text("select pg_advisory_xact_lock(hashtextextended(:key, 0))")
+        conn.execute(lock, {"key": f"feedsvc:schema:{schema}"})
     before = read_state(conn)
     refuse(before, where)
     if before.current:
@@ -241,7 +242,11 @@ def _schema(conn: Connection) -> str | None:
     """The PostgreSQL schema feedsvc's tables live in (None: SQLite's only one)."""
     if conn.dialect.name != "postgresql":
         return None
-    return str(conn.execute(text("select current_schema()")).scalar())
+    schema = conn.execute(text("select current_schema()")).scalar()
+    if schema is None:  # (PostgreSQL would create tables nowhere, and say schema "None")
+        path = conn.execute(text("show search_path")).scalar()
+        raise StorageError(f"no schema of its search_path ({path}) exists: create one first")
+    return str(schema)
 
 
 def _tables(conn: Connection) -> set[str]:
