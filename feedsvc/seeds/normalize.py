@@ -57,19 +57,25 @@ def _name(node: yaml.Node, field: str, rel: str, warnings: list[str]) -> str:
     if not isinstance(node, yaml.ScalarNode):
         kind = type(node).__name__.removesuffix("Node").lower()  # sequence, mapping
         raise SeedError(rel, f"{field}: expected a name, got a {kind}")
-    name = clean_text(scalar_text(node) or "")
+    name = _name_text(scalar_text(node) or "")
     if len(name) > MAX_NAME_CHARS:
         raise SeedError(rel, f"{field}: a name is over {MAX_NAME_CHARS} characters")
     return _usable_name(name, field, warnings)
 
 
+def _name_text(value: str) -> str:
+    """A name's text, NFC-normalised first: the form URLs name it by, whose length counts
+    (NFC can lengthen text: U+0958 becomes two characters)."""
+    return unicodedata.normalize("NFC", clean_text(value))
+
+
 def _usable_name(name: str, field: str, warnings: list[str]) -> str:
-    """The name, NFC-normalised; '' (with a warning) for '.' and '..', which are URL path
-    steps of their own: browsers would resolve them away, so no feed could be named so."""
+    """The name; '' (with a warning) for '.' and '..', which are URL path steps of their
+    own: browsers would resolve them away, so no feed could be named so."""
     if name in (".", ".."):
         warnings.append(f"{field}: {name!r} cannot be a name, left out")
         return ""
-    return unicodedata.normalize("NFC", name)
+    return name
 
 
 def _categories(
@@ -128,7 +134,7 @@ def _authors(
             author = Author(name) if name else None
         elif isinstance(item, dict):
             name = _usable_name(
-                clean_text(str(item.get("name") or ""))[:MAX_NAME_CHARS], "author", warnings
+                _name_text(str(item.get("name") or ""))[:MAX_NAME_CHARS], "author", warnings
             )
             email = clean_text(str(item.get("email") or "")) or None
             url = absolute_url(str(item["url"]), site) if item.get("url") else None

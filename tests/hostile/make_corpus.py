@@ -140,6 +140,11 @@ CASES: list[tuple[str, bytes, str]] = [
         "reported: over 16 levels deep",
     ),
     ("size-long-name.md", fm("title: t\nauthor: " + "名" * 300), "reported: over 200 characters"),
+    (  # 200 characters as written, 400 once NFC-normalised (as URLs name it)
+        "size-long-name-once-normalised.md",
+        fm("title: t\ncategories: [" + "\u0958" * 200 + "]"),
+        "reported: over 200 characters",
+    ),
     (
         "size-deep-html.md",
         fm("title: t", "<div>" * 10_000 + "x" + "</div>" * 10_000),
@@ -175,6 +180,11 @@ CASES: list[tuple[str, bytes, str]] = [
     (
         "value-rtl-and-bidi.md",
         fm('title: "abc\\u202Edcba\\u202C عربي"\ncategories: [عربي]'),
+        "served",
+    ),
+    (
+        "value-image-port-past-65535.md",
+        fm("title: t\nheadimg: 'http://a:99999999/x.jpg'"),
         "served",
     ),
     ("value-date-year-1.md", fm("title: t\ndate: 0001-01-01"), "served"),
