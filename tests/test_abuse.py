@@ -28,6 +28,7 @@ from tests.helpers import REAL_CORPUS, SAMPLE_SEEDS, copy_corpus, run_sql
 from tests.server import ServerProcess, TcpProxy, free_port, run, server_status, wait_for
 
 MAX_TARGET = 4096  # the limit on a request target (docs/operations.md)
+MAX_HEADER = 8190  # on a header field's value (docs/operations.md)
 MIB = 1 << 20
 
 
@@ -128,6 +129,17 @@ def test_a_request_target_over_the_limit_is_a_414(server, target):
     response = requests.get(server.url + target, timeout=10)
     assert response.status_code == 414, response.status_code
     assert response.text == f"the request target is over {MAX_TARGET} bytes\n"
+
+
+@pytest.mark.parametrize("header", ["Accept-Encoding", "If-None-Match", "X-Anything"])
+def test_a_header_over_the_limit_is_a_431(server, header):
+    response = requests.get(
+        server.url + "/feeds/all.atom", headers={header: "gzip, " * 1400}, timeout=10
+    )
+    assert response.status_code == 431, response.status_code
+    assert response.text == f"a request header is over {MAX_HEADER} bytes\n"
+    at_the_limit = {header: ("x" * MAX_HEADER)}
+    assert requests.get(server.url + "/feeds/all.atom", headers=at_the_limit, timeout=10).ok
 
 
 def test_a_name_too_long_to_be_a_name_is_a_404(server):

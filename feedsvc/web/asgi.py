@@ -51,6 +51,10 @@ ROUTE_KEY = "feedsvc.route"
 # The longest request target (path and query, as sent) answered; longer ones get 414
 # before anything is parsed or cached. Feed URLs are short; a filtered one fits easily.
 MAX_TARGET = 4096
+# The longest header field value answered (Apache's limit; nginx's own is about the same);
+# longer ones get 431. Accept-Encoding and If-None-Match are parsed per request, in time
+# linear in their length: a client must not make that a megabyte's worth.
+MAX_HEADER = 8190
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -151,7 +155,8 @@ class FastPath:
 
 
 class Guard:
-    """Request targets no route can take, refused before anything is parsed or cached."""
+    """Request targets no route can take, and headers too long to parse, refused before
+    anything is parsed or cached."""
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
@@ -163,6 +168,9 @@ class Guard:
         elif len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET:
             too_long = text_answer(414, f"the request target is over {MAX_TARGET} bytes")
             await send_answer(send, too_long, scope["method"])
+        elif any(len(value) > MAX_HEADER for _name, value in scope["headers"]):
+            too_big = text_answer(431, f"a request header is over {MAX_HEADER} bytes")
+            await send_answer(send, too_big, scope["method"])
         else:
             await self.inner(scope, receive, send)
 
