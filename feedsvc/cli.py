@@ -1,6 +1,7 @@
 """`feedsvc serve|scan|check|export|db`: thin commands over the library.
 
-Exit status: 0 done, 1 problems found (check) or the command failed, 2 bad settings or usage.
+Exit status: 0 done, 1 problems found (check) or the command failed, 2 bad settings or usage,
+3 an export that wrote everything but the documents it names (EXPORT_INCOMPLETE).
 A failure is one line on stderr naming its cause (``feedsvc: error: …``), never a traceback;
 every line a command prints has its control characters escaped (file names may hold any).
 Heavy modules are imported inside each command: `serve` must set up the metrics directory
@@ -105,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     cli = {declared.name: getattr(args, declared.name, None) for declared in DECLARED}
     return load_settings(cli, config_file=args.config)
+
+
+# An export that wrote every document but those whose paths collide with others': not 1, so
+# that a script can tell a site written (publish it) from one not written (keep the last).
+EXPORT_INCOMPLETE = 3
 
 
 class CommandFailed(Exception):
@@ -228,7 +234,7 @@ def cmd_check(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from feedsvc.export import export_site
+    from feedsvc.export import ExportFailed, export_site
     from feedsvc.scan import ScanError
 
     if not args.no_scan:
@@ -238,11 +244,22 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return _fail(str(exc))
     store = _open_store(settings)
     try:
-        written = export_site(store, settings, args.outdir, entries=not args.feeds_only)
+        exported = export_site(store, settings, args.outdir, entries=not args.feeds_only)
+    except ExportFailed as exc:
+        raise CommandFailed(str(exc)) from exc
     finally:
         store.close()
-    print(escape_controls(f"wrote {written} files to {args.outdir}"))
-    return 0
+    for line in exported.skipped:
+        print(f"feedsvc: warning: {escape_controls(line)}", file=sys.stderr)
+    print(escape_controls(f"wrote {exported.written} files to {args.outdir}"))
+    if not exported.skipped:
+        return 0
+    print(
+        f"feedsvc: warning: export incomplete: {len(exported.skipped)} documents skipped"
+        " (above), each where another's file must be; exit status 3",
+        file=sys.stderr,
+    )
+    return EXPORT_INCOMPLETE
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:

@@ -34,13 +34,19 @@ LEADER_PROCESS = "feedsvc-leader"  # its name in /proc (feedsvc.leader)
 def run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """One `feedsvc` command as a user runs it: its own environment, warnings and errors only."""
+    """One `feedsvc` command as a user runs it: its own environment, warnings and errors only.
+    PYTHONPATH names the feedsvc under test (the virtualenv's may be another checkout's)."""
     return subprocess.run(
         [sys.executable, "-m", "feedsvc", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "WARNING", **(env or {})},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "FEEDSVC_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        },
         timeout=120,
     )
 
