@@ -80,6 +80,7 @@ class ServerProcess:
         self.log = workdir / f"server-{self.port}.log"
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(ROOT),  # the feedsvc under test, as run() has it
             "FEEDSVC_SEEDS": str(seeds),
             "FEEDSVC_DB": db,
             "FEEDSVC_PORT": str(self.port),
