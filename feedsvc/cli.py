@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedsvc import __version__
-from feedsvc.config import DECLARED, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
+from feedsvc.config import (
+    DECLARED,
+    DEFAULT_CONFIG_FILE,
+    ConfigError,
+    Settings,
+    directory_path,
+    load_settings,
+)
 from feedsvc.logs import escape_controls, log_config
 from feedsvc.store.errors import OldSchema, SchemaRefused, StorageError
 
@@ -85,9 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         _options(command, name)
         if name == "export":
-            command.add_argument(
-                "outdir", metavar="OUTDIR", type=Path, help="directory to write into"
-            )
+            # (a str: Path("") would already be ".", see cmd_export)
+            command.add_argument("outdir", metavar="OUTDIR", help="directory to write into")
         for flag, meaning in switches:
             command.add_argument(flag, action="store_true", help=meaning)
 
@@ -231,6 +237,10 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.export import export_site
     from feedsvc.scan import ScanError
 
+    try:  # checked as the seeds directory is: "" is no way to say "here"
+        outdir = directory_path(args.outdir)
+    except ValueError as exc:
+        return _fail(f"OUTDIR: {exc}", 2)
     if not args.no_scan:
         try:
             _run_scan(settings)
@@ -238,10 +248,10 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return _fail(str(exc))
     store = _open_store(settings)
     try:
-        written = export_site(store, settings, args.outdir, entries=not args.feeds_only)
+        written = export_site(store, settings, outdir, entries=not args.feeds_only)
     finally:
         store.close()
-    print(escape_controls(f"wrote {written} files to {args.outdir}"))
+    print(escape_controls(f"wrote {written} files to {outdir}"))
     return 0
 
 
