@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedsvc import __version__
-from feedsvc.config import DECLARED, DEFAULT_CONFIG_FILE, ConfigError, Settings, load_settings
+from feedsvc.config import (
+    DECLARED,
+    DEFAULT_CONFIG_FILE,
+    ConfigError,
+    Settings,
+    directory_path,
+    load_settings,
+)
 from feedsvc.logs import escape_controls, log_config
 from feedsvc.store.errors import OldSchema, SchemaRefused, StorageError
 
@@ -86,9 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         _options(command, name)
         if name == "export":
-            command.add_argument(
-                "outdir", metavar="OUTDIR", type=Path, help="directory to write into"
-            )
+            # (a str: Path("") would already be ".", see cmd_export)
+            command.add_argument("outdir", metavar="OUTDIR", help="directory to write into")
         for flag, meaning in switches:
             command.add_argument(flag, action="store_true", help=meaning)
 
@@ -237,6 +243,10 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     from feedsvc.export import ExportFailed, export_site
     from feedsvc.scan import ScanError
 
+    try:  # checked as the seeds directory is: "" is no way to say "here"
+        outdir = directory_path(args.outdir)
+    except ValueError as exc:
+        return _fail(f"OUTDIR: {exc}", 2)
     if not args.no_scan:
         try:
             _run_scan(settings)
@@ -244,14 +254,14 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             return _fail(str(exc))
     store = _open_store(settings)
     try:
-        exported = export_site(store, settings, args.outdir, entries=not args.feeds_only)
+        exported = export_site(store, settings, outdir, entries=not args.feeds_only)
     except ExportFailed as exc:
         raise CommandFailed(str(exc)) from exc
     finally:
         store.close()
     for line in exported.skipped:
         print(f"feedsvc: warning: {escape_controls(line)}", file=sys.stderr)
-    print(escape_controls(f"wrote {exported.written} files to {args.outdir}"))
+    print(escape_controls(f"wrote {exported.written} files to {outdir}"))
     if not exported.skipped:
         return 0
     print(

@@ -10,9 +10,11 @@ start-up with one line naming its source.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
+import stat
 import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
@@ -26,6 +28,9 @@ from feedsvc.hotlink import template_problem
 
 DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
+# The largest config file read: every setting with its comment takes about 5 KiB, and a file
+# without a bound (/dev/zero) would be read until memory runs out.
+MAX_CONFIG_BYTES = 1 << 20
 
 T = TypeVar("T")
 
@@ -53,18 +58,25 @@ PLACEHOLDER_IMAGE_HOSTS = (
 
 
 def _int(low: int, high: int) -> Callable[[Any], int]:
+    """Every whole-number setting's converter: a TOML integer or ASCII digits alone (int()
+    would also take '٣', ' 8 ', '+8' and '8_0', none of which an operator means)."""
+
     def convert(value: Any) -> int:
-        if isinstance(value, bool):
+        if isinstance(value, str) and value.isascii() and value.isdigit():
+            number = int(value) if len(value) <= 30 else None  # (int() refuses 4301 digits)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
             raise ValueError(f"expected a whole number, got {value!r}")
-        try:
-            number = int(str(value).strip(), 10) if not isinstance(value, int) else value
-        except ValueError:
-            raise ValueError(f"expected a whole number, got {value!r}") from None
-        if not low <= number <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}, got {number}")
+        if number is None or not low <= number <= high:
+            shown = number if number is not None else f"{value[:30]}..."
+            raise ValueError(f"expected a whole number from {low} to {high}, got {shown}")
         return number
 
     return convert
+
+
+_port = _int(1, 65535)
 
 
 def _text(value: Any) -> str:
@@ -73,7 +85,9 @@ def _text(value: Any) -> str:
     return value.strip()
 
 
-def _path(value: Any) -> Path:
+def directory_path(value: Any) -> Path:
+    """A directory named by the user (seeds, export's OUTDIR): '' would silently be the
+    working directory (Path('') is Path('.')), so it is refused."""
     text = _text(value)
     if not text:
         raise ValueError("expected a directory path, got an empty string")
@@ -95,7 +109,10 @@ def _db_url(value: Any) -> str:
         raise ValueError(f"{expected}, got one that cannot be parsed") from None
     except ValueError:  # SQLAlchemy's int() of the port
         raise ValueError(f"{expected}, got one whose port is not a number") from None
-    shown = url.render_as_string(hide_password=True)
+    shown = url.render_as_string(hide_password=True)  # (a NUL in it shows as %00)
+    parts = (url.username, url.password, url.host, url.database, *url.query.values())
+    if any("\x00" in str(part) for part in parts if part):  # no file name nor libpq takes one
+        raise ValueError(f"{expected} without NUL characters, got {shown!r}")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ValueError(f"{expected}, got {shown!r}")
     try:
@@ -103,6 +120,78 @@ def _db_url(value: Any) -> str:
     except (NoSuchModuleError, ImportError) as exc:
         raise ValueError(f"no database driver for {shown!r}: {exc}") from None
     return text
+
+
+# A host name's label (RFC 1123): letters, digits and hyphens, not at either end.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _idna_problem(name: str) -> str | None:
+    """Why the xn-- labels of a host name are no IDNA, or None, as the URL parser that
+    resolves every link against the base URL (nh3's, UTS 46) judges them: a host it
+    refuses would fail each seed file instead."""
+    import nh3
+
+    try:
+        nh3.clean("", url_relative=("rewrite_with_base", f"http://{name}/"))
+    except ValueError:
+        return "expected an IP address or a host name (an xn-- label is no IDNA)"
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` is neither an IP address nor a host name, or None. A name is RFC 1123's
+    (an xn-- label must be IDNA); one ending in digits is a malformed IPv4 address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:  # a zone (fe80::1%eth0) could not be written in a URL as it is
+        return "expected an IP address without a zone index" if "%" in host else None
+    name = host.lower().removesuffix(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return "expected an IP address or a host name (ASCII letters, digits, hyphens, dots)"
+    if labels[-1].isdigit():
+        return "expected an IP address or a host name (this is no IPv4 address)"
+    if any(label.startswith("xn--") for label in labels):
+        return _idna_problem(name)
+    return None
+
+
+def _host(value: Any) -> str:
+    """The address to listen on, as given: checked here because a socket's refusal of it
+    (a NUL, a space) would come as a traceback from the server."""
+    text = _text(value)
+    problem = _host_problem(text)
+    if problem is not None:
+        raise ValueError(f"{problem}, got {text!r}")
+    return text
+
+
+def _authority_problem(netloc: str) -> str | None:
+    """Why a URL's host or port cannot be used, or None. Checked once, at load: nh3 refuses
+    such a base URL, so every seed file's links would otherwise fail with it."""
+    userinfo, _, hostport = netloc.rpartition("@")
+    if "[" in userinfo or "]" in userinfo:
+        return "expected [ and ] only around an IPv6 address"
+    if hostport.startswith("["):  # IPv6; urlsplit lets an IPvFuture ("[v1.x]") through too
+        host, bracket, after = hostport[1:].partition("]")
+        problem = _host_problem(host) if bracket and ":" in host else "expected an IPv6 address"
+    else:
+        host, colon, port = hostport.partition(":")
+        after = colon + port
+        problem = _host_problem(host)
+    if problem is not None:
+        return f"host: {problem}, got {host!r}"
+    if after and not after.startswith(":"):
+        return f"expected :PORT after the host, got {after!r}"
+    if after:
+        try:
+            _port(after[1:])
+        except ValueError as exc:
+            return f"port: {exc}"
+    return None
 
 
 # What RFC 3986 lets a URL hold as written: printable ASCII but space, quotes, <>, \, ^, `, {|}.
@@ -122,9 +211,14 @@ def _absolute_http_url(value: Any) -> str:
             f"expected a URL of printable ASCII without spaces, quotes or <>: percent-encode "
             f"the rest, got {text!r}"
         )
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # brackets that hold no IPv6 address
+        raise ValueError(f"expected an absolute http(s) URL, got {text!r}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"expected an absolute http(s) URL, got {text!r}")
+    if (problem := _authority_problem(parts.netloc)) is not None:
+        raise ValueError(problem)
     return text
 
 
@@ -245,7 +339,7 @@ class Settings:
 
     seeds: Path = setting(
         Path("seeds"),
-        _path,
+        directory_path,
         "directory of seed files, scanned recursively (`.md`, `.markdown`, `.txt`)",
         flag=Flag("DIR", SEED_COMMANDS),
     )
@@ -257,12 +351,13 @@ class Settings:
     )
     host: str = setting(
         "127.0.0.1",
-        _text,
-        "address the HTTP server listens on (`0.0.0.0` or `::` for every interface)",
+        _host,
+        "IP address or host name the HTTP server listens on (`0.0.0.0` or `::` for every "
+        "interface)",
         flag=Flag("HOST", ("serve",)),
     )
     port: int = setting(
-        8080, _int(1, 65535), "port the HTTP server listens on", flag=Flag("PORT", ("serve",))
+        8080, _port, "port the HTTP server listens on", flag=Flag("PORT", ("serve",))
     )
     workers: int = setting(
         2,
@@ -276,8 +371,8 @@ class Settings:
     base_url: str = setting(
         "",
         _base_url,
-        "public URL the site is reached at, in every link (set it behind a proxy; feed ids never "
-        "depend on it); empty: `http://HOST:PORT`",
+        "public http(s) URL the site is reached at, in every link (set it behind a proxy; feed ids "
+        "never depend on it); empty: `http://HOST:PORT`",
         flag=Flag("URL", SEED_COMMANDS),
     )
     site_title: str = setting(
@@ -474,11 +569,31 @@ def _convert(key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {exc}") from None
 
 
+def _config_text(path: Path) -> str:
+    """A config file's text: a regular file (a FIFO or /dev/zero would never end; O_NONBLOCK
+    keeps the open of a FIFO from waiting for a writer) of at most MAX_CONFIG_BYTES, in
+    UTF-8 as TOML requires."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"config file {path}: not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(f"config file {path}: not UTF-8 ({where})") from None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The settings a TOML file gives; unknown keys are errors (they are usually typos)."""
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(_config_text(path))
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found") from None
     except OSError as exc:

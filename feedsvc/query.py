@@ -36,16 +36,19 @@ class BadQuery(ValueError):
     """A query value that cannot be used; the message is the one-line reason sent with 400."""
 
 
-def query_int(args: Mapping[str, Sequence[str]], name: str, default: int, high: int) -> int:
-    """A whole number from 1 to ``high``; absent means ``default``."""
+def query_int(
+    args: Mapping[str, Sequence[str]], name: str, default: int, high: int, low: int = 1
+) -> int:
+    """A whole number from ``low`` to ``high``; absent means ``default``. One check with
+    one message, so the range a 400 states is the range enforced."""
     raw = args.get(name, ())
     if not raw:
         return default
     if len(raw) > 1:
         raise BadQuery(f"{name} is given more than once")
     text = raw[0].strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 9 or not 1 <= int(text) <= high:
-        raise BadQuery(f"{name} must be a whole number from 1 to {high}, got {raw[0][:40]!r}")
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or not low <= int(text) <= high:
+        raise BadQuery(f"{name} must be a whole number from {low} to {high}, got {raw[0][:40]!r}")
     return int(text)
 
 
@@ -339,9 +342,7 @@ def parse_query(
         since = _seconds(args, "filter_since", 12)  # a pinned cut-off
     brief = None
     if _one(args, "brief"):
-        brief = query_int(args, "brief", 0, MAX_BRIEF)
-        if brief < MIN_BRIEF:
-            raise BadQuery(f"brief must be at least {MIN_BRIEF}, got {brief}")
+        brief = query_int(args, "brief", 0, MAX_BRIEF, low=MIN_BRIEF)
     config = _one(args, "opencc")
     if config is not None and config not in OPENCC_CONFIGS:
         raise BadQuery(f"opencc must be one of {', '.join(OPENCC_CONFIGS)}, got {config[:40]!r}")

@@ -28,6 +28,9 @@ from feedsvc.store import Store
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
 REAL_CORPUS = TESTS / "corpus" / "real"
+# What a `python -m feedsvc` child needs to run this checkout's feedsvc rather than the one
+# the interpreter has installed (a git worktree may share another checkout's virtualenv).
+CHECKOUT_ENV = {"PYTHONPATH": str(ROOT)}
 SAMPLE_SEEDS = ROOT / "seeds"
 PG_URL = os.environ.get("FEEDSVC_TEST_PG")
 

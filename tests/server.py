@@ -26,7 +26,7 @@ from flask import Flask
 from werkzeug.test import Client
 
 from feedsvc.web.asgi import compose
-from tests.helpers import ROOT, require
+from tests.helpers import CHECKOUT_ENV, ROOT, require
 
 LEADER_PROCESS = "feedsvc-leader"  # its name in /proc (feedsvc.leader)
 
@@ -43,7 +43,7 @@ def run(
         text=True,
         env={
             "PATH": "/usr/bin:/bin",
-            "PYTHONPATH": str(ROOT),
+            **CHECKOUT_ENV,
             "FEEDSVC_LOG_LEVEL": "WARNING",
             **(env or {}),
         },
@@ -80,7 +80,7 @@ class ServerProcess:
         self.log = workdir / f"server-{self.port}.log"
         environ = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(ROOT),  # the feedsvc under test, as run() has it
+            **CHECKOUT_ENV,
             "FEEDSVC_SEEDS": str(seeds),
             "FEEDSVC_DB": db,
             "FEEDSVC_PORT": str(self.port),

@@ -13,6 +13,7 @@ import pytest
 from feedsvc.model import Format
 from feedsvc.routes import KIND_SEGMENTS
 from feedsvc.store import Store
+from tests.helpers import CHECKOUT_ENV
 from tests.server import run
 
 
@@ -92,9 +93,30 @@ def test_export_writes_every_feed(corpus_dir, tmp_path):
     store.close()
 
 
+@pytest.mark.parametrize("outdir", ["", "  "])
+def test_export_refuses_an_empty_outdir(corpus_dir, tmp_path, outdir):
+    result = run("export", outdir, "--seeds", str(corpus_dir), cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr == "feedsvc: error: OUTDIR: expected a directory path, got an empty string\n"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seeds"]  # nothing written
+
+
+def test_serve_refuses_a_host_a_socket_cannot_bind(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('host = "\\u0000"\n')
+    result = run("serve", "--config", str(config), "--seeds", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"feedsvc: error: config file {config}: host: expected an IP address or a host name "
+        "(ASCII letters, digits, hyphens, dots), got '\\x00'\n"
+    )
+
+
 def test_two_scans_in_two_processes_do_not_overlap(corpus_dir, tmp_path, db_url):
     command = [sys.executable, "-m", "feedsvc", "scan", "--seeds", str(corpus_dir), "--db", db_url]
-    env = {"PATH": "/usr/bin:/bin", "FEEDSVC_LOG_LEVEL": "WARNING"}
+    env = {"PATH": "/usr/bin:/bin", **CHECKOUT_ENV, "FEEDSVC_LOG_LEVEL": "WARNING"}
     procs = [
         subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(2)
