@@ -91,7 +91,19 @@ class SeedEvents:
     def _watch(self, restarted: bool) -> bool:
         """One watcher, until it is stopped, stops or fails (False), or the seeds path names
         another directory than the one it watches (True)."""
-        watched = self._names()
+        # Held open, the watched directory's inode cannot be given to a directory made at
+        # the same path once it is deleted (ext4 gives it back at once): a new inode, or no
+        # link left to the one held, is another directory.
+        held = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return self._watch_held(held, restarted)
+        finally:
+            os.close(held)
+
+    def _watch_held(self, held: int, restarted: bool) -> bool:
+        """``_watch`` on the directory open as ``held``."""
+        found = os.fstat(held)
+        watched = found.st_dev, found.st_ino
         self.root = Path(os.path.realpath(self.path))
         batches = watchfiles.watch(
             self.root,
@@ -114,7 +126,7 @@ class SeedEvents:
                     self._tell(None)
             if batch:
                 self._deliver({path for _change, path in batch})
-            if self._names() != watched:  # (looked at each batch, or twice a second)
+            if self._names() != watched or os.fstat(held).st_nlink == 0:  # (twice a second)
                 return True
         return False
 

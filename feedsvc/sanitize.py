@@ -45,7 +45,7 @@ MARKDOWN_GROWTH_SLACK = 1024
 # length) and every link gains its rel, so 11 bytes of `<img src=x>` can become 2 KB. Checked
 # on the parsed tree, before nh3 writes any of it.
 MAX_HTML_GROWTH = 4
-HTML_GROWTH_SLACK = 2 << 20
+HTML_GROWTH_SLACK = 64 << 10  # (a feed of many such files must stay small too)
 # Markdown longer than this is refused: cmark-gfm's memory grows by some 300 bytes per byte of
 # the worst input (1 MiB of it peaks near 380 MB), and no article in Markdown comes close.
 MAX_MARKDOWN_CHARS = 256 * 1024

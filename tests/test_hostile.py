@@ -36,7 +36,7 @@ from feedsvc.seeds import (
     walk_seeds,
 )
 from feedsvc.store import Store
-from tests.helpers import TESTS, require
+from tests.helpers import SAMPLE_SEEDS, TESTS, copy_corpus, require
 
 HOSTILE = TESTS / "hostile"
 MANIFEST = dict(
@@ -95,6 +95,16 @@ def test_hostile_file_has_its_expected_outcome(name):
         assert got == expected, got
     if parsed is not None and parsed.entry is not None:
         assert_safe_entry(parsed.entry)
+
+
+def test_the_largest_max_file_bytes_reads_files_as_they_are(tmp_path, make_settings):
+    """A read asks for what the file holds, not for max_file_bytes: at its documented
+    maximum (1 TiB) every read once failed with MemoryError."""
+    seeds = copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS)
+    store = Store(f"sqlite:///{tmp_path}/db.sqlite3")
+    report = Scanner(store, make_settings(seeds, store.url, max_file_bytes=1 << 40)).scan()
+    assert report.errors == [] and len(store.all_entries()) == len(list(seeds.iterdir()))
+    store.close()
 
 
 def test_the_whole_hostile_corpus_scans_and_every_feed_stays_valid(tmp_path, make_settings):

@@ -86,7 +86,19 @@ def swap_by_symlink(seeds: Path, release: Path) -> None:
     os.replace(link, seeds)
 
 
-@pytest.mark.parametrize("swap", [swap_by_rename, swap_by_symlink], ids=["rename", "symlink"])
+def swap_by_recreating(seeds: Path, release: Path) -> None:
+    """The seeds directory deleted and made again at once (ext4 gives the new one the old
+    one's inode), then the release's files copied in."""
+    shutil.rmtree(seeds)
+    seeds.mkdir()
+    copy_corpus(seeds, release)
+
+
+@pytest.mark.parametrize(
+    "swap",
+    [swap_by_rename, swap_by_symlink, swap_by_recreating],
+    ids=["rename", "symlink", "recreate"],
+)
 def test_a_seeds_path_naming_another_directory_is_watched_there(tmp_path, serve, swap):
     first = copy_corpus(tmp_path / "release-1", SAMPLE_SEEDS)
     seeds = tmp_path / "seeds"

@@ -68,7 +68,8 @@ def read_seed(seed: SeedFile, max_bytes: int) -> bytes:
         if not stat.S_ISREG(before.st_mode):
             raise SeedError(display_path(seed.rel), "not a regular file")
         with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # one byte past what the file holds, or may hold: a read of n bytes sets aside n
+            data = handle.read(min(max_bytes, before.st_size) + 1)
         after = os.fstat(fd)
     except OSError as exc:
         raise SeedError(display_path(seed.rel), f"cannot read: {exc.strerror}") from None

@@ -161,6 +161,11 @@ CASES: list[tuple[str, bytes, str]] = [
         fm("title: t\nlink: https://example.com/" + "p/" * 1000, "<img src=x>" * 2000),
         "reported: HTML would grow to over 4 times its size: 2000 URLs",
     ),
+    (  # a small file too: a feed of many must stay small
+        "size-small-file-links-resolved-against-a-long-link.md",
+        fm("title: t\nlink: https://example.com/" + "p/" * 1000, "<img src=x>" * 100),
+        "reported: HTML would grow to over 4 times its size: 100 URLs",
+    ),
     (
         "size-long-link-few-urls.md",
         fm("title: t\nlink: https://example.com/" + "p/" * 1000, "<img src=x>" * 20),
