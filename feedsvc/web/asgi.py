@@ -51,10 +51,11 @@ ROUTE_KEY = "feedsvc.route"
 # The longest request target (path and query, as sent) answered; longer ones get 414
 # before anything is parsed or cached. Feed URLs are short; a filtered one fits easily.
 MAX_TARGET = 4096
-# The longest header field value answered (Apache's limit; nginx's own is about the same);
-# longer ones get 431. Accept-Encoding and If-None-Match are parsed per request, in time
-# linear in their length: a client must not make that a megabyte's worth.
-MAX_HEADER = 8190
+# The most header bytes (names and values, all fields together) a request may carry; more
+# get 431. Accept-Encoding and If-None-Match are parsed per request, in time linear in their
+# length, repeated fields joined: a client must not make that a megabyte's worth. (nginx's
+# default buffers take 32 KiB of headers, an 8 KiB line at most.)
+MAX_HEADERS = 16384
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -168,8 +169,8 @@ class Guard:
         elif len(scope["raw_path"]) + len(scope["query_string"]) > MAX_TARGET:
             too_long = text_answer(414, f"the request target is over {MAX_TARGET} bytes")
             await send_answer(send, too_long, scope["method"])
-        elif any(len(value) > MAX_HEADER for _name, value in scope["headers"]):
-            too_big = text_answer(431, f"a request header is over {MAX_HEADER} bytes")
+        elif sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADERS:
+            too_big = text_answer(431, f"the request headers are over {MAX_HEADERS} bytes")
             await send_answer(send, too_big, scope["method"])
         else:
             await self.inner(scope, receive, send)
