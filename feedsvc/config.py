@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc.hotlink import template_problem
+from feedsvc.sanitize import strip_invalid_xml
 
 DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
@@ -273,8 +274,8 @@ def _timezone(value: Any) -> str:
     name = _text(value)
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # (OSError: a name too long for a file)
+        raise ValueError(f"unknown time zone {name[:100]!r}") from None
     return name
 
 
@@ -307,9 +308,13 @@ def _language(value: Any) -> str:
 
 
 def _title(value: Any) -> str:
+    """A title every feed carries: XML 1.0 allows no control character (U+0001) or U+FFFE
+    in a document, even escaped."""
     text = _text(value)
     if not text:
         raise ValueError("expected a non-empty title")
+    if strip_invalid_xml(text) != text:
+        raise ValueError(f"{text!r} holds characters XML does not allow (control characters)")
     return text
 
 

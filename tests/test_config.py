@@ -85,6 +85,9 @@ def test_env_names_and_lists(tmp_path):
         ),
         ({"cli": {"scan_interval": "0"}}, "--scan-interval: expected a whole number from 1"),
         ({"env": {"FEEDSVC_TIMEZONE": "Mars/Base"}}, "unknown time zone 'Mars/Base'"),
+        ({"env": {"FEEDSVC_TIMEZONE": "a" * 300}}, "FEEDSVC_TIMEZONE: unknown time zone 'aaa"),
+        ({"env": {"FEEDSVC_SITE_TITLE": "a\x01b"}}, "characters XML does not allow"),
+        ({"file": 'site_title = "a\\uFFFEb"'}, "characters XML does not allow"),
         ({"env": {"FEEDSVC_DB": "mysql://x"}}, "FEEDSVC_DB: expected a sqlite:/// or postgresql"),
         (
             {"env": {"FEEDSVC_BASE_URL": "ftp://x"}},
