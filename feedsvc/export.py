@@ -39,8 +39,11 @@ NAME_MAX = 255
 # bytes, once '.tmp'; the room stays, so that no exported name moves).
 MAX_SEGMENT_BYTES = NAME_MAX - max(len(f".{fmt.value}.tmp") for fmt in Format)
 # What a shortened name keeps of the name: short enough that the deepest hierarchy (16
-# levels) of shortened names stays far inside PATH_MAX (4096 bytes).
+# levels) of shortened names stays far inside PATH_MAX. Names just short of being shortened
+# can still add up to more: such a document is skipped (see _placed).
 SHORT_PREFIX_BYTES = 120
+# The longest path, in bytes and with its terminating NUL, that Linux takes.
+PATH_MAX = 4096
 
 
 def safe_segment(name: str) -> str:
@@ -189,6 +192,14 @@ def _placed(outdir: Path, documents: Sequence[Document]) -> tuple[list[Document]
     skipped: list[str] = []
     for document in sorted(documents, key=lambda d: (len(d.parts), d.parts)):
         parts = document.parts
+        # (its temporary name is two bytes longer: see _write)
+        if len(os.fsencode(outdir.absolute().joinpath(*parts))) + 2 >= PATH_MAX:
+            longest = PATH_MAX - 3
+            skipped.append(
+                f"skipped {document.what}: {outdir.joinpath(*parts)} is longer than the"
+                f" {longest} bytes a path may have"
+            )
+            continue
         held = next((parts[:n] for n in range(1, len(parts) + 1) if parts[:n] in taken), None)
         if held is None:
             taken[parts] = document
@@ -202,6 +213,9 @@ def _placed(outdir: Path, documents: Sequence[Document]) -> tuple[list[Document]
             f"skipped {document.what}: {outdir.joinpath(*parts)} {why} {taken[held].what}"
         )
     return [d for d in documents if taken.get(d.parts) is d], skipped
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW  # made here, or refused
 
 
 def _write(root: Path, outdir: Path, document: Document, data: bytes, made: set[Path]) -> None:
@@ -228,7 +242,9 @@ def _write(root: Path, outdir: Path, document: Document, data: bytes, made: set[
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         try:
-            tmp.write_bytes(data)
+            tmp.unlink(missing_ok=True)  # (a symlink left there would be written through)
+            with os.fdopen(os.open(tmp, _NEW_FILE, 0o644), "wb") as handle:
+                handle.write(data)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)

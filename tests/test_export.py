@@ -158,3 +158,29 @@ def test_an_export_that_cannot_write_says_which_file_in_one_line(tmp_path):
         1,
         [f"feedsvc: error: cannot make the directory {tmp_path}/file: File exists"],
     )
+
+
+def test_a_temporary_name_planted_as_a_symlink_is_never_written_through(tmp_path):
+    write_seeds(tmp_path / "seeds", {"x.md": ["x"]})
+    out, victim = tmp_path / "site", tmp_path / "victim"
+    (out / "feeds").mkdir(parents=True)
+    victim.write_text("keep me")
+    (out / "feeds" / ".all.atom~").symlink_to(victim)
+    assert export(tmp_path, out)[0] == 0
+    assert victim.read_text() == "keep me"
+    assert not (out / "feeds" / "all.atom").is_symlink()
+    assert (out / "feeds" / "all.atom").read_bytes() == served(tmp_path)["feeds/all.atom"]
+
+
+def test_a_path_longer_than_the_system_takes_is_skipped(tmp_path):
+    """16 levels of names just short of being shortened (245 bytes each) under a long
+    OUTDIR: the deepest documents cannot have their path; the rest is written."""
+    levels = ["深" * 81 + f"a{n:x}" for n in range(16)]
+    write_seeds(tmp_path / "seeds", {"deep.md": levels})
+    out = tmp_path / ("o" * 200)
+    status, stderr = export(tmp_path, out)
+    assert status == EXIT_INCOMPLETE, stderr
+    too_long = [line for line in stderr if "bytes a path may have" in line]
+    assert too_long and len(too_long) == len(stderr) - 1, stderr
+    assert all(line.startswith("feedsvc: warning: skipped ") for line in too_long)
+    assert (out / "feeds" / "all.atom").is_file()
