@@ -22,6 +22,14 @@ from urllib.parse import unquote, urlencode
 from feedsvc.config import Settings
 from feedsvc.model import MAX_NAME_CHARS, Format, Html, Scope, ScopeKind, Variant, url_segment
 
+# The longest request target (path and query, as sent) answered; longer ones get 414
+# before anything is parsed or cached. Feed URLs are short; a filtered one fits easily.
+MAX_TARGET = 4096
+# The longest feed path a scope may have, a quarter of the target left for a query: a
+# category hierarchy whose feeds would be longer is refused with its seed file (16 levels of
+# 200-character names could need 38 KB, which no proxy's buffers take either).
+MAX_FEED_PATH = MAX_TARGET * 3 // 4
+
 FEEDS = "/feeds/"
 ENTRIES = "/entries/"
 STATIC = "/static"

@@ -14,7 +14,8 @@ import yaml
 
 from feedsvc.config import LANGUAGE_TAG, PLACEHOLDER_IMAGE_HOSTS
 from feedsvc.dates import DateError, parse_date
-from feedsvc.model import EPOCH, MAX_NAME_CHARS, Author, Entry, stable_uuid
+from feedsvc.model import EPOCH, MAX_NAME_CHARS, Author, Entry, Format, Scope, ScopeKind, stable_uuid
+from feedsvc.routes import MAX_FEED_PATH, feed_path
 from feedsvc.sanitize import (
     UnsafeInput,
     absolute_url,
@@ -100,6 +101,10 @@ def _categories(
         path = tuple(n for n in (_name(item, "categories", rel, warnings) for item in items) if n)
         if len(path) > MAX_DEPTH:
             raise SeedError(rel, f"categories: a hierarchy is over {MAX_DEPTH} levels deep")
+        if len(feed_path(Scope(ScopeKind.CATEGORY, path), Format.ATOM)) > MAX_FEED_PATH:
+            raise SeedError(
+                rel, f"categories: a hierarchy's feed URL would be over {MAX_FEED_PATH} bytes"
+            )
         if path and path not in hierarchies:
             hierarchies.append(path)
     if len(hierarchies) > MAX_HIERARCHIES:

@@ -29,7 +29,7 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 from werkzeug.test import run_wsgi_app
 
-from feedsvc.routes import FEED_RULE, FEEDS
+from feedsvc.routes import FEED_RULE, FEEDS, MAX_TARGET
 from feedsvc.web.feedroute import (
     EVERY_RESPONSE,
     Answer,
@@ -48,9 +48,6 @@ UNMATCHED = "unmatched"  # the route label of requests no rule answered
 # Where an inner layer leaves the route label (a Flask rule) of the request it answered:
 # in the ASGI scope, and in the WSGI environ Flask is run with.
 ROUTE_KEY = "feedsvc.route"
-# The longest request target (path and query, as sent) answered; longer ones get 414
-# before anything is parsed or cached. Feed URLs are short; a filtered one fits easily.
-MAX_TARGET = 4096
 # The most header bytes (names and values, all fields together) a request may carry; more
 # get 431. Accept-Encoding and If-None-Match are parsed per request, in time linear in their
 # length, repeated fields joined: a client must not make that a megabyte's worth. (nginx's

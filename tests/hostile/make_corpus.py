@@ -140,6 +140,16 @@ CASES: list[tuple[str, bytes, str]] = [
         "reported: over 16 levels deep",
     ),
     ("size-long-name.md", fm("title: t\nauthor: " + "名" * 300), "reported: over 200 characters"),
+    (  # each name allowed, but /feeds/categories/… would be 5.4 KB: no request could ask for it
+        "size-long-hierarchy-url.md",
+        fm("title: t\ncategories: [" + ", ".join(["长" * 200] * 3) + "]"),
+        "reported: a hierarchy's feed URL would be over 3072 bytes",
+    ),
+    (
+        "size-longest-hierarchy-url-served.md",
+        fm("title: t\ncategories: [" + ", ".join(["长" * 100] * 3) + "]"),
+        "served",
+    ),
     (  # 200 characters as written, 400 once NFC-normalised (as URLs name it)
         "size-long-name-once-normalised.md",
         fm("title: t\ncategories: [" + "\u0958" * 200 + "]"),
