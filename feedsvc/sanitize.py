@@ -214,7 +214,7 @@ def _code_point(code: int) -> str:
 def absolute_url(url: str | None, base: str) -> str | None:
     """``url`` resolved against ``base`` (a page, or a directory ending in '/'; '' takes only
     absolute URLs); None for empty, non-web or malformed URLs (such as 'http://[x', which
-    urllib refuses to split, or a port past 65535)."""
+    urllib refuses to split, or a port of 0 or past 65535)."""
     if url is None:
         return None
     url = clean_text(url)
@@ -223,10 +223,10 @@ def absolute_url(url: str | None, base: str) -> str | None:
     try:
         resolved = urljoin(base, url)
         parts = urlsplit(resolved)
-        parts.port  # noqa: B018 (raises ValueError for a port no URL can have)
+        port = parts.port  # (ValueError for a port past 65535)
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or port == 0:
         return None
     return resolved
 

@@ -164,7 +164,9 @@ def test_a_lazy_image_without_src_shows_its_real_source():
     assert content == f'<p><img src="{BASE}/pic.png" referrerpolicy="no-referrer"></p>'
 
 
-@pytest.mark.parametrize("name", ["value-link-javascript.md", "value-image-port-past-65535.md"])
+@pytest.mark.parametrize(
+    "name", ["value-link-javascript.md", "value-image-port-past-65535.md", "value-image-port-0.md"]
+)
 def test_unusable_links_and_images_are_dropped(name):
     entry = outcome(HOSTILE / name, "x.md")[1].entry
     assert entry.link is None and entry.image is None

@@ -202,6 +202,11 @@ CASES: list[tuple[str, bytes, str]] = [
         fm("title: t\nheadimg: 'http://a:99999999/x.jpg'"),
         "served",
     ),
+    (
+        "value-image-port-0.md",
+        fm("title: t\nlink: 'http://a:0/'\nheadimg: 'http://a:0/x.jpg'"),
+        "served",
+    ),
     ("value-date-year-1.md", fm("title: t\ndate: 0001-01-01"), "served"),
     ("value-date-year-9999.md", fm("title: t\ndate: 9999-12-31T23:59:59Z"), "served"),
     ("value-date-garbage.md", fm("title: t\ndate: next tuesday-ish"), "served"),
