@@ -224,8 +224,13 @@ def _absolute_http_url(value: Any) -> str:
 
 
 def _base_url(value: Any) -> str:
-    """The site's public URL, without a trailing slash: paths are appended to it."""
-    return _absolute_http_url(value).rstrip("/")
+    """The site's public URL, without a trailing slash: paths are appended to it, so a
+    query or a fragment would end up in front of them, and a user name in every link."""
+    url = _absolute_http_url(value).rstrip("/")
+    parts = urlsplit(url)
+    if "?" in url or "#" in url or "@" in parts.netloc:
+        raise ValueError(f"expected a site URL without a query, fragment or user, got {url!r}")
+    return url
 
 
 def _hubs(value: Any) -> tuple[str, ...]:

@@ -87,6 +87,9 @@ def test_env_names_and_lists(tmp_path):
         ({"env": {"FEEDSVC_TIMEZONE": "Mars/Base"}}, "unknown time zone 'Mars/Base'"),
         ({"env": {"FEEDSVC_TIMEZONE": "a" * 300}}, "FEEDSVC_TIMEZONE: unknown time zone 'aaa"),
         ({"env": {"FEEDSVC_SITE_TITLE": "a\x01b"}}, "characters XML does not allow"),
+        ({"env": {"FEEDSVC_BASE_URL": "http://h/?q=1"}}, "without a query, fragment or user"),
+        ({"env": {"FEEDSVC_BASE_URL": "http://h/#f"}}, "without a query, fragment or user"),
+        ({"env": {"FEEDSVC_BASE_URL": "http://u:p@h/"}}, "without a query, fragment or user"),
         ({"file": 'site_title = "a\\uFFFEb"'}, "characters XML does not allow"),
         ({"env": {"FEEDSVC_DB": "mysql://x"}}, "FEEDSVC_DB: expected a sqlite:/// or postgresql"),
         (
