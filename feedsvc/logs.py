@@ -22,8 +22,12 @@ ACCESS_FORMAT = (
 ACCESS_FIELDS = ("addr", "method", "path", "query_string", "protocol", "status", "dt_ms")
 
 # Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: what a
-# terminal or a log reader can take for a line break or a command.
-_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+# terminal or a log reader can take for a line break or a command; and the invisible
+# formatting characters that reorder or hide what follows them on the line (bidirectional
+# marks, embeddings, overrides and isolates; zero-width spaces and joiners; U+FEFF), so
+# that a file name cannot disguise the message about it.
+_FORMATTING = (0x061C, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *_FORMATTING, 0xFEFF)
 _ESCAPES = {code: repr(chr(code))[1:-1] for code in _CONTROLS}
 # JSON escapes C0 itself; the rest, left raw by ensure_ascii=False, as \uXXXX.
 _JSON_ESCAPES = {code: f"\\u{code:04x}" for code in _CONTROLS if code >= 0x7F}

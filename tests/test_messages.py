@@ -124,6 +124,8 @@ def forging_seeds(tmp_path: Path) -> Path:
     seeds.mkdir()
     (seeds / f"a\n{FORGED}").write_text(BAD_SEED)
     (seeds / "b\r\x1b[2Kc.md").write_text(BAD_SEED)
+    (seeds / "c\u202egnp.md").write_text(BAD_SEED)  # shown as c, then 'dm.png' reversed
+    (seeds / "d\u2066x\u2069\u200b.md").write_text(BAD_SEED)
     return seeds
 
 
@@ -145,9 +147,11 @@ def test_a_newline_in_a_file_name_forges_no_check_line(tmp_path, forging_seeds):
     result = run("check", "--seeds", str(forging_seeds), cwd=tmp_path)
     assert result.returncode == 1
     printed = result.stdout.splitlines()
-    assert len(printed) == 2
+    assert len(printed) == 4
     assert printed[0].startswith(f"a\\n{FORGED}: invalid YAML front matter")
     assert printed[1].startswith("b\\r\\x1b[2Kc.md: invalid YAML front matter")
+    assert printed[2].startswith("c\\u202egnp.md: invalid YAML front matter")
+    assert printed[3].startswith("d\\u2066x\\u2069\\u200b.md: invalid YAML front matter")
 
 
 def test_a_newline_in_a_requested_path_forges_no_access_line(tmp_path, forging_seeds, serve):
