@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc.hotlink import template_problem
-from feedsvc.sanitize import strip_invalid_xml
+from feedsvc.sanitize import link_as_base, strip_invalid_xml
 
 DEFAULT_CONFIG_FILE = Path("config/feedsvc.toml")
 ENV_PREFIX = "FEEDSVC_"
@@ -131,11 +131,7 @@ def _idna_problem(name: str) -> str | None:
     """Why the xn-- labels of a host name are no IDNA, or None, as the URL parser that
     resolves every link against the base URL (nh3's, UTS 46) judges them: a host it
     refuses would fail each seed file instead."""
-    import nh3
-
-    try:
-        nh3.clean("", url_relative=("rewrite_with_base", f"http://{name}/"))
-    except ValueError:
+    if link_as_base(f"http://{name}/") is None:
         return "expected an IP address or a host name (an xn-- label is no IDNA)"
     return None
 

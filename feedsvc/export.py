@@ -190,10 +190,11 @@ def _placed(outdir: Path, documents: Sequence[Document]) -> tuple[list[Document]
     decided in path order: the same documents are placed on every run, in any order."""
     taken: dict[tuple[str, ...], Document] = {}
     skipped: list[str] = []
+    absolute = outdir.absolute()
     for document in sorted(documents, key=lambda d: (len(d.parts), d.parts)):
         parts = document.parts
         # (its temporary name is two bytes longer: see _write)
-        if len(os.fsencode(outdir.absolute().joinpath(*parts))) + 2 >= PATH_MAX:
+        if len(os.fsencode(absolute.joinpath(*parts))) + 2 >= PATH_MAX:
             longest = PATH_MAX - 3
             skipped.append(
                 f"skipped {document.what}: {outdir.joinpath(*parts)} is longer than the"
