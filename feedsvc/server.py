@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import faulthandler
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from importlib import import_module
@@ -27,6 +29,9 @@ from feedsvc.shared import COMMITS_ENV, REPLICA_ENV, STATE_ENV
 from feedsvc.supervise import LeaderSupervisor
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter
+# For a serving worker to finish its requests after SIGTERM, then it is killed (a stop takes
+# this plus the leader's STOP_SECONDS at most: what a container's stop grace must allow).
+WORKERS_KILL_SECONDS = 30
 
 
 def _load(settings: Settings) -> Any:
@@ -52,6 +57,10 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
             os.makedirs(os.environ[name], exist_ok=True)
     _check_address(settings.host, settings.port)
     _few_malloc_arenas()
+    # `kill -USR1` any of its processes (the workers and the leader inherit this): every
+    # thread's stack on stderr, written by the C handler, so even a process stuck outside
+    # Python says where, and it goes on running.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Create or upgrade the schema once (or refuse a newer one, or with ``upgrade`` off an
     # older one) before forking; a database server not reached yet is tried again by the
     # leader process (which upgrades it once reached) and by every worker (which only
@@ -81,7 +90,7 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
         log_access=settings.log_level in ("DEBUG", "INFO"),
         log_access_format=ACCESS_FORMAT,
         respawn_failed_workers=True,
-        workers_kill_timeout=30,
+        workers_kill_timeout=WORKERS_KILL_SECONDS,
         process_name="feedsvc",
     )
     leader = LeaderSupervisor(settings, upgrade)

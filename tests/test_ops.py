@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,8 @@ import requests
 import yaml
 from dockerfile_parse import DockerfileParser
 
+from feedsvc import supervise
+from feedsvc.server import WORKERS_KILL_SECONDS
 from feedsvc.store.parts import entry_of
 from tests.helpers import (
     REAL_CORPUS,
@@ -85,6 +88,29 @@ def test_json_logs_are_one_object_per_line_with_fields(tmp_path, serve):
     access = [line for line in served if line["logger"] == "granian.access"]
     feed = next(line for line in access if line["path"] == "/feeds/all.atom")
     assert feed["status"] == 200 and feed["method"] == "GET" and feed["query_string"] == "limit=3"
+
+
+def test_sigusr1_makes_every_process_write_its_stacks_and_go_on(tmp_path, serve):
+    """How an operator (and the test harness, for a server that will not stop) asks a
+    stuck process where it is; nothing is interrupted."""
+    server = serve(copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS), f"sqlite:///{tmp_path}/db")
+    leader, workers = server.leader(), server.workers()
+    assert leader is not None and len(workers) == 2
+    # A process's main thread comes last, and every one began in `python -m feedsvc`: one at
+    # a time, so that no two processes' lines are mixed.
+    ends = lambda: server.log.read_text().count(" in _run_module_as_main\n")  # noqa: E731
+    for pid in (server.process.pid, leader, *workers):
+        before = ends()
+        os.kill(pid, signal.SIGUSR1)
+        wait_for(lambda before=before: ends() > before)
+    log = server.log.read_text()
+    assert log.count("(most recent call first):") > 4  # (several threads in each)
+    assert re.search(r'File ".*feedsvc/server\.py", line \d+ in serve', log)
+    assert re.search(r'File ".*feedsvc/leader\.py", line \d+ in _wait', log)  # the leader
+    assert re.search(r'File ".*feedsvc/follower\.py", line \d+ in _run', log)  # a worker
+    assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
+    assert server.leader() == leader and server.workers() == workers
+    assert server.stop() == 0
 
 
 # -- the image ------------------------------------------------------------------------------
@@ -170,6 +196,8 @@ def test_the_compose_file_runs_two_replicas_on_postgres_behind_nginx():
         assert "./seeds:/seeds:ro" in replica["volumes"]
         assert replica["read_only"] is True
         assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+        grace = int(replica["stop_grace_period"].removesuffix("s"))
+        assert grace >= WORKERS_KILL_SECONDS + supervise.STOP_SECONDS
     nginx = services["nginx"]
     assert "./deploy/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
     upstream = (ROOT / "deploy" / "nginx.conf").read_text()
