@@ -17,7 +17,7 @@ import watchfiles
 
 from feedsvc.service import FeedService
 from feedsvc.shared import COMMITS_ENV, LEADER_STATE, replica
-from feedsvc.store import FileProblem, Store
+from feedsvc.store import Store, StoreProblem
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Follower:
         replaced file is reconnected to."""
         try:
             problem = self.store.problem()
-            if problem is FileProblem.REPLACED:
+            if problem is StoreProblem.REPLACED:
                 log.warning("database %s was replaced: reconnecting", self.store.path)
                 self.store.reopen()
                 problem = self.store.problem()

@@ -38,7 +38,7 @@ from feedsvc.prerender import prerender
 from feedsvc.scan import ScanError, Scanner, ScanReport
 from feedsvc.service import FeedService
 from feedsvc.shared import LEADER_STATE, replica, say_of_leader, tell_committed
-from feedsvc.store import FileProblem, NewerSchema, SchemaRefused, StorageError, Store
+from feedsvc.store import NewerSchema, SchemaRefused, StorageError, Store, StoreProblem
 from feedsvc.websub import WebSubPublisher
 
 log = logging.getLogger(__name__)
@@ -183,13 +183,17 @@ class Leader:
     def _check_database(self) -> None:
         """A SQLite file deleted, corrupted or replaced under a running process: the leader
         moves a broken file aside and rebuilds from the seeds, or reconnects to whatever
-        good file is there (as every serving worker does)."""
+        good file is there (as every serving worker does). A PostgreSQL schema emptied
+        under it is rebuilt the same way; one dropped is an outage until it is created
+        again (feedsvc creates tables, never schemas)."""
         problem = self.store.problem()
         if problem is None:
             return
-        if problem is FileProblem.REPLACED:
+        if problem is StoreProblem.REPLACED:
             log.warning("database %s was replaced: reconnecting", self.store.path)
             self.store.reopen()
+        elif problem is StoreProblem.SCHEMA_DROPPED:
+            raise StorageError(f"{self.store.where} {problem.value}: create it again")
         elif self.locks.try_lead():
             self.store.rebuild(problem.value)
 

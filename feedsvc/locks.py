@@ -25,7 +25,9 @@ from feedsvc.store.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-_PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || current_schema(), 0)"
+# The schema is the one the session's search_path gave at this process's first lock
+# (ScanLocks._key), the same key every release computed from current_schema() itself.
+_PG_KEY = "hashtextextended('feedsvc:' || :role || ':' || :schema, 0)"
 # Whether this session holds that lock (an advisory lock on a bigint key: classid, objid).
 _PG_HELD = (
     "select count(*) from pg_locks where locktype = 'advisory' and granted"
@@ -47,6 +49,18 @@ class ScanLocks:
         self._leader_fd: int | None = None
         self._leader_conn: Connection | None = None
         self._local = threading.Lock()
+        self._schema: str | None = None  # PostgreSQL: see _key
+
+    def _key(self, conn: Connection, role: str) -> dict[str, str]:
+        """A PostgreSQL lock's key: a lock taken keeps it when the schema is dropped under
+        the process (current_schema() is then NULL, and so would every key be)."""
+        if self._schema is None:
+            schema = conn.execute(text("select current_schema()")).scalar()
+            conn.commit()
+            if schema is None:
+                raise StorageError("the search_path names no schema that exists")
+            self._schema = str(schema)
+        return {"role": role, "schema": self._schema}
 
     @property
     def is_leader(self) -> bool:
@@ -58,10 +72,13 @@ class ScanLocks:
             return True
         if self._pg:
             conn = self._engine.connect()
-            got = conn.execute(
-                text(f"select pg_try_advisory_lock({_PG_KEY})"), {"role": "leader"}
-            ).scalar()
-            conn.commit()
+            try:
+                key = self._key(conn, "leader")
+                got = conn.execute(text(f"select pg_try_advisory_lock({_PG_KEY})"), key).scalar()
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
             if got:
                 self._leader_conn = conn
             else:
@@ -89,7 +106,7 @@ class ScanLocks:
             return self.is_leader
         held = 0
         try:
-            held = conn.execute(text(_PG_HELD), {"role": "leader"}).scalar() or 0
+            held = conn.execute(text(_PG_HELD), self._key(conn, "leader")).scalar() or 0
             conn.commit()
         except StorageError:
             pass
@@ -106,7 +123,9 @@ class ScanLocks:
             # An advisory lock belongs to the server session, which outlives a pooled
             # connection's close(): unlock it, or end the session if that fails.
             try:
-                conn.execute(text(f"select pg_advisory_unlock({_PG_KEY})"), {"role": "leader"})
+                conn.execute(
+                    text(f"select pg_advisory_unlock({_PG_KEY})"), self._key(conn, "leader")
+                )
                 conn.commit()
                 conn.close()
             except StorageError:  # the session is gone or going: make sure it ends
@@ -137,8 +156,10 @@ class ScanLocks:
         with self._engine.connect() as conn:
             query = text(f"select pg_try_advisory_lock({_PG_KEY})")
 
+            key = self._key(conn, "scan")
+
             def attempt() -> bool:
-                won = bool(conn.execute(query, {"role": "scan"}).scalar())
+                won = bool(conn.execute(query, key).scalar())
                 conn.commit()
                 return won
 
@@ -146,7 +167,7 @@ class ScanLocks:
             try:
                 yield
             finally:
-                conn.execute(text(f"select pg_advisory_unlock({_PG_KEY})"), {"role": "scan"})
+                conn.execute(text(f"select pg_advisory_unlock({_PG_KEY})"), key)
                 conn.commit()
 
     @contextmanager

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, tuple_
+from sqlalchemy import and_, delete, insert, select, text, tuple_
 from sqlalchemy.engine import Connection, Row
 
 from feedsvc.model import Entry, Scope
@@ -42,6 +42,7 @@ from feedsvc.store.errors import (
     StorageError,
 )
 from feedsvc.store.parts import entry_of
+from feedsvc.store.problems import StoreProblem
 from feedsvc.store.records import (
     Changes,
     EntryPart,
@@ -75,14 +76,13 @@ from feedsvc.store.sql import (
     select_in,
     set_meta,
 )
-from feedsvc.store.sqlitefile import FileProblem, SqliteFile
+from feedsvc.store.sqlitefile import SqliteFile
 from feedsvc.store.transaction import ScanTransaction
 
 __all__ = [
     "Changes",
     "CorruptStorage",
     "EntryPart",
-    "FileProblem",
     "FileStat",
     "FileState",
     "NewerSchema",
@@ -95,12 +95,20 @@ __all__ = [
     "ScopeSummary",
     "StorageError",
     "Store",
+    "StoreProblem",
     "StoredEntry",
     "database_exists",
     "schema_state",
 ]
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL: the schema the session's search_path gives (None: it names none that exists),
+# and whether feedsvc's tables are in it.
+_SCHEMA_PROBE = text(
+    "select current_schema(),"
+    " to_regclass(quote_ident(current_schema()) || '.' || quote_ident('meta')) is not null"
+)
 
 
 def schema_state(url: str) -> migrate.SchemaState:
@@ -164,6 +172,7 @@ class Store:
             raise OldSchema(f"no database at {self.path}: run `feedsvc db upgrade` to create it")
         self.read_only_reason: str | None = None  # why it is opened read-only, if it is
         self._unreached: _Backoff | None = None
+        self._lost: StoreProblem | None = None  # PostgreSQL: its schema or tables are gone
         if self.file is not None and existed and not self.file.writable():
             self._open_read_only("the file or its directory is read-only")
             return
@@ -204,9 +213,13 @@ class Store:
             self._log_unreached(exc)
 
     def _connect(self) -> Connection:
-        """A connection, once the schema is known to be there (see ``wait``)."""
+        """A connection, once the schema is known to be there (see ``wait``, and problem():
+        a schema found gone is an outage, not a statement that cannot run)."""
         if self._unreached is not None:
             self._reach()
+        lost = self._lost
+        if lost is not None:
+            raise StorageError(f"{self.where} {lost.value}")
         return self.engine.connect()
 
     def _reach(self) -> None:
@@ -323,14 +336,38 @@ class Store:
         if self.file is not None:
             self.file.remember()
 
-    def problem(self) -> FileProblem | None:
-        """What is wrong with the SQLite file under this process, if anything (nothing to
-        repair where nothing can be written)."""
-        if self.file is None or self.read_only:
+    def problem(self) -> StoreProblem | None:
+        """What is wrong with the SQLite file or the PostgreSQL schema under this process, if
+        anything (nothing to repair where nothing can be written). Every process asks every
+        second or so; until the schema is back, every use is a StorageError."""
+        if self.read_only:
             return None
+        if self.file is None:
+            return self._schema_problem() if self.dialect == "postgresql" else None
         found = self.file.problem()
-        if found is FileProblem.UNREADABLE:
+        if found is StoreProblem.UNREADABLE:
             log.warning("database %s cannot be read", self.path)
+        return found
+
+    def _schema_problem(self) -> StoreProblem | None:
+        """Whether the schema named by the search_path still exists and holds feedsvc's
+        tables (one round trip; a server not answering is another matter: None)."""
+        try:
+            with self.engine.connect() as conn:
+                schema, tables = conn.execute(_SCHEMA_PROBE).one()
+        except StorageError:
+            return self._lost
+        found = None
+        if schema is None:
+            found = StoreProblem.SCHEMA_DROPPED
+        elif not tables:
+            found = StoreProblem.EMPTIED
+        if found != self._lost:
+            if found is not None:
+                log.error("database %s %s: serving what was loaded", self.where, found.value)
+            else:
+                log.warning("database %s: its schema is back", self.where)
+            self._lost = found
         return found
 
     def reopen(self) -> None:
@@ -340,10 +377,19 @@ class Store:
         self._create_schema()
 
     def rebuild(self, reason: str) -> None:
-        """Move a damaged or vanished database aside and start an empty one; the next scan
-        fills it from the seeds with the same ids (ids derive from paths, not from rows)."""
-        assert self.file is not None
-        self._repair(reason, self.file.identity())
+        """Move a damaged or vanished database aside and start an empty one (in PostgreSQL:
+        create the tables of a schema emptied under it); the next scan fills it from the
+        seeds with the same ids (ids derive from paths, not from rows)."""
+        if self.file is not None:
+            self._repair(reason, self.file.identity())
+            return
+        log.error("database %s %s: rebuilding it from the seeds", self.where, reason)
+        lost, self._lost = self._lost, None  # (for the tables to be created)
+        try:
+            self._create_schema()
+        except BaseException:
+            self._lost = lost
+            raise
 
     def _repair(self, reason: str, broken: tuple[int, int] | None) -> None:
         """Under a lock shared by every process: move the broken file (if it is still the one

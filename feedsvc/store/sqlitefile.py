@@ -9,20 +9,11 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 
+from feedsvc.store.problems import StoreProblem
+
 SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-class FileProblem(StrEnum):
-    """What can happen to a SQLite file under a running process (the value reads as the
-    end of a sentence that starts with the file's name)."""
-
-    DELETED = "was deleted"
-    REPLACED = "was replaced"
-    CORRUPT = "is corrupt"
-    UNREADABLE = "cannot be read"
 
 
 class SqliteFile:
@@ -65,12 +56,12 @@ class SqliteFile:
             os.close(self._held)
             self._held = None
 
-    def problem(self) -> FileProblem | None:
+    def problem(self) -> StoreProblem | None:
         """What is wrong with the file under this process, if anything: deleted, replaced by
         another file, or not an SQLite file any more."""
         identity = self.identity()
         if identity is None:
-            return FileProblem.DELETED
+            return StoreProblem.DELETED
         try:
             if identity == self._identity and self._held is not None:
                 header = os.pread(self._held, len(SQLITE_HEADER), 0)
@@ -78,11 +69,11 @@ class SqliteFile:
                 with open(self.path, "rb") as handle:
                     header = handle.read(len(SQLITE_HEADER))
         except OSError:
-            return FileProblem.UNREADABLE
+            return StoreProblem.UNREADABLE
         if len(header) == len(SQLITE_HEADER) and header != SQLITE_HEADER:
-            return FileProblem.CORRUPT
+            return StoreProblem.CORRUPT
         if identity != self._identity:
-            return FileProblem.REPLACED
+            return StoreProblem.REPLACED
         return None
 
     @contextmanager
