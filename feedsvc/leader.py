@@ -60,6 +60,7 @@ class Leader:
         self.locks = ScanLocks(store.engine, store.path)
         self.scanner = Scanner(store, settings, self.locks)
         self.listeners: list[ChangeListener] = []
+        self.on_lead: list[Callable[[], None]] = []  # called as this process takes the lead
         self.last_error: str | None = None  # the last scan's failure
         self._published_error: str | None = None  # what the store says of it
         self._scheduler: BackgroundScheduler | None = None
@@ -82,9 +83,11 @@ class Leader:
         """Scan if this process leads (fully when a full scan is due, else only the files
         already missing)."""
         with self._tick_lock:
+            led = self.locks.is_leader
             try:
                 self._check_database()
                 if self.locks.is_leader and not self.locks.still_leading():
+                    led = False
                     log.error(
                         "the leader lock was lost with its database session: leading "
                         "again only if no other replica has taken it"
@@ -92,6 +95,8 @@ class Leader:
                 if not self.stepped_down and self.locks.try_lead():
                     if self.store.get_meta("scanner") != self.replica:
                         self.store.set_meta("scanner", self.replica)
+                    if not led:
+                        self._took_the_lead()
                     self._watch_events()
                     self._publish_state()  # (how it watches, before a first long scan)
                     # a tick comes every scan_interval: half of one is slack for its jitter
@@ -104,6 +109,16 @@ class Leader:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("leader tick failed")
             self._publish_state()
+
+    def _took_the_lead(self) -> None:
+        """Tell whoever asked that this process leads now (before its first scan)."""
+        for listener in self.on_lead:
+            try:
+                listener()
+            except StorageError as exc:
+                log.warning("database unavailable as this process took the lead: %s", exc)
+            except Exception:
+                log.exception("taking the lead failed")
 
     def _publish_state(self) -> None:
         """Say how scanning goes where every worker of this server reads it, and record the
@@ -275,7 +290,12 @@ def run(settings: Settings, upgrade: bool, parent: int) -> None:
         def load(_scopes: list[Scope], _baseline: bool) -> None:
             service.refresh()  # what the scan wrote, before any digest is taken
 
+        def lead() -> None:
+            service.refresh()  # (what other replicas' leaders wrote meanwhile)
+            publisher.leading()
+
         leader.listeners += [load, publisher.feeds_changed]
+        leader.on_lead.append(lead)
         publisher.start()
     leader.start()
     _wait(stopping)

@@ -2,22 +2,28 @@
 
 A scan reports the feeds (scopes) whose entries changed; a hub is pinged for a feed URL only
 when that document's bytes changed since the hubs were last told of it (its digest is kept
-in the store, so a restart or another replica's scanner remembers it). An edit to an entry
+in the store, so a restart or another replica's leader remembers it). An edit to an entry
 that is not on a feed's first page changes that feed's ETag, not the document a hub fetches.
 
-The work goes on in one background thread, so neither a scan nor a request ever waits for a
-hub. A feed already waiting is not queued twice. Each ping is retried with exponential
-backoff on network errors, 5xx and 429; other 4xx answers are final. Counts are kept in the
-store, so /status shows the same figures whichever worker or replica answers."""
+Neither a scan nor a request ever waits for a hub: one thread finds the changed documents,
+and each hub has a thread and a queue of its own, so a hub that hangs delays only its own
+pings. A URL already waiting for a hub is not queued twice. Each ping is retried with
+exponential backoff on network errors, 5xx and 429; other 4xx answers are final. A digest is
+recorded as told once every hub has had its ping (or given up on it): pings still queued
+when the leader stops or dies are sent by the next leader, which compares what it serves
+with what the hubs were told as soon as it leads. Counts are kept in the store, so /status
+shows the same figures whichever worker or replica answers, across changes of leader."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from enum import IntEnum
+from typing import Any, TypeVar
 
 import requests
 
@@ -31,11 +37,23 @@ log = logging.getLogger(__name__)
 
 # The bytes of a feed's default document as served now; None when the feed is gone.
 Document = Callable[[Scope, Format], bytes | None]
+Digest = str | None  # of a document's bytes; None: the feed is gone
+K = TypeVar("K")
+V = TypeVar("V")
+NOT_TOLD = ""  # what is recorded of a new feed's URL until the hubs have been told of it
+
+
+class Mode(IntEnum):
+    """What a feed's changed documents are to the hubs (the higher wins when queued twice)."""
+
+    RECORD = 0  # a baseline scan, the first into an empty store: news to nobody
+    RECONCILE = 1  # a new leader: ping what differs from what hubs were told of it
+    ANNOUNCE = 2  # a scan changed it: ping every document that differs
 
 
 class WebSubPublisher:
-    """Queues changed feeds and pings the hubs, in the background, for each document of
-    theirs whose bytes changed."""
+    """Queues changed feeds, finds their documents whose bytes changed, and has each hub's
+    thread ping it of them, in the background."""
 
     def __init__(
         self,
@@ -53,76 +71,135 @@ class WebSubPublisher:
         self.timeout = timeout
         self._store = store
         self._document = document
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = f"feedsvc/{__version__} (WebSub publisher)"
-        self._pending: OrderedDict[Scope, bool] = OrderedDict()
-        self._cond = threading.Condition()
+        self._pending: OrderedDict[Scope, Mode] = OrderedDict()
+        self._cond = threading.Condition()  # guards everything below, hubs' queues too
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._hubs = [_Hub(url) for url in settings.websub_hubs]
+        # A URL whose digest is not recorded yet, and the hubs still to be told of it.
+        self._untold: dict[str, tuple[Digest, set[str]]] = {}
         self.counts = {"sent": 0, "failed": 0, "retries": 0}
 
     def feeds_changed(self, scopes: list[Scope], baseline: bool = False) -> None:
-        """Queue the feeds a scan changed; returns at once. After a ``baseline`` scan (the
-        first into an empty store: nothing is news to anyone) their digests are only
-        recorded, so that later pings go out for real changes only."""
+        """Queue the feeds a scan changed; returns at once. After a ``baseline`` scan their
+        digests are only recorded, so that later pings go out for real changes only."""
+        self._queue(scopes, Mode.RECORD if baseline else Mode.ANNOUNCE)
+
+    def leading(self) -> None:
+        """This process has just become the leader: carry on the counts where the last
+        leader left them, and ping the hubs of every feed whose documents differ from
+        what they were told (what a leader that stopped or died had still to send)."""
+        counts = self._store.websub_counts()
+        with self._cond:
+            self.counts = {name: int(counts.get(name, 0)) for name in self.counts}
+        self._queue([summary.scope for summary in self._store.scope_summaries()], Mode.RECONCILE)
+
+    def _queue(self, scopes: list[Scope], mode: Mode) -> None:
         with self._cond:
             for scope in scopes:
-                self._pending[scope] = self._pending.get(scope, False) or not baseline
-            self._cond.notify()
+                self._pending[scope] = max(self._pending.get(scope, mode), mode)
+            self._cond.notify_all()
 
     @property
     def pending(self) -> int:
+        """Feeds still to be looked at, and pings still to be sent (or under way)."""
         with self._cond:
-            return len(self._pending)
+            return len(self._pending) + sum(len(hubs) for _d, hubs in self._untold.values())
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="websub", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="websub", daemon=True)]
+        self._threads += [
+            threading.Thread(target=self._tell, args=(hub,), name="websub-hub", daemon=True)
+            for hub in self._hubs
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the ping in flight; pings still queued are dropped (hubs re-fetch anyway)."""
+        """Stop after the pings in flight, waiting ``timeout`` in all; what is still queued
+        is the next leader's to send."""
         self._stopping.set()
         with self._cond:
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._session.close()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for hub in self._hubs:
+            hub.session.close()
+
+    def _next(self, queue: OrderedDict[K, V]) -> tuple[K, V] | None:
+        """The first of a queue, once there is one; None once the publisher stops."""
+        with self._cond:
+            while not queue and not self._stopping.is_set():
+                self._cond.wait()
+            return None if self._stopping.is_set() else queue.popitem(last=False)
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            with self._cond:
-                while not self._pending and not self._stopping.is_set():
-                    self._cond.wait()
-                if self._stopping.is_set():
-                    return
-                scope, announce = self._pending.popitem(last=False)
+        while (item := self._next(self._pending)) is not None:
+            scope, mode = item
             try:
-                changed = self._changed_documents(scope)
+                self._look_at(scope, mode)
             except Exception:
                 log.exception("could not tell whether the documents of %s changed", scope.key)
-                continue
-            urls = changed if announce else []
-            for url in urls:
-                for hub in self.settings.websub_hubs:
-                    outcome = "sent" if self._publish(hub, url) else "failed"
-                    self.counts[outcome] += 1
-            if urls or not self.pending:
-                self._record_counts()
 
-    def _changed_documents(self, scope: Scope) -> list[str]:
-        """The feed's URLs whose bytes differ from what the hubs were last told (or were
-        never told), recorded now as told: a ping that fails for good is not sent again for
-        the same bytes."""
-        digests: dict[str, str | None] = {}
+    def _look_at(self, scope: Scope, mode: Mode) -> None:
+        """Queue a ping to every hub for each of the feed's documents whose bytes differ
+        from what the hubs were (or are being) told; record the rest as told at once."""
+        digests: dict[str, Digest] = {}
         for fmt in Format:
             body = self._document(scope, fmt)
             url = document_url(self.settings, scope, fmt)
             digests[url] = hashlib.sha256(body).hexdigest() if body is not None else None
         told = self._store.pinged_digests(list(digests))
-        changed = {url: digest for url, digest in digests.items() if told.get(url) != digest}
-        if changed:
-            self._store.record_pinged(changed)
-        return list(changed)
+        record: dict[str, Digest] = {}
+        queued = False
+        with self._cond:
+            for url, digest in digests.items():
+                known = url in self._untold or url in told
+                last = self._untold[url][0] if url in self._untold else told.get(url)
+                if last == digest:
+                    continue
+                if mode is Mode.RECORD or (mode is Mode.RECONCILE and not known):
+                    record[url] = digest
+                    continue
+                self._untold[url] = (digest, {hub.url for hub in self._hubs})
+                for hub in self._hubs:
+                    hub.queue[url] = digest
+                queued = True
+                if url not in told:  # a new feed: recorded as not told yet, for a new leader
+                    record[url] = NOT_TOLD
+            self._cond.notify_all()
+        if record:
+            self._store.record_pinged(record)
+        if queued or not self.pending:
+            self._record_counts()
+
+    def _tell(self, hub: _Hub) -> None:
+        """A hub's thread: its pings, one at a time, in the order they were queued."""
+        while (item := self._next(hub.queue)) is not None:
+            url, digest = item
+            sent = self._publish(hub, url)
+            if self._stopping.is_set() and not sent:
+                return  # (not told: the next leader sends it)
+            self._told(hub.url, url, digest, sent)
+
+    def _told(self, hub: str, url: str, digest: Digest, sent: bool) -> None:
+        """A hub's ping is over; the digest is recorded once every hub's is."""
+        with self._cond:
+            self.counts["sent" if sent else "failed"] += 1
+            untold = self._untold.get(url)
+            done = untold is not None and untold[0] == digest
+            if untold is not None and done:
+                untold[1].discard(hub)
+                done = not untold[1]
+                if done:
+                    del self._untold[url]
+        if done:
+            try:
+                self._store.record_pinged({url: digest})
+            except Exception:
+                log.exception("could not record the WebSub ping for %s", url)
+        self._record_counts()
 
     def _record_counts(self) -> None:
         try:
@@ -130,15 +207,16 @@ class WebSubPublisher:
         except Exception:
             log.exception("could not record WebSub counts")
 
-    def _publish(self, hub: str, url: str) -> bool:
+    def _publish(self, hub: _Hub, url: str) -> bool:
         data = {"hub.mode": "publish", "hub.url": url}
         for attempt in range(self.attempts):
             if attempt:
-                self.counts["retries"] += 1
+                with self._cond:
+                    self.counts["retries"] += 1
                 if self._stopping.wait(self.backoff * 2 ** (attempt - 1)):
                     return False
             try:
-                response = self._session.post(hub, data=data, timeout=self.timeout)
+                response = hub.session.post(hub.url, data=data, timeout=self.timeout)
             except requests.RequestException as exc:
                 reason: Any = exc
             else:
@@ -148,7 +226,22 @@ class WebSubPublisher:
                 if response.status_code < 500 and response.status_code != 429:
                     break
             log.warning(
-                "WebSub ping to %s for %s failed (attempt %d): %s", hub, url, attempt + 1, reason
+                "WebSub ping to %s for %s failed (attempt %d): %s",
+                hub.url,
+                url,
+                attempt + 1,
+                reason,
             )
-        log.error("WebSub ping to %s for %s gave up", hub, url)
+        log.error("WebSub ping to %s for %s gave up", hub.url, url)
         return False
+
+
+class _Hub:
+    """One hub: the URLs it is still to be told of (the newest digest of each), in order,
+    and its own connections."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.queue: OrderedDict[str, Digest] = OrderedDict()  # (guarded by the publisher's lock)
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"feedsvc/{__version__} (WebSub publisher)"

@@ -89,7 +89,7 @@ def pg_schema(base: str | None = None) -> Iterator[str]:
     try:
         yield f"{base}{sep}options=-csearch_path%3D{schema}"
     finally:
-        run_sql(base, f"drop schema {schema} cascade")
+        run_sql(base, f"drop schema if exists {schema} cascade")
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """A minimal WebSub hub for the tests, run as its own process: it records every publish
 ping (one JSON line each) and can be told to answer errors.
 
-    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE]
+    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE] [--hang]
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("log")
     parser.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N pings")
     parser.add_argument("--status", type=int, default=204, help="status for every other ping")
+    parser.add_argument("--hang", action="store_true", help="record each ping, never answer")
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"count": 0}
@@ -42,6 +44,8 @@ def main() -> None:
                         )
                         + "\n"
                     )
+            while args.hang:
+                time.sleep(3600)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()

@@ -336,6 +336,23 @@ def test_schemas_upgraded_at_once_in_one_database_share_its_extension() -> None:
         assert agreement(url) == []  # upgraded to the head, all of it
 
 
+def test_dropping_the_first_deployments_schema_leaves_the_extension() -> None:
+    """pg_trgm is created in public, not in the first schema upgraded: dropping that schema
+    (cascade) took it, and the trigram index of a schema being upgraded past it, with it."""
+    with pg_database() as base, pg_schema(base) as first, pg_schema(base) as second:
+        Store(first).close()
+        assert sql_value(base, EXTENSION_SCHEMA) == "public"
+        run_sql(base, f"drop schema {first.rsplit('%3D', 1)[1]} cascade")
+        Store(second).close()
+        assert sql_value(base, EXTENSION_SCHEMA) == "public"
+        assert agreement(second) == []
+
+
+EXTENSION_SCHEMA = (
+    "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_trgm'"
+)
+
+
 def waiting_on_a_lock(db: str) -> bool:
     query = (
         "select count(*) from pg_stat_activity"

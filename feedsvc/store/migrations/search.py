@@ -35,11 +35,21 @@ def postgres_trigram_index(where: str = "") -> None:
 
 
 def _create_trigram_extension(bind: sa.Connection) -> None:
-    """An extension belongs to the database, not to a schema: when another schema's upgrade
-    creates it at the same moment, this one waits on the catalogue and then fails its unique
-    index, though the extension is there (committed by the other) and all this one needs."""
-    try:
-        with bind.begin_nested():
-            bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
-    except sa.exc.IntegrityError:
-        log.info("pg_trgm was created by another session at the same time: using it")
+    """An extension belongs to the database and lives in one schema: in public where this
+    role may create it, since one created in a deployment's own schema would go, with every
+    other schema's trigram index, when that schema is dropped (cascade). When another
+    schema's upgrade creates it at the same moment, this one waits on the catalogue and then
+    fails its unique index, though the extension is there (committed by the other) and all
+    this one needs."""
+    for where in (" SCHEMA public", ""):
+        try:
+            with bind.begin_nested():
+                bind.execute(sa.text(f"CREATE EXTENSION IF NOT EXISTS pg_trgm{where}"))
+            return
+        except sa.exc.IntegrityError:
+            log.info("pg_trgm was created by another session at the same time: using it")
+            return
+        except StorageError as exc:  # (no public schema, or no right to create in it)
+            if not where:
+                raise
+            log.info("pg_trgm cannot be created in public (%s): creating it here", exc)
