@@ -216,14 +216,16 @@ class WebSubPublisher:
                 if self._stopping.wait(self.backoff * 2 ** (attempt - 1)):
                     return False
             try:
-                response = hub.session.post(hub.url, data=data, timeout=self.timeout)
+                # (streamed, and closed unread: a hub's body, however big, is never read)
+                with hub.session.post(hub.url, data=data, timeout=self.timeout, stream=True) as r:
+                    status = r.status_code
             except requests.RequestException as exc:
                 reason: Any = exc
             else:
-                if response.ok:
+                if status < 400:
                     return True
-                reason = f"HTTP {response.status_code}"
-                if response.status_code < 500 and response.status_code != 429:
+                reason = f"HTTP {status}"
+                if status < 500 and status != 429:
                     break
             log.warning(
                 "WebSub ping to %s for %s failed (attempt %d): %s",

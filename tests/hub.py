@@ -1,7 +1,7 @@
 """A minimal WebSub hub for the tests, run as its own process: it records every publish
 ping (one JSON line each) and can be told to answer errors.
 
-    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE] [--hang]
+    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE] [--hang] [--endless]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--fail-first", type=int, default=0, help="answer 503 to the first N pings")
     parser.add_argument("--status", type=int, default=204, help="status for every other ping")
     parser.add_argument("--hang", action="store_true", help="record each ping, never answer")
+    parser.add_argument("--endless", action="store_true", help="answer with a body that never ends")
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"count": 0}
@@ -46,7 +47,12 @@ def main() -> None:
                     )
             while args.hang:
                 time.sleep(3600)
-            self.send_response(status)
+            self.send_response(200 if args.endless else status)  # (a 204 has no body)
+            if args.endless:
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                while True:  # (until the client goes away)
+                    self.wfile.write(b"x" * 65536)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -276,6 +276,20 @@ def test_a_hub_that_hangs_delays_no_other_and_a_new_leader_sends_what_was_left(t
     wait_for(lambda: websub_status(server)["sent"] == len(changed) + len(left))
 
 
+def test_a_hub_answering_an_endless_body_is_told_and_never_read(tmp_path, serve):
+    endless = serve.hub("--endless")
+    server = serve(
+        copy_corpus(tmp_path / "seeds", SAMPLE_SEEDS),
+        f"sqlite:///{tmp_path}/db.sqlite3",
+        FEEDSVC_WEBSUB_HUBS=endless.url,
+        FEEDSVC_WORKERS="1",
+    )
+    wait_for_scans(server, timeout=30)
+    changed = add_news(server)
+    wait_for(lambda: websub_status(server)["sent"] == len(changed))
+    assert {p["form"]["hub.url"][0] for p in endless.pings()} == changed
+
+
 # -- replicas ---------------------------------------------------------------------------
 
 
