@@ -21,6 +21,7 @@ import signal
 import socket
 import tempfile
 from importlib import import_module
+from types import FrameType
 from typing import Any
 
 from feedsvc.config import Settings
@@ -58,9 +59,10 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     _check_address(settings.host, settings.port)
     _few_malloc_arenas()
     # `kill -USR1` any of its processes (the workers and the leader inherit this): every
-    # thread's stack on stderr, written by the C handler, so even a process stuck outside
-    # Python says where, and it goes on running.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # thread's stack on stderr, and it goes on running. Written from a Python handler, which
+    # holds the GIL, so no thread's frames change under it: faulthandler's own C handler
+    # reads them while they run, and a few signals during a scan crashed the process.
+    signal.signal(signal.SIGUSR1, _dump_stacks)
     # Create or upgrade the schema once (or refuse a newer one, or with ``upgrade`` off an
     # older one) before forking; a database server not reached yet is tried again by the
     # leader process (which upgrades it once reached) and by every worker (which only
@@ -100,6 +102,10 @@ def serve(settings: Settings, *, upgrade: bool = True) -> None:
     finally:
         leader.stop()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _dump_stacks(_signum: int, _frame: FrameType | None) -> None:
+    faulthandler.dump_traceback(all_threads=True)
 
 
 _SCRATCH_PREFIX = "feedsvc-"

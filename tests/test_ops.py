@@ -111,6 +111,19 @@ def test_sigusr1_makes_every_process_write_its_stacks_and_go_on(tmp_path, serve)
     assert re.search(r'File ".*feedsvc/follower\.py", line \d+ in _run', log)  # a worker
     assert requests.get(server.url + "/feeds/all.atom", timeout=10).status_code == 200
     assert server.leader() == leader and server.workers() == workers
+    # many, while the leader scans (faulthandler's C handler, reading frames as threads ran
+    # them, crashed it within a few)
+    (server.seeds / "more").mkdir()
+    for n in range(400):
+        text = f"---\ntitle: more {n}\ncategories: [c{n}]\n---\n<p>{'words ' * 500}</p>\n"
+        (server.seeds / "more" / f"{n}.md").write_text(text)
+
+    def signalled_until_scanned() -> bool:
+        os.kill(leader, signal.SIGUSR1)
+        return bool(server_status(server)["entries"] == 402 and server.search_pending() == 0)
+
+    wait_for(signalled_until_scanned, timeout=120, interval=0.05)
+    assert server.leader() == leader and "exited with" not in server.log.read_text()
     assert server.stop() == 0
 
 
