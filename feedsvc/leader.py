@@ -155,8 +155,11 @@ class Leader:
     def _unavailable(self, exc: StorageError) -> None:
         """The database failed mid-work (e.g. the SQLite file vanished between the health
         check and a statement): the next tick repairs or reconnects; no bug to trace."""
-        self.last_error = f"database: {exc}"
-        log.warning("database unavailable (%s): retrying at the next tick", exc)
+        error = f"database: {exc}"
+        # (once, and again when the reason changes: not a line per tick for a long outage)
+        level = logging.WARNING if error != self.last_error else logging.DEBUG
+        log.log(level, "database unavailable (%s): retrying at the next tick", exc)
+        self.last_error = error
 
     def _scan_and_tell(self, paths: set[str] | None) -> None:
         started = time.monotonic()

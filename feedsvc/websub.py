@@ -8,10 +8,12 @@ that is not on a feed's first page changes that feed's ETag, not the document a 
 Neither a scan nor a request ever waits for a hub: one thread finds the changed documents,
 and each hub has a thread and a queue of its own, so a hub that hangs delays only its own
 pings. A URL already waiting for a hub is not queued twice. Each ping is retried with
-exponential backoff on network errors, 5xx and 429; other 4xx answers are final. A digest is
-recorded as told once every hub has had its ping (or given up on it): pings still queued
-when the leader stops or dies are sent by the next leader, which compares what it serves
-with what the hubs were told as soon as it leads. Counts are kept in the store, so /status
+exponential backoff on network errors, 5xx and 429; other 4xx answers and redirects are
+final, and a hub's answer body is never read. A hub that never answers one ping is given up
+on for everything queued for it at that moment. A digest is recorded as told once every hub
+has had its ping (or given up on it): pings still queued when the leader stops or dies are
+sent by the next leader, which compares what it serves with what the hubs were told as soon
+as it leads (a URL never told of is news too, once hubs were told of anything here). Counts are kept in the store, so /status
 shows the same figures whichever worker or replica answers, across changes of leader."""
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Any, TypeVar
 
 import requests
@@ -40,7 +42,6 @@ Document = Callable[[Scope, Format], bytes | None]
 Digest = str | None  # of a document's bytes; None: the feed is gone
 K = TypeVar("K")
 V = TypeVar("V")
-NOT_TOLD = ""  # what is recorded of a new feed's URL until the hubs have been told of it
 
 
 class Mode(IntEnum):
@@ -49,6 +50,14 @@ class Mode(IntEnum):
     RECORD = 0  # a baseline scan, the first into an empty store: news to nobody
     RECONCILE = 1  # a new leader: ping what differs from what hubs were told of it
     ANNOUNCE = 2  # a scan changed it: ping every document that differs
+
+
+class Outcome(Enum):
+    """How a ping ended."""
+
+    SENT = "sent"
+    REFUSED = "refused"  # a final answer (4xx but 429, or a redirect)
+    UNANSWERED = "unanswered"  # no answer, or 5xx and 429, at every try
 
 
 class WebSubPublisher:
@@ -79,6 +88,8 @@ class WebSubPublisher:
         # A URL whose digest is not recorded yet, and the hubs still to be told of it.
         self._untold: dict[str, tuple[Digest, set[str]]] = {}
         self.counts = {"sent": 0, "failed": 0, "retries": 0}
+        # Whether hubs were ever told of anything here (else nothing is news to them yet).
+        self._told_any = False
 
     def feeds_changed(self, scopes: list[Scope], baseline: bool = False) -> None:
         """Queue the feeds a scan changed; returns at once. After a ``baseline`` scan their
@@ -90,8 +101,10 @@ class WebSubPublisher:
         leader left them, and ping the hubs of every feed whose documents differ from
         what they were told (what a leader that stopped or died had still to send)."""
         counts = self._store.websub_counts()
+        told_any = self._store.pinged_any()
         with self._cond:
             self.counts = {name: int(counts.get(name, 0)) for name in self.counts}
+            self._told_any = told_any
         self._queue([summary.scope for summary in self._store.scope_summaries()], Mode.RECONCILE)
 
     def _queue(self, scopes: list[Scope], mode: Mode) -> None:
@@ -115,9 +128,9 @@ class WebSubPublisher:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop after the pings in flight, waiting ``timeout`` in all; what is still queued
-        is the next leader's to send."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop, waiting ``timeout`` in all for the pings in flight: what is not told by
+        then, and what is still queued, is the next leader's to send."""
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
@@ -155,19 +168,16 @@ class WebSubPublisher:
         queued = False
         with self._cond:
             for url, digest in digests.items():
-                known = url in self._untold or url in told
                 last = self._untold[url][0] if url in self._untold else told.get(url)
                 if last == digest:
                     continue
-                if mode is Mode.RECORD or (mode is Mode.RECONCILE and not known):
+                if mode is Mode.RECORD or (mode is Mode.RECONCILE and not self._told_any):
                     record[url] = digest
                     continue
                 self._untold[url] = (digest, {hub.url for hub in self._hubs})
                 for hub in self._hubs:
                     hub.queue[url] = digest
                 queued = True
-                if url not in told:  # a new feed: recorded as not told yet, for a new leader
-                    record[url] = NOT_TOLD
             self._cond.notify_all()
         if record:
             self._store.record_pinged(record)
@@ -175,13 +185,28 @@ class WebSubPublisher:
             self._record_counts()
 
     def _tell(self, hub: _Hub) -> None:
-        """A hub's thread: its pings, one at a time, in the order they were queued."""
+        """A hub's thread: its pings, one at a time, in the order they were queued. A hub
+        that has not answered any try of one ping is given up on for everything queued for
+        it then (each would take as long): their digests are recorded, as for the other
+        hubs, and the next change pings it again."""
         while (item := self._next(hub.queue)) is not None:
             url, digest = item
-            sent = self._publish(hub, url)
-            if self._stopping.is_set() and not sent:
+            outcome = self._publish(hub, url)
+            if self._stopping.is_set() and outcome is not Outcome.SENT:
                 return  # (not told: the next leader sends it)
-            self._told(hub.url, url, digest, sent)
+            self._told(hub.url, url, digest, outcome is Outcome.SENT)
+            if outcome is Outcome.UNANSWERED:
+                with self._cond:
+                    dropped = list(hub.queue.items())
+                    hub.queue.clear()
+                if dropped:
+                    log.error(
+                        "WebSub hub %s is not answering: giving up the %d more pings queued for it",
+                        hub.url,
+                        len(dropped),
+                    )
+                for url, digest in dropped:
+                    self._told(hub.url, url, digest, False)
 
     def _told(self, hub: str, url: str, digest: Digest, sent: bool) -> None:
         """A hub's ping is over; the digest is recorded once every hub's is."""
@@ -207,26 +232,30 @@ class WebSubPublisher:
         except Exception:
             log.exception("could not record WebSub counts")
 
-    def _publish(self, hub: _Hub, url: str) -> bool:
+    def _publish(self, hub: _Hub, url: str) -> Outcome:
         data = {"hub.mode": "publish", "hub.url": url}
         for attempt in range(self.attempts):
             if attempt:
                 with self._cond:
                     self.counts["retries"] += 1
                 if self._stopping.wait(self.backoff * 2 ** (attempt - 1)):
-                    return False
+                    return Outcome.UNANSWERED
             try:
-                # (streamed, and closed unread: a hub's body, however big, is never read)
-                with hub.session.post(hub.url, data=data, timeout=self.timeout, stream=True) as r:
-                    status = r.status_code
+                # Streamed, and closed unread: a hub's body, however big, is never read. A
+                # redirect is an answer, not followed: the ping goes to the hub configured.
+                with hub.session.post(
+                    hub.url, data=data, timeout=self.timeout, stream=True, allow_redirects=False
+                ) as response:
+                    status = response.status_code
             except requests.RequestException as exc:
                 reason: Any = exc
             else:
-                if status < 400:
-                    return True
+                if status < 300:
+                    return Outcome.SENT
                 reason = f"HTTP {status}"
                 if status < 500 and status != 429:
-                    break
+                    log.error("WebSub ping to %s for %s refused: %s", hub.url, url, reason)
+                    return Outcome.REFUSED
             log.warning(
                 "WebSub ping to %s for %s failed (attempt %d): %s",
                 hub.url,
@@ -235,7 +264,7 @@ class WebSubPublisher:
                 reason,
             )
         log.error("WebSub ping to %s for %s gave up", hub.url, url)
-        return False
+        return Outcome.UNANSWERED
 
 
 class _Hub:

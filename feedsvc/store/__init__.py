@@ -448,6 +448,11 @@ class Store:
             )
         return {row.url: row.digest for row in rows}
 
+    def pinged_any(self) -> bool:
+        """Whether the hubs were ever told of any feed URL in this database."""
+        with self._connect() as conn:
+            return conn.execute(select(pinged.c.id).limit(1)).first() is not None
+
     def record_pinged(self, digests: dict[str, str | None]) -> None:
         """Remember what the hubs are told now (None: the feed is gone)."""
         with self._write() as conn:
