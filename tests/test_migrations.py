@@ -512,6 +512,15 @@ ODD_STATES = {
         ["drop table alembic_version", "delete from meta"],
         "no version row and no epoch",
     ),
+    "someone else's meta table": (
+        [
+            *(f"drop table {table.name}" for table in reversed(metadata.sorted_tables)),
+            "drop table if exists entry_search",
+            "drop table alembic_version",
+            "create table meta (x integer)",
+        ],
+        "not feedsvc's (meta)",
+    ),
     "someone else's tables": (
         [
             *(f"drop table {table.name}" for table in reversed(metadata.sorted_tables)),

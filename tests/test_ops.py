@@ -363,7 +363,12 @@ def test_a_schema_dropped_under_the_replicas_is_an_outage_then_rebuilt(tmp_path,
     assert still.status_code == 200 and still.content == feed.content  # (from memory)
     uncached = requests.get(server.url + "/feeds/all.rss?limit=3", timeout=10)
     assert uncached.status_code == 503 and "Retry-After" in uncached.headers
-    run_sql(pg_url.split("?")[0], f"create schema {schema}")
+    # made again with someone else's table: refused, and still an outage
+    run_sql(pg_url.split("?")[0], f"create schema {schema}", f"create table {schema}.meta (x int)")
+    wait_for(lambda: "not feedsvc's (meta)" in server.log.read_text())
+    assert requests.get(server.url + "/readyz", timeout=10).status_code == 503
+    assert requests.get(server.url + "/status", timeout=10).status_code == 200
+    run_sql(pg_url.split("?")[0], f"drop table {schema}.meta")
     wait_for(lambda: requests.get(server.url + "/readyz", timeout=10).status_code == 200)
     wait_for(lambda: server_status(server)["leader"] and server.search_pending() == 0)
     # the same entries, by id (an undated one's first-seen time went with the schema)

@@ -104,10 +104,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # PostgreSQL: the schema the session's search_path gives (None: it names none that exists),
-# and whether feedsvc's tables are in it.
+# and whether feedsvc's tables are in it (its meta table and Alembic's version table: someone
+# else's tables in a schema made again are not feedsvc's, and the leader refuses them).
 _SCHEMA_PROBE = text(
-    "select current_schema(),"
-    " to_regclass(quote_ident(current_schema()) || '.' || quote_ident('meta')) is not null"
+    "select current_schema(), to_regclass(quote_ident(current_schema()) || '.meta') is not null"
+    " and to_regclass(quote_ident(current_schema()) || '.alembic_version') is not null"
 )
 
 

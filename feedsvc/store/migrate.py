@@ -100,7 +100,7 @@ def read_state(conn: Connection) -> SchemaState:
     tables = _tables(conn)
     if not tables:
         return SchemaState()
-    if meta.name not in tables:
+    if meta.name not in tables or not _is_feedsvcs_meta(conn):
         return SchemaState(
             problem=f"holds tables that are not feedsvc's ({', '.join(sorted(tables)[:3])}): "
             "feedsvc needs a database (or a PostgreSQL schema) of its own"
@@ -247,6 +247,12 @@ def _schema(conn: Connection) -> str | None:
         path = conn.execute(text("show search_path")).scalar()
         raise StorageError(f"no schema of its search_path ({path}) exists: create one first")
     return str(schema)
+
+
+def _is_feedsvcs_meta(conn: Connection) -> bool:
+    """Whether the table named meta has the columns feedsvc reads (someone else's may not)."""
+    columns = inspect(conn).get_columns(meta.name, schema=_schema(conn))
+    return {column.name for column in meta.columns} <= {column["name"] for column in columns}
 
 
 def _tables(conn: Connection) -> set[str]:
