@@ -124,6 +124,9 @@ def log_config(level: str, log_format: str, stream: str = "stderr") -> dict[str,
             "_granian": {"handlers": ["console"], "level": level, "propagate": False},
             "granian.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             "apscheduler": {"level": "WARNING"},
+            # ("skipped: maximum number of running instances reached": a tick that comes while
+            # a long scan runs is skipped by design, not news every scan_interval)
+            "apscheduler.scheduler": {"level": "ERROR"},
             "alembic": {"level": "WARNING"},  # feedsvc.store.migrate says what it upgraded
         },
     }

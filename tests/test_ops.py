@@ -376,4 +376,5 @@ def test_a_schema_dropped_under_the_replicas_is_an_outage_then_rebuilt(tmp_path,
     assert requests.get(server.url + "/feeds/all.rss?limit=3", timeout=10).status_code == 200
     assert server.stop() == 0
     log = server.log.read_text()
-    assert "Traceback" not in log and "rebuilding it from the seeds" in log
+    assert "Traceback" not in log and log.count("rebuilding it from the seeds") == 1
+    assert log.count("not feedsvc's (meta)") == 1  # (said once, not at every tick)

@@ -384,13 +384,13 @@ class Store:
         if self.file is not None:
             self._repair(reason, self.file.identity())
             return
-        log.error("database %s %s: rebuilding it from the seeds", self.where, reason)
         lost, self._lost = self._lost, None  # (for the tables to be created)
         try:
             self._create_schema()
-        except BaseException:
+        except BaseException:  # (refused, e.g. someone else's tables: the caller says why)
             self._lost = lost
             raise
+        log.error("database %s %s: rebuilding it from the seeds", self.where, reason)
 
     def _repair(self, reason: str, broken: tuple[int, int] | None) -> None:
         """Under a lock shared by every process: move the broken file (if it is still the one
