@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from feedsvc import __version__
+from feedsvc import __version__, deadline
 from feedsvc.config import Settings
 from feedsvc.model import Format, Scope
 from feedsvc.routes import document_url
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # The bytes of a feed's default document as served now; None when the feed is gone.
 Document = Callable[[Scope, Format], bytes | None]
 Digest = str | None  # of a document's bytes; None: the feed is gone
+ANSWER_SECONDS = 10.0  # for a hub's answer to a try, however it trickles in
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -72,7 +73,7 @@ class WebSubPublisher:
         *,
         attempts: int = 4,
         backoff: float = 0.5,
-        timeout: tuple[float, float] = (3.05, 10.0),
+        timeout: tuple[float, float] = (3.05, ANSWER_SECONDS),
     ) -> None:
         self.settings = settings
         self.attempts = attempts
@@ -274,5 +275,5 @@ class _Hub:
     def __init__(self, url: str) -> None:
         self.url = url
         self.queue: OrderedDict[str, Digest] = OrderedDict()  # (guarded by the publisher's lock)
-        self.session = requests.Session()
+        self.session = deadline.session(ANSWER_SECONDS)
         self.session.headers["User-Agent"] = f"feedsvc/{__version__} (WebSub publisher)"

@@ -1,7 +1,7 @@
 """A minimal WebSub hub for the tests, run as its own process: it records every publish
 ping (one JSON line each) and can be told to answer errors.
 
-    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE] [--hang] [--endless]
+    python tests/hub.py PORT LOGFILE [--fail-first N] [--status CODE] [--hang] [--endless] [--drip]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--status", type=int, default=204, help="status for every other ping")
     parser.add_argument("--hang", action="store_true", help="record each ping, never answer")
     parser.add_argument("--endless", action="store_true", help="answer with a body that never ends")
+    parser.add_argument("--drip", action="store_true", help="answer a byte every 0.5 s, forever")
     args = parser.parse_args()
     lock = threading.Lock()
     seen = {"count": 0}
@@ -47,6 +48,12 @@ def main() -> None:
                     )
             while args.hang:
                 time.sleep(3600)
+            if args.drip:  # a header that never ends (until the client goes away)
+                self.wfile.write(b"HTTP/1.1 204 No Content\r\nX-Slow: ")
+                while True:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.5)
             self.send_response(200 if args.endless else status)  # (a 204 has no body)
             if args.endless:
                 self.send_header("Content-Type", "text/plain")

@@ -300,6 +300,16 @@ def test_a_hub_that_never_answers_one_ping_is_given_up_for_what_is_queued(one_hu
     assert f"{down.url} is not answering: giving up the {len(changed) - 1} more pings" in log
 
 
+@pytest.mark.slow  # (4 tries of 10 s each)
+def test_a_hub_trickling_its_answer_is_given_up_like_one_that_hangs(one_hub):
+    """The read timeout restarts with every byte: each try has a deadline of its own."""
+    server, drip = one_hub("--drip")
+    changed = add_news(server)
+    websub = wait_for(lambda: (w := websub_status(server))["failed"] == len(changed) and w, 120)
+    assert websub["pending"] == 0 and websub["retries"] == 3 and len(drip.pings()) == 4
+    assert f"{drip.url} is not answering" in server.log.read_text()
+
+
 def test_changes_no_leader_announced_are_announced_by_the_next(one_hub, serve, tmp_path):
     """A hand-run scan pings nobody, as a leader that died before pinging did not; new
     feeds are news too, once the hubs were told of anything."""
