@@ -22,6 +22,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 from feedsvc.store.errors import StorageError
+from feedsvc.store.migrate import schema_of
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,9 @@ class ScanLocks:
         """A PostgreSQL lock's key: a lock taken keeps it when the schema is dropped under
         the process (current_schema() is then NULL, and so would every key be)."""
         if self._schema is None:
-            schema = conn.execute(text("select current_schema()")).scalar()
+            self._schema = schema_of(conn)
             conn.commit()
-            if schema is None:
-                raise StorageError("the search_path names no schema that exists")
-            self._schema = str(schema)
-        return {"role": role, "schema": self._schema}
+        return {"role": role, "schema": self._schema or ""}
 
     @property
     def is_leader(self) -> bool:
@@ -155,7 +153,6 @@ class ScanLocks:
     def _pg_scan_lock(self, timeout: float) -> Iterator[None]:
         with self._engine.connect() as conn:
             query = text(f"select pg_try_advisory_lock({_PG_KEY})")
-
             key = self._key(conn, "scan")
 
             def attempt() -> bool:

@@ -164,7 +164,7 @@ def upgrade(conn: Connection, where: str) -> SchemaState | None:
     Every starting process may call it at once: PostgreSQL serialises them with an
     advisory lock, SQLite with its write lock, and each looks again once it holds it. A
     revision that fails (tables unlike their recorded revision) changes nothing."""
-    schema = _schema(conn)
+    schema = schema_of(conn)
     if schema is not None:
         lock = text("select pg_advisory_xact_lock(hashtextextended(:key, 0))")
         conn.execute(lock, {"key": f"feedsvc:schema:{schema}"})
@@ -226,7 +226,7 @@ def _config(conn: Connection | None) -> Config:
     config = Config()
     config.set_main_option("script_location", "feedsvc.store:migrations")
     config.attributes["connection"] = conn
-    config.attributes["version_table_schema"] = _schema(conn) if conn is not None else None
+    config.attributes["version_table_schema"] = schema_of(conn) if conn is not None else None
     return config
 
 
@@ -238,7 +238,7 @@ def _summary(doc: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def _schema(conn: Connection) -> str | None:
+def schema_of(conn: Connection) -> str | None:
     """The PostgreSQL schema feedsvc's tables live in (None: SQLite's only one)."""
     if conn.dialect.name != "postgresql":
         return None
@@ -251,12 +251,12 @@ def _schema(conn: Connection) -> str | None:
 
 def _is_feedsvcs_meta(conn: Connection) -> bool:
     """Whether the table named meta has the columns feedsvc reads (someone else's may not)."""
-    columns = inspect(conn).get_columns(meta.name, schema=_schema(conn))
+    columns = inspect(conn).get_columns(meta.name, schema=schema_of(conn))
     return {column.name for column in meta.columns} <= {column["name"] for column in columns}
 
 
 def _tables(conn: Connection) -> set[str]:
-    return set(inspect(conn).get_table_names(schema=_schema(conn)))
+    return set(inspect(conn).get_table_names(schema=schema_of(conn)))
 
 
 def _drop_everything(conn: Connection) -> None:
